@@ -1,0 +1,66 @@
+# Every target installs what it needs: a fresh clone with Python 3.11+ is enough.
+# Dependencies come from poetry.lock through `poetry export` + `pip install --require-hashes`,
+# which needs only a package index (not the JSON API `poetry install` asks for).
+
+PYTHON ?= $(shell for p in python3.12 python3.13 python3; do $$p -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null && echo $$p && break; done)
+VENV := .venv
+BIN := $(VENV)/bin
+# Poetry lives in its own venv: it only exports the lock and must not mix with the app's packages.
+TOOLS := .venv-tools
+POETRY := $(TOOLS)/bin/poetry
+POETRY_VERSION := 2.5.1
+POETRY_EXPORT_VERSION := 1.10.1
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export POETRY_VIRTUALENVS_CREATE := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install install-dev run test test-fast lint format migrate clean
+
+help:
+	@echo "make run      serve on http://$(HOST):$(PORT) (SQLite unless DATABASE_URL says otherwise)"
+	@echo "make test     lint, type-check and run the whole test suite (SQLite + PostgreSQL)"
+	@echo "make lint     ruff check, ruff format --check, mypy --strict"
+	@echo "make format   apply ruff's fixes and formatting"
+	@echo "make migrate  alembic upgrade head"
+
+$(POETRY):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q "poetry==$(POETRY_VERSION)" "poetry-plugin-export==$(POETRY_EXPORT_VERSION)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.main: poetry.lock pyproject.toml | $(POETRY) $(BIN)/python
+	$(POETRY) export --only main -f requirements.txt -o $(VENV)/requirements-main.txt
+	$(BIN)/pip install -q --require-hashes --no-deps -r $(VENV)/requirements-main.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.main
+	$(POETRY) export --only dev -f requirements.txt -o $(VENV)/requirements-dev.txt
+	$(BIN)/pip install -q --require-hashes --no-deps -r $(VENV)/requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.main
+install-dev: $(VENV)/.dev
+
+run: install
+	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --proxy-headers
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy app
+
+format: install-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+migrate: install
+	$(BIN)/alembic upgrade head
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

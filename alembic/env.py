@@ -1,0 +1,47 @@
+"""Alembic environment: runs on the app's connection at startup, or builds one from settings."""
+
+from logging.config import fileConfig
+
+from sqlalchemy import Connection
+
+from alembic import context
+from app.config import get_settings
+from app.database import create_db_engine
+from app.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_on(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        # SQLite cannot ALTER most things in place: let Alembic copy-and-move tables.
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+        # Our SQLite connections run real transactions (see app.database), so DDL rolls back too.
+        transactional_ddl=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:  # called from app.migrations, which holds the locks
+        run_on(connection)
+        return
+    if config.config_file_name is not None:
+        fileConfig(config.config_file_name, disable_existing_loggers=False)
+    engine = create_db_engine(get_settings())
+    try:
+        with engine.connect() as connection:
+            run_on(connection)
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("Offline (--sql) migrations are not supported; run against a database.")
+run_online()

@@ -1,0 +1,36 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from app.auth import service
+from app.auth.dependencies import HasherDep, SettingsDep, TokenCodecDep
+from app.auth.schemas import TokenPair, UserRegister
+from app.database import SessionDep
+from app.errors import Forbidden
+from app.users.schemas import UserRead
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserRead)
+def register(
+    data: UserRegister, session: SessionDep, hasher: HasherDep, settings: SettingsDep
+) -> object:
+    """Create an account."""
+    if not settings.allow_signup:
+        raise Forbidden("Sign-up is disabled")
+    return service.register(session, hasher, data)
+
+
+@router.post("/token")
+def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    hasher: HasherDep,
+    codec: TokenCodecDep,
+    settings: SettingsDep,
+) -> TokenPair:
+    """Log in with email (as `username`) and password; OAuth2 password grant."""
+    user = service.authenticate(session, hasher, form.username, form.password)
+    return service.issue_tokens(session, codec, settings, user)

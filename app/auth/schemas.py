@@ -1,0 +1,38 @@
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
+
+MIN_PASSWORD_BYTES = 8
+MAX_PASSWORD_BYTES = 72  # bcrypt ignores (or, since bcrypt 5, rejects) anything longer
+
+
+def _password_length(value: str) -> str:
+    size = len(value.encode())
+    if not MIN_PASSWORD_BYTES <= size <= MAX_PASSWORD_BYTES:
+        raise ValueError(
+            f"Password must be {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes long in UTF-8 "
+            f"(bcrypt's limit); this one is {size}"
+        )
+    return value
+
+
+def _normalize_email(value: str) -> str:
+    return value.lower()
+
+
+Password = Annotated[str, AfterValidator(_password_length)]
+Email = Annotated[EmailStr, AfterValidator(_normalize_email)]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+class UserRegister(BaseModel):
+    email: Email
+    password: Password
+    full_name: FullName | None = None
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int = Field(description="Seconds until the access token expires")
+    refresh_token: str

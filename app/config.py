@@ -1,0 +1,102 @@
+"""Settings from the environment and `.env`; nothing here is read at import time."""
+
+import contextlib
+import os
+import secrets
+import tempfile
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Values people copy from examples; a production deployment must not run with one of them.
+PLACEHOLDER_SECRETS = frozenset(
+    {"changeme", "change-me", "changethis", "secret", "your-secret-key"}
+)
+MIN_SECRET_BYTES = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    project_name: str = "todo-api"
+    version: str = "1.0.0"
+    description: str = "Per-user todos over REST, with OAuth2 password login and JWTs."
+    environment: Literal["development", "test", "production"] = "development"
+
+    database_url: str = "sqlite:///./todo.db"
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
+    db_pool_timeout: float = Field(default=5.0, gt=0)
+    db_connect_timeout: int = Field(default=5, ge=1)
+
+    secret_key: SecretStr | None = None
+    # Development only: where the generated key is kept, so every worker and restart shares it.
+    secret_key_file: Path = Path(".secret_key")
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    access_token_expire_minutes: int = Field(default=30, ge=1)
+    refresh_token_expire_days: int = Field(default=14, ge=1)
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+
+    allow_signup: bool = True
+    first_superuser_email: str | None = None
+    first_superuser_password: SecretStr | None = None
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    cors_origins: Annotated[list[str], NoDecode] = []
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "console"
+
+    migrate_on_startup: bool = True
+    migration_lock_path: Path = Path(tempfile.gettempdir()) / "todo-api-migrations.lock"
+    reset_db: bool = False
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def refresh_token_ttl(self) -> timedelta:
+        return timedelta(days=self.refresh_token_expire_days)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def signing_key(self) -> str:
+        """The JWT key: configured, or in development generated once and kept in a file."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return _shared_dev_key(self.secret_key_file)
+
+
+def _shared_dev_key(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    # Write a complete file under a temporary name, then link it into place: link fails if
+    # another worker won the race, and nobody can ever read a half-written key.
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=".secret_key.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        os.chmod(tmp, 0o600)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+    return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

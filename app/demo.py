@@ -1,0 +1,41 @@
+"""Demo data for RESET_DB=1: one user with a handful of todos to click through on /docs."""
+
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from app.auth.security import PasswordHasher
+from app.database import utcnow
+from app.todos.models import Priority, Todo
+from app.users.models import User
+
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo credentials, development only
+
+
+def load(session: Session, hasher: PasswordHasher) -> None:
+    now = utcnow()
+    user = User(email=DEMO_EMAIL, hashed_password=hasher.hash(DEMO_PASSWORD), full_name="Demo User")
+    session.add(user)
+    session.flush()
+    samples = [
+        ("Buy milk", Priority.normal, now + timedelta(days=1), False),
+        ("Write the quarterly report", Priority.high, now + timedelta(days=3), False),
+        ("Renew passport", Priority.high, now - timedelta(days=2), False),
+        ("Water the plants", Priority.low, None, True),
+        ("Read a book", Priority.low, None, False),
+    ]
+    for offset, (title, priority, due, done) in enumerate(samples):
+        created = now - timedelta(minutes=len(samples) - offset)
+        session.add(
+            Todo(
+                owner_id=user.id,
+                title=title,
+                priority=priority,
+                due_date=due,
+                completed=done,
+                completed_at=created if done else None,
+                created_at=created,
+                updated_at=created,
+            )
+        )

@@ -1,0 +1,123 @@
+"""Domain errors raised by services, and the handlers that turn them into the contract's bodies."""
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    status_code: ClassVar[int] = 500
+    detail: str = "Internal Server Error"
+
+    def __init__(self, detail: str | None = None, headers: Mapping[str, str] | None = None) -> None:
+        self.detail = detail or type(self).detail
+        self.headers = headers
+        super().__init__(self.detail)
+
+
+class BadRequest(AppError):
+    status_code = 400
+    detail = "Bad request"
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    detail = "Could not validate credentials"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, {"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(AppError):
+    status_code = 403
+    detail = "Not enough privileges"
+
+
+class NotFound(AppError):
+    status_code = 404
+    detail = "Not found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    detail = "Conflict"
+
+
+class PreconditionFailed(AppError):
+    status_code = 412
+    detail = "The resource has changed; fetch it again and retry"
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    detail = "Too many requests"
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail, {"Retry-After": str(max(1, retry_after))})
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    detail = "Service temporarily unavailable"
+
+
+class InvalidInput(AppError):
+    """A 422 raised by a service, in the same shape as FastAPI's request validation errors."""
+
+    status_code = 422
+
+    def __init__(self, loc: Sequence[str | int], msg: str, type_: str = "value_error") -> None:
+        super().__init__(msg)
+        self.errors = [{"loc": list(loc), "msg": msg, "type": type_}]
+
+
+def _json(status: int, content: Any, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=content, headers=dict(headers or {}))
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    if isinstance(exc, InvalidInput):
+        return _json(exc.status_code, {"detail": exc.errors})
+    return _json(exc.status_code, {"detail": exc.detail}, exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Only loc/msg/type: FastAPI's default also echoes the rejected `input`, which for the
+    # auth routes would put a password back into the response body.
+    errors = [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    return _json(422, {"detail": errors})
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return _json(exc.status_code, {"detail": exc.detail}, exc.headers)
+
+
+async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
+    # Services map the conflicts they expect; this catches a unique violation that only
+    # surfaced at commit, which is still a conflict and never a 500.
+    logger.warning("integrity error surfaced at commit: %s", type(exc).__name__)
+    return _json(409, {"detail": "Conflict with the current state of the resource"})
+
+
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    logger.error("database unavailable: %s", type(exc).__name__)
+    return _json(503, {"detail": "Database unavailable, try again shortly"})
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)

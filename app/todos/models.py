@@ -1,0 +1,71 @@
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.database import Base, UTCDateTime, utcnow
+
+
+class Priority(enum.IntEnum):
+    # Stored as its rank, so sorting and keyset pagination by priority are plain comparisons.
+    low = 0
+    normal = 1
+    high = 2
+
+
+class Todo(Base):
+    __tablename__ = "todos"
+    __table_args__ = (
+        CheckConstraint("priority BETWEEN 0 AND 2", name="priority_range"),
+        # Every list is owner-scoped: one index per sort order, each ending in id (the tiebreak).
+        Index("ix_todos_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_todos_owner_updated", "owner_id", "updated_at", "id"),
+        Index("ix_todos_owner_due", "owner_id", "due_date", "id"),
+        Index("ix_todos_owner_priority", "owner_id", "priority", "id"),
+        Index("ix_todos_owner_title", "owner_id", "title", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    completed: Mapped[bool] = mapped_column(Boolean, default=False)
+    priority: Mapped[int] = mapped_column(SmallInteger, default=Priority.normal)
+    due_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bumped by every write; the ETag. As the mapper's version counter, SQLAlchemy also adds
+    # "AND version = <read value>" to each UPDATE/DELETE, so a concurrent write is detected.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class IdempotencyKey(Base):
+    """The first response to a POST /todos carrying an Idempotency-Key, for replaying retries."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # No foreign key: a retry gets the first response even if the todo was deleted since.
+    todo_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    response_body: Mapped[str] = mapped_column(Text)
+    etag: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -1,0 +1,106 @@
+"""Keyset pagination: the cursor carries the last row's sort value and id.
+
+Each page continues strictly after that (value, id) pair in the sort order, so a walk returns
+every row exactly once however many rows are inserted meanwhile, and a deep page costs the same
+index range scan as the first one (no OFFSET).
+"""
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, bindparam, or_, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.errors import InvalidInput
+from app.todos.models import Todo
+from app.todos.schemas import TodoListQuery
+
+_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
+    "created_at": Todo.created_at,
+    "updated_at": Todo.updated_at,
+    "due_date": Todo.due_date,
+    "priority": Todo.priority,
+    "title": Todo.title,
+}
+_NULLABLE = frozenset({"due_date"})
+_BAD_CURSOR = "Invalid cursor: pass the next_cursor of the previous page, with the same query"
+
+
+@dataclass(frozen=True, slots=True)
+class SortOrder:
+    field: str
+    descending: bool
+
+    @classmethod
+    def parse(cls, sort: str) -> "SortOrder":
+        return cls(sort.removeprefix("-"), sort.startswith("-"))
+
+    @property
+    def column(self) -> InstrumentedAttribute[Any]:
+        return _COLUMNS[self.field]
+
+    def order_by(self) -> list[Any]:
+        column, tiebreak = self.column, Todo.id
+        if self.descending:
+            column, tiebreak = column.desc(), tiebreak.desc()  # type: ignore[assignment]
+        # Rows without a due date go last in both directions.
+        return [column.nulls_last() if self.field in _NULLABLE else column, tiebreak]
+
+    def after(self, value: Any, last_id: uuid.UUID) -> ColumnElement[bool]:
+        """Rows strictly after (value, last_id) in this order."""
+        column = self.column
+        last = bindparam(None, last_id, type_=Todo.id.type)
+        if value is None:  # already in the null tail: only ids remain to order by
+            return and_(column.is_(None), Todo.id < last if self.descending else Todo.id > last)
+        pair = tuple_(column, Todo.id)
+        bound = tuple_(bindparam(None, value, type_=column.type), last)
+        beyond = pair < bound if self.descending else pair > bound
+        return or_(beyond, column.is_(None)) if self.field in _NULLABLE else beyond
+
+
+def query_fingerprint(query: TodoListQuery) -> str:
+    """Ties a cursor to the filters and sort it was made for."""
+    parts = query.model_dump(mode="json", exclude={"limit", "cursor"})
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def encode_cursor(order: SortOrder, fingerprint: str, last: Todo) -> str:
+    value = getattr(last, order.field)
+    payload = {
+        "f": fingerprint,
+        "v": value.isoformat() if isinstance(value, datetime) else value,
+        "id": str(last.id),
+    }
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, order: SortOrder, fingerprint: str) -> tuple[Any, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(raw)
+        if payload["f"] != fingerprint:
+            raise ValueError("cursor from another query")
+        return _typed_value(order, payload["v"]), uuid.UUID(payload["id"])
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidInput(("query", "cursor"), _BAD_CURSOR) from exc
+
+
+def _typed_value(order: SortOrder, value: Any) -> Any:
+    if value is None and order.field in _NULLABLE:
+        return None
+    if order.field in ("created_at", "updated_at", "due_date"):
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError("naive cursor time")
+        return parsed
+    expected = int if order.field == "priority" else str
+    if type(value) is not expected:
+        raise ValueError("cursor value of the wrong type")
+    return value

@@ -1,0 +1,173 @@
+"""Fixtures: every API test runs against real SQLite and real PostgreSQL.
+
+Each backend gets a database of its own for the whole run (a temporary SQLite file; a freshly
+created PostgreSQL database, dropped at the end), migrated by the app's own startup. Tests
+commit for real (concurrency tests need that), and every table is emptied after each test.
+"""
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from app.config import Settings
+from app.main import create_app
+from app.models import Base
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+PASSWORD = "correct-horse-battery"
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
+
+
+def postgres_admin_url() -> str:
+    """A PostgreSQL server the tests may create databases on, or skip/fail with the reason."""
+    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_POSTGRES_URL)
+    engine = create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect():
+            return url
+    except OperationalError as exc:
+        reason = f"PostgreSQL not reachable at {make_url(url).render_as_string()}: {exc.orig}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true requires the PostgreSQL tests to run. {reason}")
+        pytest.skip(f"SKIPPING POSTGRESQL TESTS. {reason} (set TEST_DATABASE_URL)")
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class TempPostgres:
+    """A throwaway PostgreSQL database, created on demand and dropped with force."""
+
+    admin_url: str
+    name: str
+
+    @classmethod
+    def create(cls, admin_url: str, prefix: str = "todo_test") -> "TempPostgres":
+        db = cls(admin_url, f"{prefix}_{uuid.uuid4().hex[:12]}")
+        db._admin(f'CREATE DATABASE "{db.name}"')
+        return db
+
+    @property
+    def url(self) -> str:
+        return make_url(self.admin_url).set(database=self.name).render_as_string(False)
+
+    def drop(self) -> None:
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    def _admin(self, sql: str) -> None:
+        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(sql))
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        return
+    database = TempPostgres.create(postgres_admin_url())
+    try:
+        yield database.url
+    finally:
+        database.drop()
+
+
+@pytest.fixture(scope="session")
+def db_engine(database_url: str) -> Iterator[Engine]:
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        _env_file=None,
+        environment="test",
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        bcrypt_rounds=4,  # real bcrypt, at the lowest cost
+        migration_lock_path=tmp_path / "migrations.lock",
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: FastAPI, db_engine: Engine) -> Iterator[TestClient]:
+    try:
+        with TestClient(app) as test_client:
+            yield test_client
+    finally:
+        empty_tables(db_engine)
+
+
+def empty_tables(engine: Engine) -> None:
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            names = ", ".join(table.name for table in Base.metadata.sorted_tables)
+            connection.execute(text(f"TRUNCATE {names} CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                connection.execute(table.delete())
+
+
+@dataclass
+class ApiUser:
+    id: str
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+def login(client: TestClient, email: str, password: str = PASSWORD) -> dict[str, object]:
+    response = client.post("/api/v1/auth/token", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def make_user(client: TestClient, email: str | None = None, password: str = PASSWORD) -> ApiUser:
+    email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+    response = client.post("/api/v1/auth/register", json={"email": email, "password": password})
+    assert response.status_code == 201, response.text
+    tokens = login(client, email, password)
+    return ApiUser(
+        id=response.json()["id"],
+        email=response.json()["email"],
+        password=password,
+        access_token=str(tokens["access_token"]),
+        refresh_token=str(tokens["refresh_token"]),
+    )
+
+
+@pytest.fixture
+def user(client: TestClient) -> ApiUser:
+    return make_user(client)
+
+
+@pytest.fixture
+def other_user(client: TestClient) -> ApiUser:
+    return make_user(client)
