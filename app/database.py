@@ -76,6 +76,9 @@ def _sqlite_engine(url: str) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide where transactions begin (see _on_begin).
         dbapi_connection.isolation_level = None
+        # SQLite's lower() folds ASCII only; q= must be case-insensitive for every script,
+        # as it is on PostgreSQL.
+        dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -91,6 +94,10 @@ def _sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _unicode_lower(value: str | None) -> str | None:
+    return None if value is None else value.lower()
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -2,6 +2,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
 
+from app.validation import NoNul
+
 MIN_PASSWORD_BYTES = 8
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores (or, since bcrypt 5, rejects) anything longer
 
@@ -20,9 +22,9 @@ def _normalize_email(value: str) -> str:
     return value.lower()
 
 
-Password = Annotated[str, AfterValidator(_password_length)]
+Password = Annotated[str, NoNul, AfterValidator(_password_length)]
 Email = Annotated[EmailStr, AfterValidator(_normalize_email)]
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoNul]
 
 
 class UserRegister(BaseModel):

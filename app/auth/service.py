@@ -10,6 +10,7 @@ from app.config import Settings
 from app.errors import Forbidden, InvalidInput, Unauthorized
 from app.users import service as users
 from app.users.models import User
+from app.validation import NUL_MESSAGE
 
 BAD_CREDENTIALS = "Incorrect email or password"
 PASSWORD_TOO_LONG = (
@@ -28,6 +29,9 @@ def register(session: Session, hasher: PasswordHasher, data: UserRegister) -> Us
 def authenticate(session: Session, hasher: PasswordHasher, email: str, password: str) -> User:
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         raise InvalidInput(("body", "password"), PASSWORD_TOO_LONG)
+    for field, value in (("username", email), ("password", password)):
+        if "\x00" in value:
+            raise InvalidInput(("body", field), NUL_MESSAGE)
     user = users.get_by_email(session, email)
     # Unknown email and wrong password: the same bcrypt cost, the same answer.
     if not hasher.verify(password, user.hashed_password if user else None) or user is None:

@@ -18,8 +18,9 @@ from sqlalchemy import ColumnElement, and_, bindparam, or_, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.errors import InvalidInput
-from app.todos.models import Todo
+from app.todos.models import Priority, Todo
 from app.todos.schemas import TodoListQuery
+from app.validation import reject_nul
 
 _COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
     "created_at": Todo.created_at,
@@ -77,7 +78,7 @@ def encode_cursor(order: SortOrder, fingerprint: str, last: Todo) -> str:
         "v": value.isoformat() if isinstance(value, datetime) else value,
         "id": str(last.id),
     }
-    raw = json.dumps(payload, separators=(",", ":")).encode()
+    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -100,7 +101,10 @@ def _typed_value(order: SortOrder, value: Any) -> Any:
         if parsed.tzinfo is None:
             raise ValueError("naive cursor time")
         return parsed
-    expected = int if order.field == "priority" else str
-    if type(value) is not expected:
-        raise ValueError("cursor value of the wrong type")
-    return value
+    if order.field == "priority":
+        if type(value) is not int:
+            raise ValueError("cursor priority is not an int")
+        return Priority(value).value  # ValueError outside the known ranks
+    if type(value) is not str:
+        raise ValueError("cursor title is not a string")
+    return reject_nul(value)

@@ -13,9 +13,9 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 
 from app.todos.models import Priority
+from app.validation import NoNul
 
 
 class PriorityName(enum.StrEnum):
@@ -37,9 +37,9 @@ def _as_utc(value: datetime) -> datetime:
 
 
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, strict=True)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, strict=True), NoNul
 ]
-Description = Annotated[str, StringConstraints(max_length=10_000, strict=True)]
+Description = Annotated[str, StringConstraints(max_length=10_000, strict=True), NoNul]
 DateTimeIn = Annotated[datetime, BeforeValidator(_require_text), AfterValidator(_as_utc)]
 SortField = Literal[
     "created_at", "-created_at", "updated_at", "-updated_at", "due_date", "-due_date",
@@ -58,22 +58,17 @@ class TodoCreate(BaseModel):
 
 
 class TodoUpdate(BaseModel):
-    """Any subset of the writable fields; null clears a nullable field."""
+    """Any subset of the writable fields; null clears a nullable field.
 
-    title: Title | SkipJsonSchema[None] = None
+    Fields left out keep their value (only `model_fields_set` is applied). The non-nullable ones
+    default to None without admitting it in their type, so an explicit null is a plain 422.
+    """
+
+    title: Title = None  # type: ignore[assignment]
     description: Description | None = None
-    completed: StrictBool | SkipJsonSchema[None] = None
-    priority: PriorityName | SkipJsonSchema[None] = None
+    completed: StrictBool = None  # type: ignore[assignment]
+    priority: PriorityName = None  # type: ignore[assignment]
     due_date: DateTimeIn | None = None
-
-    @field_validator("title", "completed", "priority", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Only an explicit null reaches this (defaults are not validated): these fields have
-        # no "empty" state to clear them to.
-        if value is None:
-            raise ValueError("this field cannot be null")
-        return value
 
 
 class TodoRead(BaseModel):
@@ -98,10 +93,11 @@ class TodoRead(BaseModel):
 
 class TodoListQuery(BaseModel):
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, max_length=1000)
+    # A title cursor holds up to 200 characters of UTF-8, base64-encoded.
+    cursor: str | None = Field(default=None, max_length=2048)
     completed: bool | None = None
     priority: PriorityName | None = None
-    q: str | None = Field(default=None, min_length=1, max_length=200)
+    q: Annotated[str, NoNul] | None = Field(default=None, min_length=1, max_length=200)
     due_before: DateTimeIn | None = None
     due_after: DateTimeIn | None = None
     sort: SortField = "-created_at"

@@ -1,0 +1,176 @@
+"""/api/v1/users/me: read, change and delete your own account."""
+
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.auth.models import RefreshToken
+from app.todos.models import Todo
+from app.users.models import User
+from tests.conftest import PASSWORD, ApiUser, login
+
+ME = "/api/v1/users/me"
+TOKEN = "/api/v1/auth/token"
+USER_KEYS = {"id", "email", "full_name", "is_active", "is_superuser", "created_at"}
+
+
+def count_rows(db_engine: Engine, column: InstrumentedAttribute[uuid.UUID], user_id: str) -> int:
+    with db_engine.connect() as connection:
+        query = select(func.count()).where(column == uuid.UUID(user_id))
+        return connection.scalar(query) or 0
+
+
+def stored_user(db_engine: Engine, user_id: str) -> tuple[str, str | None] | None:
+    with db_engine.connect() as connection:
+        row = connection.execute(
+            select(User.email, User.full_name).where(User.id == uuid.UUID(user_id))
+        ).one_or_none()
+    return None if row is None else (row.email, row.full_name)
+
+
+def create_todos(client: TestClient, user: ApiUser, count: int) -> None:
+    for number in range(count):
+        response = client.post(
+            "/api/v1/todos", json={"title": f"todo {number}"}, headers=user.headers
+        )
+        assert response.status_code == 201, response.text
+
+
+def test_get_me_returns_the_user_without_secrets(client: TestClient, user: ApiUser) -> None:
+    response = client.get(ME, headers=user.headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == USER_KEYS
+    assert body["id"] == user.id
+    assert body["email"] == user.email
+    assert body["full_name"] is None
+    assert body["is_active"] is True
+    assert body["is_superuser"] is False
+    assert PASSWORD not in response.text
+    assert "$2b$" not in response.text
+
+
+def test_patch_full_name(client: TestClient, user: ApiUser, db_engine: Engine) -> None:
+    response = client.patch(ME, json={"full_name": "Grace Hopper"}, headers=user.headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == USER_KEYS
+    assert body["full_name"] == "Grace Hopper"
+    assert body["email"] == user.email
+    assert client.get(ME, headers=user.headers).json()["full_name"] == "Grace Hopper"
+    assert stored_user(db_engine, user.id) == (user.email, "Grace Hopper")
+
+
+def test_patch_full_name_over_200_chars_is_422(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    response = client.patch(ME, json={"full_name": "x" * 201}, headers=user.headers)
+    assert response.status_code == 422
+    assert stored_user(db_engine, user.id) == (user.email, None)
+
+
+def test_patch_email_is_stored_lower_case_and_moves_the_login(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    response = client.patch(ME, json={"email": "New.Address@Example.COM"}, headers=user.headers)
+    assert response.status_code == 200
+    assert response.json()["email"] == "new.address@example.com"
+    assert stored_user(db_engine, user.id) == ("new.address@example.com", None)
+
+    tokens = login(client, "NEW.address@example.com")
+    me = client.get(ME, headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert me.json()["id"] == user.id
+    old = client.post(TOKEN, data={"username": user.email, "password": PASSWORD})
+    assert old.status_code == 401
+    assert old.json() == {"detail": "Incorrect email or password"}
+
+
+def test_patch_email_to_the_same_address_is_fine(client: TestClient, user: ApiUser) -> None:
+    response = client.patch(ME, json={"email": user.email.upper()}, headers=user.headers)
+    assert response.status_code == 200
+    assert response.json()["email"] == user.email
+
+
+@pytest.mark.parametrize("transform", ["lower", "upper", "title"])
+def test_patch_email_to_another_users_is_409_and_changes_nothing(
+    client: TestClient, user: ApiUser, other_user: ApiUser, db_engine: Engine, transform: str
+) -> None:
+    taken = getattr(other_user.email, transform)()
+    response = client.patch(
+        ME, json={"email": taken, "full_name": "Should Not Stick"}, headers=user.headers
+    )
+    assert response.status_code == 409
+    assert set(response.json()) == {"detail"}
+    assert isinstance(response.json()["detail"], str)
+
+    assert stored_user(db_engine, user.id) == (user.email, None)
+    assert stored_user(db_engine, other_user.id) == (other_user.email, None)
+    assert client.get(ME, headers=user.headers).json()["email"] == user.email
+    login(client, user.email)
+    login(client, other_user.email)
+
+
+@pytest.mark.parametrize("email", ["not-an-email", "a@", "@example.com", "", "two@@example.com"])
+def test_patch_invalid_email_is_422(
+    client: TestClient, user: ApiUser, db_engine: Engine, email: str
+) -> None:
+    response = client.patch(ME, json={"email": email}, headers=user.headers)
+    assert response.status_code == 422
+    assert any(error["loc"][:2] == ["body", "email"] for error in response.json()["detail"])
+    assert stored_user(db_engine, user.id) == (user.email, None)
+
+
+def test_patch_email_null_is_422(client: TestClient, user: ApiUser, db_engine: Engine) -> None:
+    response = client.patch(ME, json={"email": None}, headers=user.headers)
+    assert response.status_code == 422
+    assert any(error["loc"][:2] == ["body", "email"] for error in response.json()["detail"])
+    assert stored_user(db_engine, user.id) == (user.email, None)
+
+
+def test_delete_me_removes_the_user_their_todos_and_tokens(
+    client: TestClient, user: ApiUser, other_user: ApiUser, db_engine: Engine
+) -> None:
+    create_todos(client, user, 3)
+    create_todos(client, other_user, 2)
+    login(client, user.email)  # a second refresh token for the user
+    assert count_rows(db_engine, Todo.owner_id, user.id) == 3
+    assert count_rows(db_engine, RefreshToken.user_id, user.id) == 2
+    assert count_rows(db_engine, Todo.owner_id, other_user.id) == 2
+    assert count_rows(db_engine, RefreshToken.user_id, other_user.id) == 1
+
+    response = client.delete(ME, headers=user.headers)
+    assert response.status_code == 204
+    assert response.content == b""
+
+    old_token = client.get(ME, headers=user.headers)
+    assert old_token.status_code == 401
+    assert old_token.headers["www-authenticate"] == "Bearer"
+    relogin = client.post(TOKEN, data={"username": user.email, "password": PASSWORD})
+    assert relogin.status_code == 401
+    assert relogin.json() == {"detail": "Incorrect email or password"}
+
+    assert stored_user(db_engine, user.id) is None
+    assert count_rows(db_engine, Todo.owner_id, user.id) == 0
+    assert count_rows(db_engine, RefreshToken.user_id, user.id) == 0
+
+    # The other user is untouched.
+    assert stored_user(db_engine, other_user.id) == (other_user.email, None)
+    assert count_rows(db_engine, Todo.owner_id, other_user.id) == 2
+    assert count_rows(db_engine, RefreshToken.user_id, other_user.id) == 1
+    assert client.get(ME, headers=other_user.headers).json()["id"] == other_user.id
+    listed = client.get("/api/v1/todos", headers=other_user.headers)
+    assert listed.status_code == 200
+    assert len(listed.json()["items"]) == 2
+
+
+def test_deleted_email_can_register_again(client: TestClient, user: ApiUser) -> None:
+    assert client.delete(ME, headers=user.headers).status_code == 204
+    response = client.post(
+        "/api/v1/auth/register", json={"email": user.email, "password": PASSWORD}
+    )
+    assert response.status_code == 201
+    assert response.json()["id"] != user.id
+    assert client.get(ME, headers=user.headers).status_code == 401
