@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
+from alembic import command
 from app.config import Settings
 from app.database import create_db_engine
 from app.migrations import ROOT, alembic_config, head_revision, upgrade_to_head

@@ -51,4 +51,6 @@ def test_failed_commit_is_an_error_response(
     with db_engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(Todo)) == 0
     # The same request without the trigger condition commits fine.
-    assert client.post("/api/v1/todos", json={"title": "ok"}, headers=user.headers).status_code == 201
+    assert (
+        client.post("/api/v1/todos", json={"title": "ok"}, headers=user.headers).status_code == 201
+    )
