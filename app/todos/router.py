@@ -16,7 +16,7 @@ IdempotencyKeyHeader = Annotated[
     Header(
         min_length=1,
         max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
+        pattern=r"^[\x20-\x7e]+$",  # printable ASCII
         description="Retries with the same key and body return the first response",
     ),
 ]
