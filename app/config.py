@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values people copy from examples; a production deployment must not run with one of them.
@@ -62,6 +62,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _production_secret(self) -> "Settings":
+        # A forgeable token signs in as anyone: production never runs on a weak or copied key.
+        if self.environment != "production":
+            return self
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if not key:
+            raise ValueError("SECRET_KEY is required when ENVIRONMENT=production")
+        if len(key.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes in production")
+        if key.strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("SECRET_KEY is a placeholder value; generate a random one")
+        return self
 
     @property
     def refresh_token_ttl(self) -> timedelta:

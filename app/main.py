@@ -19,6 +19,7 @@ from app.errors import register_error_handlers
 from app.health.router import router as health_router
 from app.middleware import RequestContextMiddleware
 from app.todos.router import router as todos_router
+from app.users import service as users
 from app.users.router import router as users_router
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,14 @@ def _prepare_database(app: FastAPI) -> None:
             demo.load(session, app.state.hasher)
     elif settings.migrate_on_startup:
         migrations.upgrade_to_head(settings, engine)
+    if settings.first_superuser_email and settings.first_superuser_password:
+        with app.state.session_factory.begin() as session:
+            users.ensure_superuser(
+                session,
+                app.state.hasher,
+                settings.first_superuser_email,
+                settings.first_superuser_password.get_secret_value(),
+            )
 
 
 @asynccontextmanager

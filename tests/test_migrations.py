@@ -19,7 +19,7 @@ from app.migrations import ROOT, alembic_config, head_revision, upgrade_to_head
 from app.models import Base
 from tests.conftest import TempPostgres, postgres_admin_url
 
-APP_TABLES = {"users", "todos", "refresh_tokens", "idempotency_keys"}
+APP_TABLES = set(Base.metadata.tables)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from app.auth.security import PasswordHasher, TokenCodec
+from app.auth.security import AccessClaims, PasswordHasher, TokenCodec
 from app.config import Settings
 from app.database import SessionDep
 from app.errors import Forbidden, Unauthorized
@@ -41,10 +41,16 @@ def get_current_user(
     if claims is None:
         raise Unauthorized()
     user = users.get_by_id(session, claims.user_id)
-    # A deleted or deactivated user's tokens stop working at once, not when they expire.
-    if user is None or not user.is_active:
+    # A deleted or deactivated user's tokens stop working at once, not when they expire;
+    # so do tokens issued before the user's last password change.
+    if user is None or not user.is_active or _issued_before_password_change(claims, user):
         raise Unauthorized()
     return user
+
+
+def _issued_before_password_change(claims: AccessClaims, user: User) -> bool:
+    changed = user.password_changed_at
+    return changed is not None and claims.issued_at < changed.timestamp()
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

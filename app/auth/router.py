@@ -5,7 +5,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from app.auth import service
 from app.auth.dependencies import HasherDep, SettingsDep, TokenCodecDep
-from app.auth.schemas import TokenPair, UserRegister
+from app.auth.schemas import RefreshRequest, TokenPair, UserRegister
 from app.database import SessionDep
 from app.errors import Forbidden
 from app.users.schemas import UserRead
@@ -32,5 +32,19 @@ def login(
     settings: SettingsDep,
 ) -> TokenPair:
     """Log in with email (as `username`) and password; OAuth2 password grant."""
-    user = service.authenticate(session, hasher, form.username, form.password)
+    user = service.login(session, hasher, settings, form.username, form.password)
     return service.issue_tokens(session, codec, settings, user)
+
+
+@router.post("/refresh")
+def refresh(
+    data: RefreshRequest, session: SessionDep, codec: TokenCodecDep, settings: SettingsDep
+) -> TokenPair:
+    """Exchange a refresh token for a new pair; the presented one stops working."""
+    return service.refresh(session, codec, settings, data.refresh_token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(data: RefreshRequest, session: SessionDep) -> None:
+    """End the login a refresh token belongs to (no bearer token needed)."""
+    service.logout(session, data.refresh_token)

@@ -5,8 +5,6 @@ every row exactly once however many rows are inserted meanwhile, and a deep page
 index range scan as the first one (no OFFSET).
 """
 
-import base64
-import binascii
 import hashlib
 import json
 import uuid
@@ -17,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, or_, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
-from app.errors import InvalidInput
+from app.pagination import bad_cursor, decode_cursor, encode_cursor, parse_aware
 from app.todos.models import Priority, Todo
 from app.todos.schemas import TodoListQuery
 from app.validation import reject_nul
@@ -30,7 +28,6 @@ _COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
     "title": Todo.title,
 }
 _NULLABLE = frozenset({"due_date"})
-_BAD_CURSOR = "Invalid cursor: pass the next_cursor of the previous page, with the same query"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,36 +68,26 @@ def query_fingerprint(query: TodoListQuery) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def encode_cursor(order: SortOrder, fingerprint: str, last: Todo) -> str:
+def encode_todo_cursor(order: SortOrder, fingerprint: str, last: Todo) -> str:
     value = getattr(last, order.field)
-    payload = {
-        "f": fingerprint,
-        "v": value.isoformat() if isinstance(value, datetime) else value,
-        "id": str(last.id),
-    }
-    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor(
+        fingerprint, value.isoformat() if isinstance(value, datetime) else value, last.id
+    )
 
 
-def decode_cursor(cursor: str, order: SortOrder, fingerprint: str) -> tuple[Any, uuid.UUID]:
+def decode_todo_cursor(cursor: str, order: SortOrder, fingerprint: str) -> tuple[Any, uuid.UUID]:
+    value, last_id = decode_cursor(cursor, fingerprint)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json.loads(raw)
-        if payload["f"] != fingerprint:
-            raise ValueError("cursor from another query")
-        return _typed_value(order, payload["v"]), uuid.UUID(payload["id"])
-    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InvalidInput(("query", "cursor"), _BAD_CURSOR) from exc
+        return _typed_value(order, value), last_id
+    except (ValueError, TypeError) as exc:
+        raise bad_cursor() from exc
 
 
 def _typed_value(order: SortOrder, value: Any) -> Any:
     if value is None and order.field in _NULLABLE:
         return None
     if order.field in ("created_at", "updated_at", "due_date"):
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
-            raise ValueError("naive cursor time")
-        return parsed
+        return parse_aware(value)
     if order.field == "priority":
         if type(value) is not int:
             raise ValueError("cursor priority is not an int")

@@ -10,7 +10,12 @@ from sqlalchemy.orm import Session
 from app.database import utcnow
 from app.errors import InvalidInput, NotFound, PreconditionFailed
 from app.todos.models import IdempotencyKey, Priority, Todo
-from app.todos.pagination import SortOrder, decode_cursor, encode_cursor, query_fingerprint
+from app.todos.pagination import (
+    SortOrder,
+    decode_todo_cursor,
+    encode_todo_cursor,
+    query_fingerprint,
+)
 from app.todos.schemas import TodoCreate, TodoListQuery, TodoPage, TodoRead, TodoStats, TodoUpdate
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -174,11 +179,13 @@ def list_page(session: Session, owner_id: uuid.UUID, query: TodoListQuery) -> To
     if query.due_after is not None:
         stmt = stmt.where(Todo.due_date > query.due_after)
     if query.cursor is not None:
-        value, last_id = decode_cursor(query.cursor, order, fingerprint)
+        value, last_id = decode_todo_cursor(query.cursor, order, fingerprint)
         stmt = stmt.where(order.after(value, last_id))
     rows = session.scalars(stmt.order_by(*order.order_by()).limit(query.limit + 1)).all()
     page = rows[: query.limit]
-    next_cursor = encode_cursor(order, fingerprint, page[-1]) if len(rows) > query.limit else None
+    next_cursor = (
+        encode_todo_cursor(order, fingerprint, page[-1]) if len(rows) > query.limit else None
+    )
     return TodoPage(items=[TodoRead.model_validate(t) for t in page], next_cursor=next_cursor)
 
 

@@ -19,3 +19,5 @@ class User(Base):
     is_superuser: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Access tokens issued before this instant are rejected (their iat is compared to it).
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

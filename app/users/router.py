@@ -1,9 +1,19 @@
-from fastapi import APIRouter, status
+import uuid
+from typing import Annotated
 
-from app.auth.dependencies import CurrentUser
+from fastapi import APIRouter, Query, status
+
+from app.auth.dependencies import CurrentSuperuser, CurrentUser, HasherDep
 from app.database import SessionDep
 from app.users import service
-from app.users.schemas import UserRead, UserUpdateMe
+from app.users.schemas import (
+    PasswordChange,
+    UserAdminUpdate,
+    UserListQuery,
+    UserPage,
+    UserRead,
+    UserUpdateMe,
+)
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -20,7 +30,31 @@ def update_me(changes: UserUpdateMe, user: CurrentUser, session: SessionDep) -> 
     return service.update_me(session, user, changes)
 
 
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)
+def change_password(
+    data: PasswordChange, user: CurrentUser, session: SessionDep, hasher: HasherDep
+) -> None:
+    """Change the password; every existing login and access token stops working."""
+    service.change_password(session, hasher, user, data.current_password, data.new_password)
+
+
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
 def delete_me(user: CurrentUser, session: SessionDep) -> None:
     """Delete the current user with all their todos and tokens."""
     service.delete_user(session, user)
+
+
+@router.get("")
+def list_users(
+    query: Annotated[UserListQuery, Query()], _: CurrentSuperuser, session: SessionDep
+) -> UserPage:
+    """All users, oldest first, a page at a time (superusers only)."""
+    return service.list_page(session, query)
+
+
+@router.patch("/{user_id}", response_model=UserRead)
+def update_user(
+    user_id: uuid.UUID, changes: UserAdminUpdate, _: CurrentSuperuser, session: SessionDep
+) -> object:
+    """Activate, deactivate, promote or rename a user (superusers only)."""
+    return service.admin_update(session, user_id, changes)

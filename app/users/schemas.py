@@ -1,9 +1,11 @@
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
-from app.auth.schemas import Email, FullName
+from app.auth.schemas import Email, FullName, Password
+from app.validation import NoNul
 
 
 class UserRead(BaseModel):
@@ -21,3 +23,25 @@ class UserUpdateMe(BaseModel):
     full_name: FullName | None = None
     # Left out means unchanged; an explicit null is a 422 (see TodoUpdate for the pattern).
     email: Email = None  # type: ignore[assignment]
+
+
+class UserAdminUpdate(BaseModel):
+    is_active: StrictBool = None  # type: ignore[assignment]
+    is_superuser: StrictBool = None  # type: ignore[assignment]
+    full_name: FullName | None = None
+
+
+class PasswordChange(BaseModel):
+    # Any length a stored password could have had; the rules apply to the new one.
+    current_password: Annotated[str, StringConstraints(max_length=72), NoNul]
+    new_password: Password
+
+
+class UserListQuery(BaseModel):
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=2048)
+
+
+class UserPage(BaseModel):
+    items: list[UserRead]
+    next_cursor: str | None

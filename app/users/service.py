@@ -1,14 +1,20 @@
+import contextlib
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict
+from app.auth import tokens
+from app.auth.security import PasswordHasher
+from app.database import utcnow
+from app.errors import BadRequest, Conflict, NotFound
+from app.pagination import bad_cursor, decode_cursor, encode_cursor, parse_aware
 from app.users.models import User
-from app.users.schemas import UserUpdateMe
+from app.users.schemas import UserAdminUpdate, UserListQuery, UserPage, UserRead, UserUpdateMe
 
 EMAIL_TAKEN = "A user with this email already exists"
+_USERS_CURSOR = "users"  # the one order users are listed in: created_at, then id
 
 
 def get_by_email(session: Session, email: str) -> User | None:
@@ -38,6 +44,16 @@ def create_user(
     return user
 
 
+def ensure_superuser(session: Session, hasher: PasswordHasher, email: str, password: str) -> None:
+    """Create the first superuser at startup, unless a user with that email exists.
+
+    Every worker runs this; the unique constraint makes exactly one of them succeed."""
+    if get_by_email(session, email) is not None:
+        return
+    with contextlib.suppress(Conflict):  # another worker created it first
+        create_user(session, email=email, hashed_password=hasher.hash(password), is_superuser=True)
+
+
 def update_me(session: Session, user: User, changes: UserUpdateMe) -> User:
     for field, value in changes.model_dump(exclude_unset=True).items():
         setattr(user, field, value)
@@ -45,10 +61,60 @@ def update_me(session: Session, user: User, changes: UserUpdateMe) -> User:
     return user
 
 
+def change_password(
+    session: Session, hasher: PasswordHasher, user: User, current: str, new: str
+) -> None:
+    if not hasher.verify(current, user.hashed_password):
+        raise BadRequest("Current password is incorrect")
+    now = utcnow()
+    user.hashed_password = hasher.hash(new)
+    # Access tokens issued before now are refused from here on (see get_current_user), and
+    # every login's refresh token dies with the old password.
+    user.password_changed_at = now
+    tokens.revoke_all(session, user.id, now)
+    session.flush()
+
+
 def delete_user(session: Session, user: User) -> None:
     # Todos, refresh tokens and idempotency records go with it (ON DELETE CASCADE).
     session.delete(user)
     session.flush()
+
+
+def list_page(session: Session, query: UserListQuery) -> UserPage:
+    stmt = select(User).order_by(User.created_at, User.id).limit(query.limit + 1)
+    if query.cursor is not None:
+        value, last_id = decode_cursor(query.cursor, _USERS_CURSOR)
+        try:
+            created_at = parse_aware(value)
+        except (ValueError, TypeError) as exc:
+            raise bad_cursor() from exc
+        after = tuple_(
+            bindparam(None, created_at, type_=User.created_at.type),
+            bindparam(None, last_id, type_=User.id.type),
+        )
+        stmt = stmt.where(tuple_(User.created_at, User.id) > after)
+    rows = session.scalars(stmt).all()
+    page, has_more = rows[: query.limit], len(rows) > query.limit
+    last = page[-1] if has_more else None
+    next_cursor = (
+        encode_cursor(_USERS_CURSOR, last.created_at.isoformat(), last.id) if last else None
+    )
+    return UserPage(items=[UserRead.model_validate(u) for u in page], next_cursor=next_cursor)
+
+
+def admin_update(session: Session, user_id: uuid.UUID, changes: UserAdminUpdate) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found")
+    values = changes.model_dump(exclude_unset=True)
+    if values.get("is_active") is False and user.is_active:
+        # Deactivation ends every login now; access tokens already fail on is_active.
+        tokens.revoke_all(session, user.id, utcnow())
+    for field, value in values.items():
+        setattr(user, field, value)
+    session.flush()
+    return user
 
 
 def _flush_unique(session: Session) -> None:
