@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -82,6 +83,41 @@ class InvalidInput(AppError):
         self.errors = [{"loc": list(loc), "msg": msg, "type": type_}]
 
 
+class ErrorBody(BaseModel):
+    detail: str
+
+
+_RESPONSES: dict[int, tuple[str, dict[str, Any]]] = {
+    400: ("The request cannot be carried out as sent", {}),
+    401: (
+        "Missing, invalid, expired or revoked credentials",
+        {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+    ),
+    403: ("Authenticated, but not allowed", {}),
+    404: ("No such resource (or not yours)", {}),
+    409: ("Conflicts with existing data", {}),
+    412: ("If-Match does not match the current ETag", {}),
+    413: ("Request body over the size limit", {}),
+    429: (
+        "Throttled",
+        {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}},
+    ),
+    503: ("Database unavailable", {}),
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the contract's error statuses, so clients and docs know them."""
+    return {
+        code: {
+            "model": ErrorBody,
+            "description": _RESPONSES[code][0],
+            "headers": _RESPONSES[code][1],
+        }
+        for code in codes
+    }
+
+
 def _json(status: int, content: Any, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content=content, headers=dict(headers or {}))
 
@@ -103,6 +139,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI answers 400 when a body cannot even be decoded (invalid UTF-8, a broken
+        # form); the contract makes every unreadable body a validation error.
+        error = {"loc": ["body"], "msg": "The request body could not be parsed", "type": "body"}
+        return _json(422, {"detail": [error]})
     return _json(exc.status_code, {"detail": exc.detail}, exc.headers)
 
 

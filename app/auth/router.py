@@ -7,13 +7,18 @@ from app.auth import service
 from app.auth.dependencies import HasherDep, SettingsDep, TokenCodecDep
 from app.auth.schemas import RefreshRequest, TokenPair, UserRegister
 from app.database import SessionDep
-from app.errors import Forbidden
+from app.errors import Forbidden, error_responses
 from app.users.schemas import UserRead
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], responses=error_responses(413, 503))
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserRead)
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
+    responses=error_responses(403, 409),
+)
 def register(
     data: UserRegister, session: SessionDep, hasher: HasherDep, settings: SettingsDep
 ) -> object:
@@ -23,7 +28,7 @@ def register(
     return service.register(session, hasher, data)
 
 
-@router.post("/token")
+@router.post("/token", responses=error_responses(401, 403, 429))
 def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
@@ -36,7 +41,7 @@ def login(
     return service.issue_tokens(session, codec, settings, user)
 
 
-@router.post("/refresh")
+@router.post("/refresh", responses=error_responses(401))
 def refresh(
     data: RefreshRequest, session: SessionDep, codec: TokenCodecDep, settings: SettingsDep
 ) -> TokenPair:

@@ -4,11 +4,12 @@ from fastapi import APIRouter, Header, Query, Response, status
 
 from app.auth.dependencies import CurrentUser
 from app.database import SessionDep
+from app.errors import error_responses
 from app.todos import service
 from app.todos.dependencies import OwnedTodo
 from app.todos.schemas import TodoCreate, TodoListQuery, TodoPage, TodoRead, TodoStats, TodoUpdate
 
-router = APIRouter(prefix="/todos", tags=["todos"])
+router = APIRouter(prefix="/todos", tags=["todos"], responses=error_responses(401, 413, 503))
 
 IfMatch = Annotated[str | None, Header(description="An ETag from a previous response")]
 IdempotencyKeyHeader = Annotated[
@@ -62,13 +63,13 @@ def todo_stats(user: CurrentUser, session: SessionDep) -> TodoStats:
     return service.stats(session, user.id)
 
 
-@router.get("/{todo_id}")
+@router.get("/{todo_id}", responses=error_responses(404))
 def read_todo(todo: OwnedTodo, response: Response) -> TodoRead:
     """One todo."""
     return _with_etag(response, todo)
 
 
-@router.patch("/{todo_id}")
+@router.patch("/{todo_id}", responses=error_responses(404, 412))
 def update_todo(
     data: TodoUpdate,
     todo: OwnedTodo,
@@ -80,7 +81,7 @@ def update_todo(
     return _with_etag(response, service.update(session, todo, data, if_match))
 
 
-@router.put("/{todo_id}")
+@router.put("/{todo_id}", responses=error_responses(404, 412))
 def replace_todo(
     data: TodoCreate,
     todo: OwnedTodo,
@@ -92,7 +93,9 @@ def replace_todo(
     return _with_etag(response, service.replace(session, todo, data, if_match))
 
 
-@router.delete("/{todo_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 412)
+)
 def delete_todo(todo: OwnedTodo, session: SessionDep, if_match: IfMatch = None) -> None:
     """Delete a todo."""
     service.delete(session, todo, if_match)

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Query, status
 
 from app.auth.dependencies import CurrentSuperuser, CurrentUser, HasherDep
 from app.database import SessionDep
+from app.errors import error_responses
 from app.users import service
 from app.users.schemas import (
     PasswordChange,
@@ -15,7 +16,7 @@ from app.users.schemas import (
     UserUpdateMe,
 )
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], responses=error_responses(401, 413, 503))
 
 
 @router.get("/me", response_model=UserRead)
@@ -24,13 +25,13 @@ def read_me(user: CurrentUser) -> object:
     return user
 
 
-@router.patch("/me", response_model=UserRead)
+@router.patch("/me", response_model=UserRead, responses=error_responses(409))
 def update_me(changes: UserUpdateMe, user: CurrentUser, session: SessionDep) -> object:
     """Change the current user's name or email."""
     return service.update_me(session, user, changes)
 
 
-@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(400))
 def change_password(
     data: PasswordChange, user: CurrentUser, session: SessionDep, hasher: HasherDep
 ) -> None:
@@ -44,7 +45,7 @@ def delete_me(user: CurrentUser, session: SessionDep) -> None:
     service.delete_user(session, user)
 
 
-@router.get("")
+@router.get("", responses=error_responses(403))
 def list_users(
     query: Annotated[UserListQuery, Query()], _: CurrentSuperuser, session: SessionDep
 ) -> UserPage:
@@ -52,7 +53,7 @@ def list_users(
     return service.list_page(session, query)
 
 
-@router.patch("/{user_id}", response_model=UserRead)
+@router.patch("/{user_id}", response_model=UserRead, responses=error_responses(403, 404))
 def update_user(
     user_id: uuid.UUID, changes: UserAdminUpdate, _: CurrentSuperuser, session: SessionDep
 ) -> object:
