@@ -20,7 +20,9 @@ MIN_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # hide_input_in_errors: a rejected setting must not print every other one (the database
+    # password, the superuser password) into the startup log.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     project_name: str = "todo-api"
     version: str = "1.0.0"

@@ -18,7 +18,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("users") as batch:
-        batch.add_column(sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=True)
+        )
     op.create_table(
         "login_failures",
         sa.Column("id", sa.Uuid(), nullable=False),

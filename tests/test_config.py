@@ -1,0 +1,235 @@
+"""Settings: production refuses weak signing keys; development shares one generated key.
+
+Unit tests of app.config.Settings need no database; only the restart test starts apps.
+"""
+
+import os
+import secrets
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from app.config import Settings, get_settings
+from app.main import create_app
+from tests.conftest import make_user
+
+ROOT = Path(__file__).resolve().parents[1]
+ME = "/api/v1/users/me"
+PROCESSES = 8
+
+# Each child builds its settings, reports ready, waits for the go line on stdin, then asks
+# for the key: all of them reach signing_key() at about the same moment.
+CHILD = """
+import sys
+from pathlib import Path
+from app.config import Settings
+settings = Settings(
+    _env_file=None, environment="development", secret_key=None, secret_key_file=Path(sys.argv[1])
+)
+print("ready", flush=True)
+sys.stdin.readline()
+print(settings.signing_key(), flush=True)
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SECRET_KEY, ENVIRONMENT or other setting leaks in from the shell running the tests."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+@pytest.fixture
+def fresh_settings_cache() -> Iterator[None]:
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def production(secret_key: str | None) -> Settings:
+    return Settings(_env_file=None, environment="production", secret_key=secret_key)
+
+
+def development(key_file: Path) -> Settings:
+    return Settings(
+        _env_file=None, environment="development", secret_key=None, secret_key_file=key_file
+    )
+
+
+def test_production_without_a_secret_key_is_refused() -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY"):
+        Settings(_env_file=None, environment="production")
+
+
+def test_production_with_an_empty_secret_key_is_refused() -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY"):
+        production("")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        secrets.token_hex(16)[:31],  # 31 bytes
+        "é" * 15 + "a",  # 16 characters, 31 bytes: the limit is in bytes
+        "tooshort-key-value",
+    ],
+    ids=["31-bytes", "31-bytes-multibyte", "short"],
+)
+def test_production_with_a_key_under_32_bytes_is_refused(key: str) -> None:
+    assert len(key.encode()) < 32
+    with pytest.raises(ValidationError, match="SECRET_KEY") as excinfo:
+        production(key)
+    assert key not in str(excinfo.value)
+    assert key not in repr(excinfo.value)
+
+
+@pytest.mark.parametrize("key", ["changethis", "changeme", "secret"])
+def test_production_with_a_placeholder_key_is_refused(key: str) -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY"):
+        production(key)
+
+
+def test_refusal_never_echoes_a_long_bad_key() -> None:
+    key = "not-a-placeholder-but-too-short"  # 31 bytes
+    assert len(key.encode()) == 31
+    with pytest.raises(ValidationError, match="SECRET_KEY") as excinfo:
+        production(key)
+    text = str(excinfo.value) + repr(excinfo.value)
+    assert key not in text
+    assert key[-12:] not in text
+    assert key[:12] not in text
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        secrets.token_hex(16),  # exactly 32 bytes
+        secrets.token_hex(8) + "é" * 8,  # 24 characters, 32 bytes
+        secrets.token_urlsafe(48),
+    ],
+    ids=["32-bytes", "32-bytes-multibyte", "64-bytes"],
+)
+def test_production_with_a_random_key_of_32_bytes_or_more_is_accepted(
+    key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = production(key)
+    assert settings.signing_key() == key
+    assert list(tmp_path.iterdir()) == []  # a configured key never writes a key file
+
+
+def test_the_app_refuses_to_start_in_production_with_a_bad_key() -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY"):
+        Settings(_env_file=None, environment="production", secret_key="short")
+
+
+@pytest.mark.usefixtures("fresh_settings_cache")
+def test_the_app_factory_refuses_a_bad_key_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env file here
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SECRET_KEY", "short-env-key")
+    with pytest.raises(ValidationError, match="SECRET_KEY") as excinfo:
+        create_app()
+    assert "short-env-key" not in str(excinfo.value)
+
+
+def test_configured_key_is_used_as_is_in_development(tmp_path: Path) -> None:
+    key = secrets.token_urlsafe(32)
+    settings = Settings(
+        _env_file=None, environment="development", secret_key=key, secret_key_file=tmp_path / "k"
+    )
+    assert settings.signing_key() == key
+    assert not (tmp_path / "k").exists()
+
+
+def test_development_generates_a_private_key_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "dev.key"
+    key = development(key_file).signing_key()
+
+    assert len(key.encode()) >= 32
+    assert key_file.read_text().strip() == key
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert list(tmp_path.iterdir()) == [key_file]  # no temporary file left behind
+
+
+def test_development_key_is_the_same_for_every_settings_object(tmp_path: Path) -> None:
+    key_file = tmp_path / "dev.key"
+    first = development(key_file).signing_key()
+    assert development(key_file).signing_key() == first
+    assert development(key_file).signing_key() == first
+    assert development(tmp_path / "other.key").signing_key() != first
+
+
+def test_processes_starting_at_once_share_one_development_key(tmp_path: Path) -> None:
+    key_file = tmp_path / "dev.key"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("SECRET_KEY", None)
+    children = [
+        subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+            [sys.executable, "-c", CHILD, str(key_file)],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(PROCESSES)
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "ready"
+        assert not key_file.exists()
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        outputs = [child.communicate(timeout=60) for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+
+    for child, (_, stderr) in zip(children, outputs, strict=True):
+        assert child.returncode == 0, stderr
+    keys = {stdout.strip() for stdout, _ in outputs}
+    assert len(keys) == 1, keys
+    (key,) = keys
+    assert len(key.encode()) >= 32
+    assert key_file.read_text().strip() == key
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert list(tmp_path.iterdir()) == [key_file]
+
+
+def test_development_tokens_survive_a_restart(
+    client: TestClient, settings: Settings, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "k"
+    dev = settings.model_copy(
+        update={"environment": "development", "secret_key": None, "secret_key_file": key_file}
+    )
+    with TestClient(create_app(dev)) as before:
+        user = make_user(before)
+        assert before.get(ME, headers=user.headers).status_code == 200
+    key = key_file.read_text()
+
+    with TestClient(create_app(dev)) as after:
+        response = after.get(ME, headers=user.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == user.id
+    assert key_file.read_text() == key
+
+    # The control: an app with another generated key rejects the same token.
+    other = dev.model_copy(update={"secret_key_file": tmp_path / "other"})
+    with TestClient(create_app(other)) as stranger:
+        assert stranger.get(ME, headers=user.headers).status_code == 401
