@@ -8,6 +8,7 @@ Create Date: 2026-11-22 07:15:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = "3b1e6f0c2d4a"
