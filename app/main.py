@@ -1,13 +1,16 @@
 """The application factory: settings → engine → migrations → routers, middleware, handlers."""
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from app import demo, migrations
@@ -17,6 +20,8 @@ from app.config import Settings, get_settings
 from app.database import create_db_engine, create_session_factory
 from app.errors import register_error_handlers
 from app.health.router import router as health_router
+from app.logs import configure_logging
+from app.metrics import render as render_metrics
 from app.middleware import RequestContextMiddleware
 from app.todos.router import router as todos_router
 from app.users import service as users
@@ -24,15 +29,36 @@ from app.users.router import router as users_router
 
 logger = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
+DOCS_URL = "/docs"
+REDOC_URL = "/redoc"
+
+
+def reset_database_once() -> None:
+    """RESET_DB for a multi-process server: rebuild with demo data now, in this process, and
+    clear the flag for the workers it is about to start (gunicorn's master calls this)."""
+    settings = get_settings()
+    if not settings.reset_db:
+        return
+    engine = create_db_engine(settings)
+    try:
+        _reset_with_demo_data(settings, engine, PasswordHasher(settings.bcrypt_rounds))
+    finally:
+        engine.dispose()
+    os.environ["RESET_DB"] = "0"
+    get_settings.cache_clear()
+
+
+def _reset_with_demo_data(settings: Settings, engine: Engine, hasher: PasswordHasher) -> None:
+    migrations.reset_database(settings, engine)
+    with create_session_factory(engine).begin() as session:
+        demo.load(session, hasher)
 
 
 def _prepare_database(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     engine = app.state.engine
     if settings.reset_db:
-        migrations.reset_database(settings, engine)
-        with app.state.session_factory.begin() as session:
-            demo.load(session, app.state.hasher)
+        _reset_with_demo_data(settings, engine, app.state.hasher)
     elif settings.migrate_on_startup:
         migrations.upgrade_to_head(settings, engine)
     if settings.first_superuser_email and settings.first_superuser_password:
@@ -48,6 +74,10 @@ def _prepare_database(app: FastAPI) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    # gunicorn applies the same configuration itself (gunicorn_conf.py), and under pytest the
+    # root logger belongs to log capture: configure only a process nobody configured yet.
+    if not logging.getLogger().handlers:
+        configure_logging(settings.log_level, settings.log_format)
     app.state.started_at = time.monotonic()
     app.state.engine = create_db_engine(settings)
     app.state.session_factory = create_session_factory(app.state.engine)
@@ -63,7 +93,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(
+    # FastAPIOffline serves Swagger UI and ReDoc with their scripts, styles and icon from the
+    # package itself: the docs work with no internet access.
+    app = FastAPIOffline(
+        docs_url=DOCS_URL,
+        redoc_url=REDOC_URL,
         title=settings.project_name,
         version=settings.version,
         description=settings.description,
@@ -73,10 +107,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     register_error_handlers(app)
-    app.include_router(health_router)
-    app.include_router(auth_router, prefix=API_PREFIX)
-    app.include_router(users_router, prefix=API_PREFIX)
-    app.include_router(todos_router, prefix=API_PREFIX)
+    app.state.route_templates = {}
+    _include(app, health_router)
+    for router in (auth_router, users_router, todos_router):
+        _include(app, router, API_PREFIX)
     _add_meta_routes(app)
     if settings.cors_origins:
         app.add_middleware(
@@ -91,11 +125,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def _include(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
+    app.include_router(router, prefix=prefix)
+    # FastAPI includes routers lazily and puts the router's own route (path without the
+    # prefix) in the request scope; logs and metrics want the full template.
+    for route in router.routes:
+        app.state.route_templates[id(route)] = prefix + getattr(route, "path", "")
+
+
 def _add_meta_routes(app: FastAPI) -> None:
     @app.get("/", tags=["meta"])
-    async def root(request: Request) -> dict[str, str | None]:
+    async def root() -> dict[str, str | None]:
         """Service name, version and where the docs are."""
-        return {"name": app.title, "version": app.version, "docs_url": app.docs_url}
+        return {"name": app.title, "version": app.version, "docs_url": DOCS_URL}
 
     @app.get("/api/info", tags=["meta"])
     async def info() -> dict[str, str | None]:
@@ -104,10 +146,16 @@ def _add_meta_routes(app: FastAPI) -> None:
             "name": app.title,
             "version": app.version,
             "description": app.description,
-            "docs_url": app.docs_url,
-            "redoc_url": app.redoc_url,
+            "docs_url": DOCS_URL,
+            "redoc_url": REDOC_URL,
             "openapi_url": app.openapi_url,
         }
+
+    @app.get("/metrics", tags=["meta"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics, summed over every worker process."""
+        body, content_type = await run_in_threadpool(render_metrics)
+        return Response(body, media_type=content_type)
 
 
 @lru_cache

@@ -7,18 +7,22 @@ it sees every response, including the ones produced by exception handlers.
 import json
 import logging
 import re
+import time
 import uuid
-from contextvars import ContextVar
+from collections.abc import Callable
 
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.context import request_id_var
+from app.metrics import observe
+
 logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("app.access")
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
-request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 
 class RequestTooLarge(HTTPException):
@@ -39,12 +43,12 @@ class RequestContextMiddleware:
         request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         no_store = scope["path"].startswith("/api/v1")
-        started = False
+        started, status, start_time = False, 500, time.perf_counter()
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
-                started = True
+                started, status = True, message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = request_id
                 headers["X-Content-Type-Options"] = "nosniff"
@@ -52,22 +56,54 @@ class RequestContextMiddleware:
                     headers["Cache-Control"] = "no-store"
             await send(message)
 
+        try:
+            await self._serve(scope, receive, send_with_headers, lambda: started)
+        finally:
+            self._record(scope, request_id, status, time.perf_counter() - start_time)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, started: Callable[[], bool]
+    ) -> None:
         if _declared_length(scope) > self.max_body_bytes:
-            await _send_error(send_with_headers, 413, RequestTooLarge(self.max_body_bytes).detail)
+            await _send_error(send, 413, RequestTooLarge(self.max_body_bytes).detail)
             return
         try:
-            await self.app(scope, self._limited(receive), send_with_headers)
+            await self.app(scope, self._limited(receive), send)
         except RequestTooLarge as exc:
             # Raised while reading the body somewhere FastAPI's own handler did not see it.
-            if not started:
-                await _send_error(send_with_headers, 413, exc.detail)
+            if not started():
+                await _send_error(send, 413, exc.detail)
         except Exception:
             # Log the traceback server-side; the client gets the contract's body and the id
             # to quote, never a stack trace or SQL.
             logger.exception("unhandled error")
-            if not started:
-                body = {"detail": "Internal Server Error", "request_id": request_id}
-                await _send_json(send_with_headers, 500, body)
+            if not started():
+                body = {"detail": "Internal Server Error", "request_id": request_id_var.get()}
+                await _send_json(send, 500, body)
+
+    @staticmethod
+    def _record(scope: Scope, request_id: str, status: int, seconds: float) -> None:
+        method = scope["method"]
+        route = route_template(scope)
+        observe(method, route, status, seconds)
+        duration_ms = round(seconds * 1000, 2)
+        client = scope.get("client")
+        access_logger.info(
+            "%s %s %s %.2fms",
+            method,
+            scope["path"],
+            status,
+            duration_ms,
+            extra={
+                "request_id": request_id,
+                "method": method,
+                "route": route,
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": duration_ms,
+                "client": f"{client[0]}:{client[1]}" if client else None,
+            },
+        )
 
     def _limited(self, receive: Receive) -> Receive:
         """Count body bytes as they arrive: chunked bodies carry no Content-Length."""
@@ -83,6 +119,18 @@ class RequestContextMiddleware:
             return message
 
         return limited_receive
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's full template (/api/v1/todos/{todo_id}), not the path: one metric
+    label per endpoint, whatever the ids. Unmatched paths share one label."""
+    route = scope.get("route")
+    if route is None:
+        # A mount (the docs' static files) records no route, but extends root_path.
+        mount = scope.get("root_path", "")[len(scope.get("app_root_path", "")) :]
+        return f"{mount}/{{path}}" if mount else "unmatched"
+    templates = getattr(getattr(scope.get("app"), "state", None), "route_templates", {})
+    return str(templates.get(id(route)) or getattr(route, "path", "unmatched"))
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
