@@ -1,4 +1,4 @@
-"""Start the real thing: gunicorn with uvicorn workers, in a subprocess, on a free port."""
+"""Start the real thing (gunicorn with uvicorn workers) in a subprocess, on a free port."""
 
 import os
 import signal
@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +35,19 @@ class Server:
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30)
 
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, as a container runtime does; the master's exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
 
-def _wait_ready(server: Server, timeout: float) -> None:
+
+def wait_ready(server: Server, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -51,30 +62,38 @@ def _wait_ready(server: Server, timeout: float) -> None:
 
 
 @contextmanager
-def gunicorn(
-    env: Mapping[str, str], tmp_path: Path, *, workers: int = 3, ready_timeout: float = 60
+def serve(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    log_path: Path,
+    port: int,
+    *,
+    cwd: Path = ROOT,
+    user: str | None = None,
+    inherit_env: bool = True,
+    ready: bool = True,
 ) -> Iterator[Server]:
-    port = free_port()
-    log_path = tmp_path / f"gunicorn-{port}.log"
-    command = [
-        sys.executable, "-m", "gunicorn", "app.main:app",
-        "--worker-class", "uvicorn_worker.UvicornWorker",
-        "--workers", str(workers),
-        "--bind", f"127.0.0.1:{port}",
-    ]  # fmt: skip
+    """Run `command` (which must bind `port`), wait until it is ready, SIGTERM it afterwards."""
+    full_env = {**os.environ, **env} if inherit_env else dict(env)
     with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
-            command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+        process = subprocess.Popen(  # noqa: S603 - fixed arguments from the tests
+            list(command), cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT, user=user
         )
     server = Server(process, f"http://127.0.0.1:{port}", log_path)
     try:
-        _wait_ready(server, ready_timeout)
+        if ready:
+            wait_ready(server)
         yield server
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            server.stop()
+
+
+@contextmanager
+def gunicorn(env: Mapping[str, str], tmp_path: Path, *, workers: int = 3) -> Iterator[Server]:
+    """gunicorn with the project's configuration, as start.sh runs it, from this checkout."""
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn_conf.py", "app.main:app"]
+    settings = {"BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers), **env}
+    with serve(command, settings, tmp_path / f"gunicorn-{port}.log", port) as server:
+        yield server
