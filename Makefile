@@ -20,7 +20,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help:
 	@echo "make run      serve on http://$(HOST):$(PORT) (SQLite unless DATABASE_URL says otherwise)"
 	@echo "make test     lint, type-check and run the whole test suite (SQLite + PostgreSQL)"
-	@echo "make lint     ruff check, ruff format --check, mypy --strict"
+	@echo "make lint     ruff, mypy --strict, hadolint (Dockerfile), compose schema check"
 	@echo "make format   apply ruff's fixes and formatting"
 	@echo "make migrate  alembic upgrade head"
 
@@ -51,6 +51,8 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
 format: install-dev
 	$(BIN)/ruff check --fix .

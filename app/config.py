@@ -55,8 +55,20 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "console"
 
     migrate_on_startup: bool = True
-    migration_lock_path: Path = Path(tempfile.gettempdir()) / "todo-api-migrations.lock"
+    # Per user: a lock file another user created first could not be opened for writing.
+    migration_lock_path: Path = Field(
+        default_factory=lambda: (
+            Path(tempfile.gettempdir()) / f"todo-api-migrations-{os.getuid()}.lock"
+        )
+    )
     reset_db: bool = False
+
+    @field_validator("secret_key", "first_superuser_password", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # SECRET_KEY= (an empty variable, as compose passes an unset one) means "not set",
+        # never an empty key that anyone could sign tokens with.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -233,3 +233,13 @@ def test_development_tokens_survive_a_restart(
     other = dev.model_copy(update={"secret_key_file": tmp_path / "other"})
     with TestClient(create_app(other)) as stranger:
         assert stranger.get(ME, headers=user.headers).status_code == 401
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_blank_secret_key_means_unset_not_an_empty_key(tmp_path: Path, blank: str) -> None:
+    # Compose passes SECRET_KEY= when it is not set; signing with "" would let anyone forge.
+    settings = Settings(_env_file=None, secret_key=blank, secret_key_file=tmp_path / "key")
+    assert settings.secret_key is None
+    assert len(settings.signing_key()) >= 32
+    with pytest.raises(ValidationError, match="SECRET_KEY is required"):
+        Settings(_env_file=None, environment="production", secret_key=blank)

@@ -1,0 +1,133 @@
+"""start.sh as the image runs it: non-root, the Dockerfile's environment, several workers."""
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2 as httpx
+
+from tests.conftest import PASSWORD, TEST_SECRET, TempPostgres
+from tests.runtime import image
+from tests.runtime.server import Server, free_port, serve
+
+
+@contextmanager
+def start_image(
+    runtime: image.ImageRuntime, database: TempPostgres, tmp_path: Path, **env: str
+) -> Iterator[Server]:
+    port = free_port()
+    settings = runtime.env(
+        DATABASE_URL=database.url,
+        ENVIRONMENT="production",
+        SECRET_KEY=TEST_SECRET,
+        HOST="127.0.0.1",
+        PORT=str(port),
+        WEB_CONCURRENCY="3",
+        LOG_FORMAT="json",
+        **env,
+    )
+    with serve(
+        image.dockerfile_cmd(),
+        settings,
+        tmp_path / "server.log",
+        port,
+        cwd=runtime.root,
+        user=image.USER,
+        inherit_env=False,
+    ) as server:
+        yield server
+
+
+def _uid(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+
+
+def _children(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+def _json_lines(log: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.splitlines() if line.strip()]
+
+
+def test_serves_as_non_root_with_the_image_environment(
+    image_runtime: image.ImageRuntime, database: TempPostgres, tmp_path: Path
+) -> None:
+    with start_image(image_runtime, database, tmp_path, BCRYPT_ROUNDS="4") as server:
+        master = server.process.pid
+        workers = _children(master)
+        assert len(workers) == 3
+        assert all(_uid(pid) != 0 for pid in [master, *workers])
+        with server.client() as client:
+            assert client.get("/health").json()["status"] == "healthy"
+            assert client.get("/health/ready").json() == {"status": "ready", "database": "ok"}
+            email = "image@example.com"
+            body = {"email": email, "password": PASSWORD}
+            assert client.post("/api/v1/auth/register", json=body).status_code == 201
+            tokens = client.post(
+                "/api/v1/auth/token", data={"username": email, "password": PASSWORD}
+            ).json()
+            auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+            created = client.post("/api/v1/todos", json={"title": "from start.sh"}, headers=auth)
+            assert created.status_code == 201
+            path = created.headers["location"]
+            assert client.get(path, headers=auth).json()["title"] == "from start.sh"
+            patched = client.patch(path, json={"completed": True}, headers=auth)
+            assert patched.json()["completed"] is True
+            assert client.delete(path, headers=auth).status_code == 204
+            assert client.get(path, headers=auth).status_code == 404
+        assert server.stop() == 0
+    records = _json_lines(server.log())  # every line is one JSON object
+    assert not [r for r in records if r["level"] in ("ERROR", "CRITICAL")]
+    assert "Traceback" not in server.log()
+    requests = [r for r in records if r["logger"] == "app.access"]
+    assert {"request_id", "method", "route", "status", "duration_ms"} <= set(requests[-1])
+    assert any(r["route"] == "/api/v1/todos/{todo_id}" for r in requests)
+
+
+def test_the_dockerfile_healthcheck_passes_and_fails(
+    image_runtime: image.ImageRuntime, database: TempPostgres, tmp_path: Path
+) -> None:
+    command = image.dockerfile_healthcheck()
+    with start_image(image_runtime, database, tmp_path, BCRYPT_ROUNDS="4") as server:
+        # The container's environment, with this server's port.
+        env = image_runtime.env(PORT=server.base_url.rsplit(":", 1)[1])
+        result = subprocess.run(  # noqa: S603 - the Dockerfile's own command
+            command, env=env, user=image.USER, capture_output=True, timeout=30
+        )
+        assert result.returncode == 0, result.stderr
+    result = subprocess.run(  # noqa: S603
+        command, env=env, user=image.USER, capture_output=True, timeout=30
+    )
+    assert result.returncode != 0  # and it notices when the service is gone
+
+
+def test_sigterm_lets_in_flight_requests_finish(
+    image_runtime: image.ImageRuntime, database: TempPostgres, tmp_path: Path
+) -> None:
+    # Real bcrypt at a high cost makes each login a slow request (several tenths of a second).
+    with start_image(image_runtime, database, tmp_path, BCRYPT_ROUNDS="13") as server:
+        email = "drain@example.com"
+        with server.client() as client:
+            body = {"email": email, "password": PASSWORD}
+            assert client.post("/api/v1/auth/register", json=body).status_code == 201
+
+        def login(_: int) -> int:
+            with httpx.Client(base_url=server.base_url, timeout=60) as client:
+                form = {"username": email, "password": PASSWORD}
+                return client.post("/api/v1/auth/token", data=form).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            in_flight = [pool.submit(login, i) for i in range(6)]
+            time.sleep(0.4)  # all six sent and being hashed; none can be done yet
+            assert not all(f.done() for f in in_flight)
+            exit_code = server.stop()
+            statuses = [f.result() for f in in_flight]
+    assert statuses == [200] * 6
+    assert exit_code == 0
