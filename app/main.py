@@ -121,7 +121,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
         )
     # Added last, so it is outermost: its headers land on every response, CORS ones included.
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        docs_paths=frozenset({DOCS_URL, REDOC_URL}),
+    )
     return app
 
 

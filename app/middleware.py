@@ -30,10 +30,23 @@ class RequestTooLarge(HTTPException):
         super().__init__(413, f"Request body exceeds the limit of {limit} bytes")
 
 
+# The docs pages may load nothing from anywhere but the app: the browser enforces the
+# contract's "works with no internet" (and blocks ReDoc's hard-coded CDN logo). Inline script
+# and style stay allowed: Swagger UI and ReDoc start from inline code.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, docs_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.docs_paths = docs_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -43,6 +56,7 @@ class RequestContextMiddleware:
         request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         no_store = scope["path"].startswith("/api/v1")
+        docs_page = scope["path"] in self.docs_paths
         started, status, start_time = False, 500, time.perf_counter()
 
         async def send_with_headers(message: Message) -> None:
@@ -54,6 +68,8 @@ class RequestContextMiddleware:
                 headers["X-Content-Type-Options"] = "nosniff"
                 if no_store:
                     headers["Cache-Control"] = "no-store"
+                if docs_page:
+                    headers["Content-Security-Policy"] = DOCS_CSP
             await send(message)
 
         try:

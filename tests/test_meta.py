@@ -153,3 +153,14 @@ def test_swagger_authorize_flow_logs_in_and_lists_todos(client: TestClient, user
 def test_paths_answer_without_redirect(client: TestClient, user: ApiUser) -> None:
     response = client.get("/api/v1/todos/", headers=user.headers, follow_redirects=False)
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_docs_pages_may_load_only_from_the_app(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "img-src 'self' data:" in policy  # ReDoc's bundle hard-codes a CDN logo
+    assert "http" not in response.text.split("<body", 1)[0].replace("http-equiv", "")
+    assert "content-security-policy" not in client.get("/health").headers
