@@ -30,10 +30,14 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
 
     database_url: str = "sqlite:///./todo.db"
+    # Per worker process: workers x (pool size + overflow) must stay under max_connections.
     db_pool_size: int = Field(default=5, ge=1)
     db_max_overflow: int = Field(default=5, ge=0)
-    db_pool_timeout: float = Field(default=5.0, gt=0)
-    db_connect_timeout: int = Field(default=5, ge=1)
+    db_pool_timeout: float = Field(default=5.0, gt=0)  # waiting for a free connection
+    db_pool_recycle: int = Field(default=1800, ge=-1)  # replace connections older than this
+    db_connect_timeout: int = Field(default=3, ge=1)
+    # One bad query cannot hold a worker forever; 0 disables (migrations never have one).
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)
 
     secret_key: SecretStr | None = None
     # Development only: where the generated key is kept, so every worker and restart shares it.

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 from app.config import Settings
@@ -53,18 +54,38 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def create_db_engine(settings: Settings) -> Engine:
+def create_db_engine(settings: Settings, *, for_migrations: bool = False) -> Engine:
     if settings.is_sqlite:
         return _sqlite_engine(settings.database_url)
+    connect_args: dict[str, Any] = {
+        "connect_timeout": settings.db_connect_timeout,
+        "application_name": settings.project_name,
+        # Notice a peer that vanished (a failover, a cut network) instead of waiting forever.
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+    if for_migrations:
+        # Waiting for another process's migration (the advisory lock), or a long DDL, must
+        # not hit the request timeout; a single connection, closed afterwards.
+        return create_engine(settings.database_url, poolclass=NullPool, connect_args=connect_args)
+    timeout = settings.db_statement_timeout_ms
+    if timeout:
+        idle = max(timeout * 2, 10_000)
+        connect_args["options"] = (
+            f"-c statement_timeout={timeout} -c idle_in_transaction_session_timeout={idle}"
+        )
     return create_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        connect_args={
-            "connect_timeout": settings.db_connect_timeout,
-            "application_name": settings.project_name,
-        },
+        pool_recycle=settings.db_pool_recycle,
+        # A pooled connection that died with a database restart is found and replaced on
+        # checkout, so recovery needs no restart and costs no failed request.
+        pool_pre_ping=True,
+        connect_args=connect_args,
     )
 
 

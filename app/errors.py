@@ -8,7 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -155,8 +156,9 @@ async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # Unreachable, restarting, timed out, or no free connection: the client may retry.
     logger.error("database unavailable: %s", type(exc).__name__)
-    return _json(503, {"detail": "Database unavailable, try again shortly"})
+    return _json(503, {"detail": "Database unavailable, try again shortly"}, {"Retry-After": "1"})
 
 
 def register_error_handlers(app: FastAPI) -> None:
@@ -164,4 +166,5 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
-    app.add_exception_handler(OperationalError, _database_unavailable)
+    for unavailable in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(unavailable, _database_unavailable)

@@ -39,7 +39,7 @@ def reset_database_once() -> None:
     settings = get_settings()
     if not settings.reset_db:
         return
-    engine = create_db_engine(settings)
+    engine = create_db_engine(settings, for_migrations=True)
     try:
         _reset_with_demo_data(settings, engine, PasswordHasher(settings.bcrypt_rounds))
     finally:
@@ -60,7 +60,11 @@ def _prepare_database(app: FastAPI) -> None:
     if settings.reset_db:
         _reset_with_demo_data(settings, engine, app.state.hasher)
     elif settings.migrate_on_startup:
-        migrations.upgrade_to_head(settings, engine)
+        migration_engine = create_db_engine(settings, for_migrations=True)
+        try:
+            migrations.upgrade_to_head(settings, migration_engine)
+        finally:
+            migration_engine.dispose()
     if settings.first_superuser_email and settings.first_superuser_password:
         with app.state.session_factory.begin() as session:
             users.ensure_superuser(
