@@ -58,8 +58,11 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Two processes (this machine's cores); tests that start servers share one (tests/conftest.py).
+PYTEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 migrate: install
 	$(BIN)/alembic upgrade head

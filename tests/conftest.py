@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -142,6 +143,16 @@ class ApiUser:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
+def assert_bearer_401(response: "httpx.Response") -> None:
+    """The contract's 401: a non-empty {"detail"} and WWW-Authenticate: Bearer."""
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+    body = response.json()
+    assert set(body) == {"detail"}
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+
+
 def login(client: TestClient, email: str, password: str = PASSWORD) -> dict[str, object]:
     response = client.post("/api/v1/auth/token", data={"username": email, "password": password})
     assert response.status_code == 200, response.text
@@ -171,3 +182,15 @@ def user(client: TestClient) -> ApiUser:
 @pytest.fixture
 def other_user(client: TestClient) -> ApiUser:
     return make_user(client)
+
+
+# Tests that start servers, clusters or browsers run one after another on one xdist worker
+# (they spawn processes of their own and measure time); the in-process API tests spread
+# over the other.
+_PROCESS_TESTS = ("tests/runtime/", "tests/faults/", "tests/browser/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(_PROCESS_TESTS):
+            item.add_marker(pytest.mark.xdist_group("processes"))

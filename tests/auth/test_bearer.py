@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from httpx2 import Response
 from jose import jwt
 from sqlalchemy import Engine, update
 
 from app.users.models import User
-from tests.conftest import TEST_SECRET, ApiUser
+from tests.conftest import TEST_SECRET, ApiUser, assert_bearer_401
 
 PROTECTED = ["/api/v1/users/me", "/api/v1/todos"]
 
@@ -47,15 +46,6 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def assert_unauthorized(response: Response) -> None:
-    assert response.status_code == 401, response.text
-    assert response.headers["www-authenticate"] == "Bearer"
-    body = response.json()
-    assert set(body) == {"detail"}
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-
-
 @pytest.mark.parametrize("path", PROTECTED)
 def test_a_well_formed_token_is_accepted(client: TestClient, user: ApiUser, path: str) -> None:
     assert client.get(path, headers=user.headers).status_code == 200
@@ -64,7 +54,7 @@ def test_a_well_formed_token_is_accepted(client: TestClient, user: ApiUser, path
 
 @pytest.mark.parametrize("path", PROTECTED)
 def test_missing_header(client: TestClient, path: str) -> None:
-    assert_unauthorized(client.get(path))
+    assert_bearer_401(client.get(path))
 
 
 @pytest.mark.parametrize("path", PROTECTED)
@@ -80,28 +70,28 @@ def test_missing_header(client: TestClient, path: str) -> None:
     ],
 )
 def test_garbage_bearer(client: TestClient, path: str, authorization: str) -> None:
-    assert_unauthorized(client.get(path, headers={"Authorization": authorization}))
+    assert_bearer_401(client.get(path, headers={"Authorization": authorization}))
 
 
 @pytest.mark.parametrize("path", PROTECTED)
 def test_non_bearer_scheme(client: TestClient, user: ApiUser, path: str) -> None:
     basic = base64.b64encode(f"{user.email}:{user.password}".encode()).decode()
-    assert_unauthorized(client.get(path, headers={"Authorization": f"Basic {basic}"}))
+    assert_bearer_401(client.get(path, headers={"Authorization": f"Basic {basic}"}))
     # A perfectly good access token under another scheme is still not a bearer token.
-    assert_unauthorized(client.get(path, headers={"Authorization": f"Token {user.access_token}"}))
+    assert_bearer_401(client.get(path, headers={"Authorization": f"Token {user.access_token}"}))
 
 
 @pytest.mark.parametrize("path", PROTECTED)
 @pytest.mark.parametrize("alg", ["none", "None", "NONE"])
 def test_alg_none(client: TestClient, user: ApiUser, path: str, alg: str) -> None:
     token = f"{b64url({'alg': alg, 'typ': 'JWT'})}.{b64url(valid_claims(user.id))}."
-    assert_unauthorized(client.get(path, headers=bearer(token)))
+    assert_bearer_401(client.get(path, headers=bearer(token)))
 
 
 @pytest.mark.parametrize("path", PROTECTED)
 def test_wrong_signature(client: TestClient, user: ApiUser, path: str) -> None:
     forged = sign(valid_claims(user.id), key="another-key-that-is-also-long-enough-for-hs256")
-    assert_unauthorized(client.get(path, headers=bearer(forged)))
+    assert_bearer_401(client.get(path, headers=bearer(forged)))
 
 
 @pytest.mark.parametrize("path", PROTECTED)
@@ -110,14 +100,14 @@ def test_tampered_payload(
 ) -> None:
     header, _, signature = user.access_token.split(".")
     payload = b64url(valid_claims(other_user.id))
-    assert_unauthorized(client.get(path, headers=bearer(f"{header}.{payload}.{signature}")))
+    assert_bearer_401(client.get(path, headers=bearer(f"{header}.{payload}.{signature}")))
 
 
 @pytest.mark.parametrize("path", PROTECTED)
 def test_expired(client: TestClient, user: ApiUser, path: str) -> None:
     now = int(time.time())
     claims = {**valid_claims(user.id), "iat": now - 3600, "exp": now - 60}
-    assert_unauthorized(client.get(path, headers=bearer(sign(claims))))
+    assert_bearer_401(client.get(path, headers=bearer(sign(claims))))
 
 
 @pytest.mark.parametrize("path", PROTECTED)
@@ -125,7 +115,7 @@ def test_expired(client: TestClient, user: ApiUser, path: str) -> None:
 def test_missing_required_claim(client: TestClient, user: ApiUser, path: str, claim: str) -> None:
     claims = valid_claims(user.id)
     del claims[claim]
-    assert_unauthorized(client.get(path, headers=bearer(sign(claims))))
+    assert_bearer_401(client.get(path, headers=bearer(sign(claims))))
 
 
 @pytest.mark.parametrize("path", PROTECTED)
@@ -134,31 +124,31 @@ def test_type_other_than_access(
     client: TestClient, user: ApiUser, path: str, token_type: str | None
 ) -> None:
     claims = {**valid_claims(user.id), "type": token_type}
-    assert_unauthorized(client.get(path, headers=bearer(sign(claims))))
+    assert_bearer_401(client.get(path, headers=bearer(sign(claims))))
 
 
 @pytest.mark.parametrize("path", PROTECTED)
 def test_refresh_token_as_bearer(client: TestClient, user: ApiUser, path: str) -> None:
-    assert_unauthorized(client.get(path, headers=bearer(user.refresh_token)))
+    assert_bearer_401(client.get(path, headers=bearer(user.refresh_token)))
 
 
 @pytest.mark.parametrize("path", PROTECTED)
 @pytest.mark.parametrize("sub", ["not-a-uuid", "", "1", "../admin"])
 def test_sub_not_a_uuid(client: TestClient, user: ApiUser, path: str, sub: str) -> None:
     claims = {**valid_claims(user.id), "sub": sub}
-    assert_unauthorized(client.get(path, headers=bearer(sign(claims))))
+    assert_bearer_401(client.get(path, headers=bearer(sign(claims))))
 
 
 @pytest.mark.parametrize("path", PROTECTED)
 def test_sub_of_no_user(client: TestClient, user: ApiUser, path: str) -> None:
     claims = {**valid_claims(user.id), "sub": str(uuid.uuid4())}
-    assert_unauthorized(client.get(path, headers=bearer(sign(claims))))
+    assert_bearer_401(client.get(path, headers=bearer(sign(claims))))
 
 
 @pytest.mark.parametrize("path", PROTECTED)
 def test_token_of_a_deleted_user(client: TestClient, user: ApiUser, path: str) -> None:
     assert client.delete("/api/v1/users/me", headers=user.headers).status_code == 204
-    assert_unauthorized(client.get(path, headers=user.headers))
+    assert_bearer_401(client.get(path, headers=user.headers))
 
 
 @pytest.mark.parametrize("path", PROTECTED)
@@ -170,7 +160,7 @@ def test_token_of_a_deactivated_user(
         connection.execute(
             update(User).where(User.id == uuid.UUID(user.id)).values(is_active=False)
         )
-    assert_unauthorized(client.get(path, headers=user.headers))
+    assert_bearer_401(client.get(path, headers=user.headers))
 
 
 @pytest.mark.parametrize("path", PROTECTED)
@@ -179,4 +169,4 @@ def test_other_algorithm_than_the_pinned_one(
     client: TestClient, user: ApiUser, path: str, algorithm: str
 ) -> None:
     token = sign(valid_claims(user.id), algorithm=algorithm)
-    assert_unauthorized(client.get(path, headers=bearer(token)))
+    assert_bearer_401(client.get(path, headers=bearer(token)))

@@ -20,8 +20,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
 from app.migrations import ROOT
-from tests.conftest import PASSWORD, TEST_SECRET, TempPostgres, postgres_admin_url
-from tests.runtime.server import Server, gunicorn
+from tests.conftest import PASSWORD, TempPostgres, postgres_admin_url
+from tests.runtime.server import Server, app_env, gunicorn
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -53,15 +53,8 @@ def chromium() -> Path:
 def server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp_path = tmp_path_factory.mktemp("browser-server")
     database = TempPostgres.create(postgres_admin_url(), prefix="todo_browser")
-    env = {
-        "DATABASE_URL": database.url,
-        "SECRET_KEY": TEST_SECRET,
-        "BCRYPT_ROUNDS": "4",
-        "ENVIRONMENT": "test",
-        "MIGRATION_LOCK_PATH": str(tmp_path / "migrate.lock"),
-    }
     try:
-        with gunicorn(env, tmp_path, workers=2) as running:
+        with gunicorn(app_env(database.url, tmp_path), tmp_path, workers=2) as running:
             yield running
     finally:
         database.drop()

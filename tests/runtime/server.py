@@ -14,6 +14,19 @@ from pathlib import Path
 import httpx2 as httpx
 
 from app.migrations import ROOT
+from tests.conftest import TEST_SECRET
+
+
+def app_env(database_url: str, tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """What every test server runs with: its own database, real bcrypt at the lowest cost."""
+    return {
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": TEST_SECRET,
+        "BCRYPT_ROUNDS": "4",
+        "ENVIRONMENT": "test",
+        "MIGRATION_LOCK_PATH": str(tmp_path / "migrate.lock"),
+        **overrides,
+    }
 
 
 def free_port() -> int:

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.conftest import TEST_SECRET, TempPostgres
-from tests.runtime.server import Server, gunicorn
+from tests.conftest import TempPostgres
+from tests.runtime.server import Server, app_env, gunicorn
 
 WORKERS = 3
 REQUESTS = 60
@@ -25,13 +25,7 @@ def metrics_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(database: TempPostgres, tmp_path: Path, metrics_dir: Path) -> Iterator[Server]:
-    env = {
-        "DATABASE_URL": database.url,
-        "SECRET_KEY": TEST_SECRET,
-        "ENVIRONMENT": "test",
-        "MIGRATION_LOCK_PATH": str(tmp_path / "migrate.lock"),
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-    }
+    env = app_env(database.url, tmp_path, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
     with gunicorn(env, tmp_path, workers=WORKERS) as running:
         yield running
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.conftest import PASSWORD, TEST_SECRET, TempPostgres, postgres_admin_url
-from tests.runtime.server import Server, gunicorn
+from tests.conftest import PASSWORD, TempPostgres, postgres_admin_url
+from tests.runtime.server import Server, app_env, gunicorn
 
 WORKERS = 3
 
@@ -16,15 +16,8 @@ WORKERS = 3
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     database = TempPostgres.create(postgres_admin_url(), prefix="todo_runtime")
-    env = {
-        "DATABASE_URL": database.url,
-        "SECRET_KEY": TEST_SECRET,
-        "BCRYPT_ROUNDS": "4",
-        "ENVIRONMENT": "test",
-        "MIGRATION_LOCK_PATH": str(tmp_path / "migrate.lock"),
-    }
     try:
-        with gunicorn(env, tmp_path, workers=WORKERS) as running:
+        with gunicorn(app_env(database.url, tmp_path), tmp_path, workers=WORKERS) as running:
             yield running
     finally:
         database.drop()
