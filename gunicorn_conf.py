@@ -48,7 +48,7 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir()
 
 from app.logs import logging_config  # noqa: E402 - must follow the line above
 
-worker_class = "uvicorn_worker.UvicornWorker"
+worker_class = "app.server.TodoUvicornWorker"
 workers = _workers()
 # All interfaces by default: in a container the port is published, not the loopback.
 _host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104

@@ -87,6 +87,16 @@ def database_url(
         database.drop()
 
 
+@pytest.fixture
+def database() -> Iterator[TempPostgres]:
+    """A fresh, empty PostgreSQL database for one server run (runtime and fault tests)."""
+    created = TempPostgres.create(postgres_admin_url(), prefix="todo_server")
+    try:
+        yield created
+    finally:
+        created.drop()
+
+
 @pytest.fixture(scope="session")
 def db_engine(database_url: str) -> Iterator[Engine]:
     engine = create_engine(database_url)

@@ -6,18 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TempPostgres, postgres_admin_url
 from tests.runtime import image
-
-
-@pytest.fixture
-def database() -> Iterator[TempPostgres]:
-    """A fresh, empty PostgreSQL database for one server run."""
-    created = TempPostgres.create(postgres_admin_url(), prefix="todo_runtime")
-    try:
-        yield created
-    finally:
-        created.drop()
 
 
 @pytest.fixture(scope="session")
