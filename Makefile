@@ -15,13 +15,14 @@ PORT ?= 8000
 export POETRY_VIRTUALENVS_CREATE := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install install-dev run test test-fast lint format migrate clean
+.PHONY: help install install-dev run test lint format bench migrate clean
 
 help:
 	@echo "make run      serve on http://$(HOST):$(PORT) (SQLite unless DATABASE_URL says otherwise)"
 	@echo "make test     lint, type-check and run the whole test suite (SQLite + PostgreSQL)"
 	@echo "make lint     ruff, mypy --strict, hadolint (Dockerfile), compose schema check"
 	@echo "make format   apply ruff's fixes and formatting"
+	@echo "make bench    load benchmark with wrk against PostgreSQL (BENCH_QUICK=1: short)"
 	@echo "make migrate  alembic upgrade head"
 
 $(POETRY):
@@ -45,7 +46,7 @@ install: $(VENV)/.main
 install-dev: $(VENV)/.dev
 
 run: install
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --proxy-headers
+	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --proxy-headers --http app.server:BoundedHttpToolsProtocol
 
 lint: install-dev
 	$(BIN)/ruff check .
@@ -63,6 +64,13 @@ PYTEST_WORKERS ?= 2
 
 test: lint
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# BENCH_QUICK=1: under three minutes, without the 1M-row scale scenario.
+BENCH_QUICK ?= 0
+
+bench: install-dev
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	BENCH_QUICK=$(BENCH_QUICK) $(BIN)/python bench/run.py
 
 migrate: install
 	$(BIN)/alembic upgrade head

@@ -1,0 +1,345 @@
+"""The load benchmark: `make bench` (BENCH_QUICK=1 for a run of under three minutes).
+
+Starts the service as production does (start.sh, PostgreSQL, 2 workers, JSON logs), seeds
+many users with todos, drives each scenario with wrk (bench/wrk/scenario.lua) at a fixed
+concurrency, and measures the ceiling (bench/ceiling.py under the same gunicorn setup) in
+the same run. Prints a table and writes bench/results/<date-time>.json.
+
+PostgreSQL: BENCH_DATABASE_URL (a server where databases may be created), else the local
+one at 127.0.0.1:5432; the run creates its own database and drops it afterwards.
+"""
+
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import Engine, make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.auth.security import PasswordHasher, TokenCodec  # noqa: E402
+from app.config import Settings  # noqa: E402
+from app.pagination import encode_cursor  # noqa: E402
+from app.todos.models import Todo  # noqa: E402
+from app.todos.pagination import query_fingerprint  # noqa: E402
+from app.todos.schemas import TodoListQuery  # noqa: E402
+from app.users.models import User  # noqa: E402
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+DURATION = 5 if QUICK else 15
+CONNECTIONS, WORKERS, WRK_THREADS = 32, 2, 2
+USERS, TODOS_PER_USER, DELETABLE_PER_USER = 200, 40, 20
+PASSWORD = "bench-password-1"  # noqa: S105 - throwaway accounts in a throwaway database
+SECRET = "bench-secret-key-" + "x" * 40
+SCRIPT = ROOT / "bench" / "wrk" / "scenario.lua"
+RESULTS = ROOT / "bench" / "results"
+WORK = Path(os.environ.get("BENCH_WORKDIR", Path(tempfile.gettempdir()) / "todo-bench"))
+DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+# Login last: wrk stops sending, but the server still works through a queue of bcrypt hashes.
+SCENARIOS = ["health", "get_todo", "list_todos", "create_todo", "update_todo", "mixed", "login"]
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (make bench does this)")
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "workers": WORKERS,
+        "connections": CONNECTIONS,
+        "duration_s": DURATION,
+        "quick": QUICK,
+    }
+    with _server(["gunicorn", "-c", "gunicorn_conf.py", "bench.ceiling:app"], {}, "ceiling") as url:
+        results["ceiling_rps"] = wrk(url, "ceiling")["rps"]
+    with _database() as database_url:
+        env = {"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "ENVIRONMENT": "production"}
+        with _server(["./start.sh"], env, "service") as url:
+            engine = create_engine(database_url)
+            try:
+                data, deletable = seed(engine)
+                scenarios = {}
+                for name in SCENARIOS:
+                    scenarios[name] = wrk(url, name, data=data, delete=deletable)
+                    _drain(url)
+                for figures in scenarios.values():
+                    figures["ratio"] = round(figures["rps"] / results["ceiling_rps"], 4)
+                results["scenarios"] = scenarios
+                results["login_storm"] = login_storm(url, data)
+                results["scale"] = scale(engine, url)
+            finally:
+                engine.dispose()
+    report(results)
+
+
+def wrk(
+    url: str,
+    scenario: str,
+    *,
+    connections: int = CONNECTIONS,
+    threads: int = WRK_THREADS,
+    duration: int = DURATION,
+    data: Path | None = None,
+    delete: Path | None = None,
+    path: str | None = None,
+) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "SCENARIO": scenario,
+        "WRK_THREADS": str(threads),
+        "BENCH_PASSWORD": PASSWORD,
+    }
+    env.update(
+        {
+            k: str(v)
+            for k, v in (("BENCH_DATA", data), ("BENCH_DELETE", delete), ("BENCH_PATH", path))
+            if v
+        }
+    )
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "30s",
+               "-s", str(SCRIPT), url]  # fmt: skip
+    run = subprocess.run(command, env=env, capture_output=True, text=True, check=True)  # noqa: S603
+    output = run.stdout
+    raw = json.loads(next(line for line in output.splitlines() if line.startswith("{")))
+    seconds = raw["duration_us"] / 1e6
+    return {
+        "rps": round(raw["requests"] / seconds, 1),
+        "p50_ms": round(raw["p50_us"] / 1000, 2),
+        "p99_ms": round(raw["p99_us"] / 1000, 2),
+        "non2xx": raw["non2xx"] + raw["socket_errors"],
+        "requests": raw["requests"],
+    }
+
+
+def seed(engine: Engine) -> tuple[Path, Path]:
+    """Users sharing one real bcrypt hash, their todos, and real tokens minted with the key."""
+    hashed = PasswordHasher(12).hash(PASSWORD)
+    codec = TokenCodec(Settings(_env_file=None, secret_key=SECRET, access_token_expire_minutes=600))
+    now = datetime.now(UTC)
+    users = [
+        {"id": uuid.uuid4(), "email": f"bench-{i}@example.com", "hashed_password": hashed,
+         "is_active": True, "is_superuser": False, "created_at": now, "updated_at": now}
+        for i in range(USERS)
+    ]  # fmt: skip
+    todos, lines, deletable = [], [], []
+    for user in users:
+        token = codec.encode_access(user["id"])
+        for n in range(TODOS_PER_USER + DELETABLE_PER_USER):
+            todo_id = uuid.uuid4()
+            todos.append(_todo(todo_id, user["id"], f"todo {n}", now - timedelta(seconds=n)))
+            target = lines if n < TODOS_PER_USER else deletable
+            target.append(f"{token} {todo_id} {user['email']}")
+    with engine.begin() as connection:
+        connection.execute(insert(User), users)
+        connection.execute(insert(Todo), todos)
+        connection.execute(text("ANALYZE"))
+    data, delete = WORK / "todos.txt", WORK / "deletable.txt"
+    data.write_text("\n".join(lines) + "\n")
+    delete.write_text("\n".join(deletable) + "\n")
+    return data, delete
+
+
+def _todo(todo_id: uuid.UUID, owner: uuid.UUID, title: str, created: datetime) -> dict[str, Any]:
+    return {"id": todo_id, "owner_id": owner, "title": title, "completed": False, "priority": 1,
+            "created_at": created, "updated_at": created, "version": 1}  # fmt: skip
+
+
+def login_storm(url: str, data: Path) -> dict[str, float]:
+    """While wrk hammers the token endpoint, do health and authenticated reads still flow?"""
+    reads = {"connections": 8, "threads": 1, "data": data}
+    before = wrk(url, "get_todo", **reads)
+    storm = _wrk_background(url, "login", DURATION + 4, data)
+    try:
+        time.sleep(2)
+        with _parallel() as run:
+            health = run(url, "health", connections=2, threads=1)
+            during = run(url, "get_todo", **reads)
+    finally:
+        storm.wait(timeout=DURATION + 60)
+        _drain(url)
+    return {
+        "health_p99_ms": health()["p99_ms"],
+        "reads_rps_before": before["rps"],
+        "reads_rps_during": during()["rps"],
+    }
+
+
+def scale(engine: Engine, url: str) -> dict[str, float]:
+    """First page and a page deep in the list, for a user with 1k and one with 1M todos."""
+    sizes = {"1k": 1_000} if QUICK else {"1k": 1_000, "1m": 1_000_000}
+    figures: dict[str, float] = {}
+    for label, count in sizes.items():
+        token, deep_cursor = _big_user(engine, count)
+        data = WORK / f"user-{label}.txt"
+        data.write_text(f"{token} - bench-{label}@example.com\n")
+        first = wrk(url, "page", connections=4, threads=1, data=data, path="/api/v1/todos?limit=20")
+        deep = wrk(url, "page", connections=4, threads=1, data=data,
+                   path=f"/api/v1/todos?limit=20&cursor={deep_cursor}")  # fmt: skip
+        figures[f"first_page_{label}_p50_ms"] = first["p50_ms"]
+        figures[f"deep_page_{label}_p50_ms"] = deep["p50_ms"]
+    return figures
+
+
+def _big_user(engine: Engine, count: int) -> tuple[str, str]:
+    """A user with `count` todos (inserted by PostgreSQL itself), a token, and a cursor 90% in."""
+    user_id = uuid.uuid4()
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, email, hashed_password, is_active, is_superuser,"
+                " created_at, updated_at) VALUES (:id, :email, 'x', true, false, now(), now())"
+            ),
+            {"id": user_id, "email": f"big-{count}-{user_id.hex[:6]}@example.com"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO todos (id, owner_id, title, completed, priority, created_at,"
+                " updated_at, version) SELECT gen_random_uuid(), :owner, 'todo ' || g, false,"
+                " g % 3, now() - g * interval '1 millisecond', now(), 1"
+                " FROM generate_series(1, :count) AS g"
+            ),
+            {"owner": user_id, "count": count},
+        )
+        connection.execute(text("ANALYZE todos"))
+        created_at, todo_id = connection.execute(
+            text(
+                "SELECT created_at, id FROM todos WHERE owner_id = :owner"
+                " ORDER BY created_at DESC, id DESC OFFSET :offset LIMIT 1"
+            ),
+            {"owner": user_id, "offset": int(count * 0.9)},
+        ).one()
+    codec = TokenCodec(Settings(_env_file=None, secret_key=SECRET, access_token_expire_minutes=600))
+    fingerprint = query_fingerprint(TodoListQuery())
+    cursor = encode_cursor(fingerprint, created_at.astimezone(UTC).isoformat(), todo_id)
+    return codec.encode_access(user_id), cursor
+
+
+def report(results: dict[str, Any]) -> None:
+    ceiling = results["ceiling_rps"]
+    setup = f"{results['workers']} workers, {results['connections']} connections"
+    print(f"\n{results['machine']}, {setup}, {results['duration_s']} s per scenario")
+    print(f"ceiling: {ceiling:.0f} req/s")
+    print(
+        f"{'scenario':<14}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}{'x ceiling':>11}"
+    )
+    for name, s in results["scenarios"].items():
+        print(f"{name:<14}{s['rps']:>10.1f}{s['p50_ms']:>10.2f}{s['p99_ms']:>10.2f}"
+              f"{s['non2xx']:>9}{s['ratio']:>11.3f}")  # fmt: skip
+    print("login storm:", json.dumps(results["login_storm"]))
+    print("scale:", json.dumps(results["scale"]))
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{datetime.now(UTC).strftime('%Y-%m-%dT%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results: {path.relative_to(ROOT)}")
+
+
+def _drain(url: str) -> None:
+    """Wait until the server is idle again (queued logins done), so runs do not overlap."""
+    deadline, quick_answers = time.monotonic() + 60, 0
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while time.monotonic() < deadline and quick_answers < 5:
+            start = time.monotonic()
+            client.get("/health")
+            quick_answers = quick_answers + 1 if time.monotonic() - start < 0.02 else 0
+            time.sleep(0.1)
+
+
+def _machine() -> str:
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor() or "unknown CPU",
+    )  # fmt: skip
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+@contextmanager
+def _database() -> Iterator[str]:
+    admin = os.environ.get(
+        "BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+    )
+    name = f"todo_bench_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(admin).set(database=name).render_as_string(False)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@contextmanager
+def _server(command: list[str], env: dict[str, str], name: str) -> Iterator[str]:
+    port = _free_port()
+    settings = {**os.environ, "WEB_CONCURRENCY": str(WORKERS), "BIND": f"127.0.0.1:{port}",
+                "LOG_FORMAT": "json", **env}  # fmt: skip
+    settings["PATH"] = f"{ROOT / '.venv' / 'bin'}:{settings['PATH']}"
+    with (WORK / f"{name}.log").open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=settings, stdout=log, stderr=log)  # noqa: S603
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited: see {WORK}")
+        try:
+            httpx.get(url + "/", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise SystemExit(f"server did not start: see {WORK}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wrk_background(url: str, scenario: str, duration: int, data: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "SCENARIO": scenario, "WRK_THREADS": "1", "BENCH_PASSWORD": PASSWORD,
+           "BENCH_DATA": str(data)}  # fmt: skip
+    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s", "--timeout", "30s",
+               "-s", str(SCRIPT), url]  # fmt: skip
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, text=True)  # noqa: S603
+
+
+@contextmanager
+def _parallel() -> Iterator[Any]:
+    """Run several wrk measurements at the same time; each call returns a result getter."""
+    with ThreadPoolExecutor(4) as pool:
+        yield lambda *args, **kwargs: pool.submit(wrk, *args, **kwargs).result
+    # leaving the block waits for every measurement
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+-- One wrk script for every scenario: SCENARIO picks the requests, BENCH_DATA lists
+-- "token todo_id email" per line (seeded by bench/run.py), BENCH_DELETE lists todos that
+-- may each be deleted once. done() prints one JSON line for bench/run.py to read.
+local scenario = os.getenv("SCENARIO")
+local password = os.getenv("BENCH_PASSWORD")
+local deep_path = os.getenv("BENCH_PATH")
+local entries, deletable = {}, {}
+local thread_id, thread_count = 0, 1
+
+local threads = {}
+function setup(thread)
+  thread:set("thread_id", #threads)
+  table.insert(threads, thread)
+end
+
+local function load(path, keep)
+  local list, n = {}, 0
+  if not path then return list end
+  for line in io.lines(path) do
+    if keep(n) then
+      local token, todo, email = line:match("(%S+) (%S+) (%S+)")
+      table.insert(list, {token = token, todo = todo, email = email})
+    end
+    n = n + 1
+  end
+  return list
+end
+
+function init(args)
+  thread_id = tonumber(wrk.thread:get("thread_id")) or 0
+  thread_count = tonumber(os.getenv("WRK_THREADS")) or 1
+  math.randomseed(os.time() * 1000 + thread_id)
+  entries = load(os.getenv("BENCH_DATA"), function(n) return true end)
+  -- Each thread deletes its own share, so no todo is deleted twice.
+  deletable = load(os.getenv("BENCH_DELETE"), function(n) return n % thread_count == thread_id end)
+end
+
+local function auth(entry)
+  return {["Authorization"] = "Bearer " .. entry.token, ["Content-Type"] = "application/json"}
+end
+
+local function get_todo(e) return wrk.format("GET", "/api/v1/todos/" .. e.todo, auth(e)) end
+local function list_todos(e) return wrk.format("GET", "/api/v1/todos?limit=20", auth(e)) end
+local function create_todo(e)
+  return wrk.format("POST", "/api/v1/todos", auth(e), '{"title":"bench todo","priority":"high"}')
+end
+local function update_todo(e)
+  local done = math.random(2) == 1 and "true" or "false"
+  return wrk.format("PATCH", "/api/v1/todos/" .. e.todo, auth(e), '{"completed":' .. done .. '}')
+end
+local function delete_todo(e)
+  local victim = table.remove(deletable)
+  if not victim then return get_todo(e) end
+  return wrk.format("DELETE", "/api/v1/todos/" .. victim.todo, auth(victim))
+end
+local function login(e)
+  local body = "username=" .. e.email .. "&password=" .. password
+  return wrk.format("POST", "/api/v1/auth/token",
+    {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
+end
+
+function request()
+  local e = entries[math.random(#entries)]
+  if scenario == "health" then return wrk.format("GET", "/health")
+  elseif scenario == "ceiling" then return wrk.format("GET", "/")
+  elseif scenario == "get_todo" then return get_todo(e)
+  elseif scenario == "list_todos" then return list_todos(e)
+  elseif scenario == "create_todo" then return create_todo(e)
+  elseif scenario == "update_todo" then return update_todo(e)
+  elseif scenario == "login" then return login(e)
+  elseif scenario == "page" then return wrk.format("GET", deep_path, auth(e))
+  elseif scenario == "mixed" then
+    -- 60% reads, 25% writes, 10% lists, 5% deletes, over many users.
+    local r = math.random(100)
+    if r <= 60 then return get_todo(e)
+    elseif r <= 72 then return create_todo(e)
+    elseif r <= 85 then return update_todo(e)
+    elseif r <= 95 then return list_todos(e)
+    else return delete_todo(e) end
+  end
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "non2xx": %d, "socket_errors": %d, "p50_us": %d, "p99_us": %d}\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
