@@ -37,7 +37,7 @@ from app.auth.security import PasswordHasher, TokenCodec  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.pagination import encode_cursor  # noqa: E402
 from app.todos.models import Todo  # noqa: E402
-from app.todos.pagination import query_fingerprint  # noqa: E402
+from app.todos.pagination import query_signature  # noqa: E402
 from app.todos.schemas import TodoListQuery  # noqa: E402
 from app.users.models import User  # noqa: E402
 
@@ -233,7 +233,7 @@ def _big_user(engine: Engine, count: int) -> tuple[str, str]:
             {"owner": user_id, "offset": int(count * 0.9)},
         ).one()
     codec = TokenCodec(Settings(_env_file=None, secret_key=SECRET, access_token_expire_minutes=600))
-    fingerprint = query_fingerprint(TodoListQuery())
+    fingerprint = query_signature(TodoListQuery())
     cursor = encode_cursor(fingerprint, created_at.astimezone(UTC).isoformat(), todo_id)
     return codec.encode_access(user_id), cursor
 

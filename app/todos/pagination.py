@@ -62,7 +62,7 @@ class SortOrder:
         return or_(beyond, column.is_(None)) if self.field in _NULLABLE else beyond
 
 
-def query_fingerprint(query: TodoListQuery) -> str:
+def query_signature(query: TodoListQuery) -> str:
     """Ties a cursor to the filters and sort it was made for."""
     parts = query.model_dump(mode="json", exclude={"limit", "cursor"})
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

@@ -14,12 +14,12 @@ from app.todos.pagination import (
     SortOrder,
     decode_todo_cursor,
     encode_todo_cursor,
-    query_fingerprint,
+    query_signature,
 )
 from app.todos.schemas import TodoCreate, TodoListQuery, TodoPage, TodoRead, TodoStats, TodoUpdate
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
-TODO_NOT_FOUND = "Todo not found"
+NOT_FOUND_MESSAGE = "Todo not found"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ def get_owned(
         stmt = stmt.with_for_update()
     todo = session.scalar(stmt)
     if todo is None:
-        raise NotFound(TODO_NOT_FOUND)
+        raise NotFound(NOT_FOUND_MESSAGE)
     return todo
 
 
@@ -162,7 +162,7 @@ def _apply(todo: Todo, changes: dict[str, object], now: datetime) -> None:
 
 def list_page(session: Session, owner_id: uuid.UUID, query: TodoListQuery) -> TodoPage:
     order = SortOrder.parse(query.sort)
-    fingerprint = query_fingerprint(query)
+    fingerprint = query_signature(query)
     stmt = select(Todo).where(Todo.owner_id == owner_id)
     if query.completed is not None:
         stmt = stmt.where(Todo.completed == query.completed)
