@@ -69,11 +69,6 @@ class TooManyRequests(AppError):
         super().__init__(detail, {"Retry-After": str(max(1, retry_after))})
 
 
-class ServiceUnavailable(AppError):
-    status_code = 503
-    detail = "Service temporarily unavailable"
-
-
 class InvalidInput(AppError):
     """A 422 raised by a service, in the same shape as FastAPI's request validation errors."""
 

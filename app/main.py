@@ -27,7 +27,6 @@ from app.todos.router import router as todos_router
 from app.users import service as users
 from app.users.router import router as users_router
 
-logger = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 DOCS_URL = "/docs"
 REDOC_URL = "/redoc"
@@ -56,15 +55,16 @@ def _reset_with_demo_data(settings: Settings, engine: Engine, hasher: PasswordHa
 
 def _prepare_database(app: FastAPI) -> None:
     settings: Settings = app.state.settings
-    engine = app.state.engine
-    if settings.reset_db:
-        _reset_with_demo_data(settings, engine, app.state.hasher)
-    elif settings.migrate_on_startup:
-        migration_engine = create_db_engine(settings, for_migrations=True)
+    if settings.reset_db or settings.migrate_on_startup:
+        # Schema work gets its own connection, without the request statement timeout.
+        engine = create_db_engine(settings, for_migrations=True)
         try:
-            migrations.upgrade_to_head(settings, migration_engine)
+            if settings.reset_db:
+                _reset_with_demo_data(settings, engine, app.state.hasher)
+            else:
+                migrations.upgrade_to_head(settings, engine)
         finally:
-            migration_engine.dispose()
+            engine.dispose()
     if settings.first_superuser_email and settings.first_superuser_password:
         with app.state.session_factory.begin() as session:
             users.ensure_superuser(

@@ -21,7 +21,6 @@ from app.metrics import observe
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("app.access")
 
-REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 

@@ -7,6 +7,7 @@ from app.database import SessionDep
 from app.errors import error_responses
 from app.todos import service
 from app.todos.dependencies import OwnedTodo
+from app.todos.models import Todo
 from app.todos.schemas import TodoCreate, TodoListQuery, TodoPage, TodoRead, TodoStats, TodoUpdate
 
 router = APIRouter(prefix="/todos", tags=["todos"], responses=error_responses(401, 413, 503))
@@ -23,7 +24,7 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-def _with_etag(response: Response, todo: OwnedTodo) -> TodoRead:
+def _with_etag(response: Response, todo: Todo) -> TodoRead:
     response.headers["ETag"] = service.etag(todo)
     return TodoRead.model_validate(todo)
 

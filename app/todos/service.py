@@ -127,18 +127,19 @@ def _remember(
 
 
 def update(session: Session, todo: Todo, data: TodoUpdate, if_match: str | None) -> Todo:
-    check_if_match(todo, if_match)
-    now = utcnow()
-    _apply(todo, data.model_dump(exclude_unset=True), now)
-    todo.updated_at = now
-    session.flush()
-    return todo
+    """PATCH: only the fields the client sent."""
+    return _write(session, todo, data.model_dump(exclude_unset=True), if_match)
 
 
 def replace(session: Session, todo: Todo, data: TodoCreate, if_match: str | None) -> Todo:
+    """PUT: every writable field; the omitted ones come back as their defaults."""
+    return _write(session, todo, data.model_dump(), if_match)
+
+
+def _write(session: Session, todo: Todo, changes: dict[str, object], if_match: str | None) -> Todo:
     check_if_match(todo, if_match)
     now = utcnow()
-    _apply(todo, data.model_dump(), now)
+    _apply(todo, changes, now)
     todo.updated_at = now
     session.flush()
     return todo
