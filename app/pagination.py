@@ -4,11 +4,16 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, bindparam, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.errors import InvalidInput
 
+T = TypeVar("T")
 BAD_CURSOR = "Invalid cursor: pass the next_cursor of the previous page, with the same query"
 
 
@@ -35,6 +40,27 @@ def parse_aware(value: Any) -> datetime:
     if parsed.tzinfo is None:
         raise ValueError("naive cursor time")
     return parsed
+
+
+def keyset_after(
+    columns: Sequence[InstrumentedAttribute[Any]],
+    values: Sequence[Any],
+    *,
+    descending: bool = False,
+) -> ColumnElement[bool]:
+    """Rows strictly after `values` in the order of `columns` (all in one direction): one
+    row-value comparison, which an index on those columns serves as a range scan."""
+    key = tuple_(*columns)
+    bound = tuple_(
+        *(bindparam(None, v, type_=c.type) for c, v in zip(columns, values, strict=True))
+    )
+    return key < bound if descending else key > bound
+
+
+def split_page(rows: Sequence[T], limit: int) -> tuple[Sequence[T], T | None]:
+    """Rows fetched with limit + 1: the page, and its last row when another page follows."""
+    page = rows[:limit]
+    return page, page[-1] if len(rows) > limit else None
 
 
 def bad_cursor() -> InvalidInput:

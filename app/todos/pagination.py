@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, tuple_
+from sqlalchemy import ColumnElement, and_, bindparam, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
-from app.pagination import bad_cursor, decode_cursor, encode_cursor, parse_aware
+from app.pagination import bad_cursor, decode_cursor, encode_cursor, keyset_after, parse_aware
 from app.todos.models import Priority, Todo
 from app.todos.schemas import TodoListQuery
 from app.validation import reject_nul
@@ -56,9 +56,7 @@ class SortOrder:
         last = bindparam(None, last_id, type_=Todo.id.type)
         if value is None:  # already in the null tail: only ids remain to order by
             return and_(column.is_(None), Todo.id < last if self.descending else Todo.id > last)
-        pair = tuple_(column, Todo.id)
-        bound = tuple_(bindparam(None, value, type_=column.type), last)
-        beyond = pair < bound if self.descending else pair > bound
+        beyond = keyset_after((column, Todo.id), (value, last_id), descending=self.descending)
         return or_(beyond, column.is_(None)) if self.field in _NULLABLE else beyond
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.database import utcnow
 from app.errors import InvalidInput, NotFound, PreconditionFailed
+from app.pagination import split_page
 from app.todos.models import IdempotencyKey, Priority, Todo
 from app.todos.pagination import (
     SortOrder,
@@ -183,10 +184,8 @@ def list_page(session: Session, owner_id: uuid.UUID, query: TodoListQuery) -> To
         value, last_id = decode_todo_cursor(query.cursor, order, fingerprint)
         stmt = stmt.where(order.after(value, last_id))
     rows = session.scalars(stmt.order_by(*order.order_by()).limit(query.limit + 1)).all()
-    page = rows[: query.limit]
-    next_cursor = (
-        encode_todo_cursor(order, fingerprint, page[-1]) if len(rows) > query.limit else None
-    )
+    page, last = split_page(rows, query.limit)
+    next_cursor = encode_todo_cursor(order, fingerprint, last) if last else None
     return TodoPage(items=[TodoRead.model_validate(t) for t in page], next_cursor=next_cursor)
 
 

@@ -1,7 +1,7 @@
 import contextlib
 import uuid
 
-from sqlalchemy import bindparam, select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -9,7 +9,14 @@ from app.auth import tokens
 from app.auth.security import PasswordHasher
 from app.database import utcnow
 from app.errors import BadRequest, Conflict, NotFound
-from app.pagination import bad_cursor, decode_cursor, encode_cursor, parse_aware
+from app.pagination import (
+    bad_cursor,
+    decode_cursor,
+    encode_cursor,
+    keyset_after,
+    parse_aware,
+    split_page,
+)
 from app.users.models import User
 from app.users.schemas import UserAdminUpdate, UserListQuery, UserPage, UserRead, UserUpdateMe
 
@@ -89,14 +96,8 @@ def list_page(session: Session, query: UserListQuery) -> UserPage:
             created_at = parse_aware(value)
         except (ValueError, TypeError) as exc:
             raise bad_cursor() from exc
-        after = tuple_(
-            bindparam(None, created_at, type_=User.created_at.type),
-            bindparam(None, last_id, type_=User.id.type),
-        )
-        stmt = stmt.where(tuple_(User.created_at, User.id) > after)
-    rows = session.scalars(stmt).all()
-    page, has_more = rows[: query.limit], len(rows) > query.limit
-    last = page[-1] if has_more else None
+        stmt = stmt.where(keyset_after((User.created_at, User.id), (created_at, last_id)))
+    page, last = split_page(session.scalars(stmt).all(), query.limit)
     next_cursor = (
         encode_cursor(_USERS_CURSOR, last.created_at.isoformat(), last.id) if last else None
     )
