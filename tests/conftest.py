@@ -15,13 +15,13 @@ import httpx2 as httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from app.config import Settings
 from app.main import create_app
-from app.models import Base
+from app.models import Base, User
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "correct-horse-battery"
@@ -161,6 +161,14 @@ def assert_bearer_401(response: "httpx.Response") -> None:
     assert set(body) == {"detail"}
     assert isinstance(body["detail"], str)
     assert body["detail"]
+
+
+def deactivate(engine: Engine, user_id: str) -> None:
+    """Deactivate a user behind the API's back, as a superuser's PATCH would."""
+    with engine.begin() as connection:
+        connection.execute(
+            update(User).where(User.id == uuid.UUID(user_id)).values(is_active=False)
+        )
 
 
 def login(client: TestClient, email: str, password: str = PASSWORD) -> dict[str, object]:

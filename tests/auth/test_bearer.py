@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from jose import jwt
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 
-from app.users.models import User
-from tests.conftest import TEST_SECRET, ApiUser, assert_bearer_401
+from tests.conftest import TEST_SECRET, ApiUser, assert_bearer_401, deactivate
 
 PROTECTED = ["/api/v1/users/me", "/api/v1/todos"]
 
@@ -156,10 +155,7 @@ def test_token_of_a_deactivated_user(
     client: TestClient, user: ApiUser, db_engine: Engine, path: str
 ) -> None:
     assert client.get(path, headers=user.headers).status_code == 200
-    with db_engine.begin() as connection:
-        connection.execute(
-            update(User).where(User.id == uuid.UUID(user.id)).values(is_active=False)
-        )
+    deactivate(db_engine, user.id)
     assert_bearer_401(client.get(path, headers=user.headers))
 
 

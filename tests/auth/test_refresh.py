@@ -15,8 +15,7 @@ from app.auth.models import RefreshToken
 from app.config import Settings
 from app.database import utcnow
 from app.main import create_app
-from app.users.models import User
-from tests.conftest import ApiUser, assert_bearer_401, empty_tables, login, make_user
+from tests.conftest import ApiUser, assert_bearer_401, deactivate, empty_tables, login, make_user
 
 REFRESH = "/api/v1/auth/refresh"
 LOGOUT = "/api/v1/auth/logout"
@@ -163,10 +162,7 @@ def test_expired_refresh_token_is_401(client: TestClient, user: ApiUser, db_engi
 def test_refresh_token_of_a_deactivated_user_is_401(
     client: TestClient, user: ApiUser, db_engine: Engine
 ) -> None:
-    with db_engine.begin() as connection:
-        connection.execute(
-            update(User).where(User.id == uuid.UUID(user.id)).values(is_active=False)
-        )
+    deactivate(db_engine, user.id)
     assert_bearer_401(refresh(client, user.refresh_token))
 
 

@@ -8,12 +8,11 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 from jose import jwt
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine, text
 
 from app.config import Settings
 from app.main import create_app
-from app.users.models import User
-from tests.conftest import PASSWORD, TEST_SECRET, ApiUser, make_user
+from tests.conftest import PASSWORD, TEST_SECRET, ApiUser, deactivate, make_user
 
 TOKEN = "/api/v1/auth/token"
 TOKEN_KEYS = {"access_token", "token_type", "expires_in", "refresh_token"}
@@ -180,10 +179,7 @@ def test_password_over_72_bytes_at_login_is_422(
 def test_inactive_user_with_the_right_password_is_403(
     client: TestClient, user: ApiUser, db_engine: Engine
 ) -> None:
-    with db_engine.begin() as connection:
-        connection.execute(
-            update(User).where(User.id == uuid.UUID(user.id)).values(is_active=False)
-        )
+    deactivate(db_engine, user.id)
     response = client.post(TOKEN, data={"username": user.email, "password": PASSWORD})
     assert response.status_code == 403
     assert response.json() == {"detail": "Inactive user"}
@@ -192,10 +188,7 @@ def test_inactive_user_with_the_right_password_is_403(
 def test_inactive_user_with_a_wrong_password_is_401(
     client: TestClient, user: ApiUser, db_engine: Engine
 ) -> None:
-    with db_engine.begin() as connection:
-        connection.execute(
-            update(User).where(User.id == uuid.UUID(user.id)).values(is_active=False)
-        )
+    deactivate(db_engine, user.id)
     response = client.post(TOKEN, data={"username": user.email, "password": "not-the-password"})
     assert response.status_code == 401
     assert response.json() == BAD_CREDENTIALS
