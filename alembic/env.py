@@ -6,7 +6,7 @@ from sqlalchemy import Connection
 
 from alembic import context
 from app.config import get_settings
-from app.database import create_db_engine
+from app.database import create_migration_engine
 from app.models import Base
 
 config = context.config
@@ -34,7 +34,7 @@ def run_online() -> None:
         return
     if config.config_file_name is not None:
         fileConfig(config.config_file_name, disable_existing_loggers=False)
-    engine = create_db_engine(get_settings())
+    engine = create_migration_engine(get_settings())
     try:
         with engine.connect() as connection:
             run_on(connection)

@@ -17,6 +17,7 @@ PLACEHOLDER_SECRETS = frozenset(
     {"changeme", "change-me", "changethis", "secret", "your-secret-key"}
 )
 MIN_SECRET_BYTES = 32
+_BACKENDS = {"postgresql": "postgresql", "postgres": "postgresql", "sqlite": "sqlite"}
 
 
 class Settings(BaseSettings):
@@ -74,6 +75,15 @@ class Settings(BaseSettings):
         # never an empty key that anyone could sign tokens with.
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        # The driver part is ours to choose (app.database): any PostgreSQL or SQLite URL works.
+        backend = value.partition(":")[0].partition("+")[0]
+        if backend not in _BACKENDS:
+            raise ValueError("DATABASE_URL must start with postgresql:// or sqlite://")
+        return value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -100,8 +110,13 @@ class Settings(BaseSettings):
         return timedelta(days=self.refresh_token_expire_days)
 
     @property
+    def database_backend(self) -> str:
+        """postgresql or sqlite (postgres:// URLs, as some hosts hand out, are PostgreSQL)."""
+        return _BACKENDS[self.database_url.partition(":")[0].partition("+")[0]]
+
+    @property
     def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
+        return self.database_backend == "sqlite"
 
     def signing_key(self) -> str:
         """The JWT key: configured, or in development generated once and kept in a file."""

@@ -1,14 +1,27 @@
-"""Engine, declarative base and the per-request unit of work."""
+"""Engines, declarative base and the per-request unit of work.
 
-from collections.abc import Iterator
+Requests run on an asyncio engine (asyncpg, aiosqlite): a request waits for the database
+without holding a thread, and a worker needs no thread hand-offs per request. Schema work
+(migrations, RESET_DB) runs on a synchronous engine (psycopg2, sqlite3) before serving.
+"""
+
+import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlalchemy.types import TypeDecorator
 
 from app.config import Settings
@@ -54,45 +67,83 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def create_db_engine(settings: Settings, *, for_migrations: bool = False) -> Engine:
+# (synchronous, asyncio) driver per backend: schema work is synchronous, requests are not.
+_DRIVERS = {"postgresql": ("psycopg2", "asyncpg"), "sqlite": ("pysqlite", "aiosqlite")}
+
+
+def database_url(settings: Settings, *, asynchronous: bool) -> URL:
+    """DATABASE_URL with the driver each side uses, whichever one it names (or none)."""
+    url = make_url(settings.database_url)
+    backend = settings.database_backend
+    return url.set(drivername=f"{backend}+{_DRIVERS[backend][asynchronous]}")
+
+
+def create_db_engine(settings: Settings) -> AsyncEngine:
+    """The request engine: a request waits for the database without holding a thread."""
+    url = database_url(settings, asynchronous=True)
     if settings.is_sqlite:
-        return _sqlite_engine(settings.database_url)
-    connect_args: dict[str, Any] = {
-        "connect_timeout": settings.db_connect_timeout,
-        "application_name": settings.project_name,
-        # Notice a peer that vanished (a failover, a cut network) instead of waiting forever.
-        "keepalives": 1,
-        "keepalives_idle": 30,
-        "keepalives_interval": 10,
-        "keepalives_count": 3,
-    }
-    if for_migrations:
-        # Waiting for another process's migration (the advisory lock), or a long DDL, must
-        # not hit the request timeout; a single connection, closed afterwards.
-        return create_engine(settings.database_url, poolclass=NullPool, connect_args=connect_args)
+        engine = create_async_engine(url, hide_parameters=True, connect_args={"timeout": 30})
+        _configure_sqlite(engine.sync_engine)
+        return engine
+    server_settings = {"application_name": settings.project_name}
     timeout = settings.db_statement_timeout_ms
     if timeout:
-        idle = max(timeout * 2, 10_000)
-        connect_args["options"] = (
-            f"-c statement_timeout={timeout} -c idle_in_transaction_session_timeout={idle}"
-        )
-    return create_engine(
-        settings.database_url,
+        server_settings["statement_timeout"] = str(timeout)
+        server_settings["idle_in_transaction_session_timeout"] = str(max(timeout * 2, 10_000))
+    engine = create_async_engine(
+        url,
+        # Error messages and logs carry the statement, never its values (password hashes).
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=settings.db_pool_recycle,
-        # A pooled connection that died with a database restart is found and replaced on
-        # checkout, so recovery needs no restart and costs no failed request.
-        pool_pre_ping=True,
-        connect_args=connect_args,
+        connect_args={
+            "timeout": settings.db_connect_timeout,
+            # The client-side bound behind the server's statement timeout: a query to a peer
+            # that vanished without closing the connection fails instead of waiting forever.
+            "command_timeout": timeout / 1000 * 2 if timeout else None,
+            "server_settings": server_settings,
+        },
+    )
+    event.listen(engine.sync_engine, "checkout", _discard_closed)
+    return engine
+
+
+def _discard_closed(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+    # asyncpg reads its sockets all the time, so a connection the server closed (a restart,
+    # pg_terminate_backend) is already known to be closed here. Checking that costs nothing;
+    # SQLAlchemy's pre-ping would cost up to three round trips (BEGIN, ping, ROLLBACK) on
+    # every checkout. The pool replaces a discarded connection and retries the checkout.
+    if record.driver_connection is None or record.driver_connection.is_closed():
+        raise DisconnectionError("connection closed by the server")
+
+
+def create_migration_engine(settings: Settings) -> Engine:
+    """Schema work: one synchronous connection, without the request statement timeout (waiting
+    for another process's migration, or a long DDL, must not time out), closed afterwards."""
+    url = database_url(settings, asynchronous=False)
+    if settings.is_sqlite:
+        engine = create_engine(
+            url, poolclass=NullPool, hide_parameters=True, connect_args={"timeout": 30}
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(
+        url,
+        poolclass=NullPool,
+        hide_parameters=True,
+        connect_args={
+            "connect_timeout": settings.db_connect_timeout,
+            "application_name": settings.project_name,
+        },
     )
 
 
-def _sqlite_engine(url: str) -> Engine:
-    # check_same_thread: FastAPI runs sync routes in a thread pool, and a pooled connection may
-    # be used by another thread than the one that opened it (never by two at once).
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+def _configure_sqlite(engine: Engine) -> None:
+    # aiosqlite logs every call with its arguments at DEBUG: password and token hashes.
+    # Whatever LOG_LEVEL says, that logger never passes them on.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -102,50 +153,79 @@ def _sqlite_engine(url: str) -> Engine:
         # as it is on PostgreSQL.
         dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        for pragma in ("foreign_keys=ON", "journal_mode=WAL", "synchronous=NORMAL"):
+            cursor.execute(f"PRAGMA {pragma}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        # Take the write lock up front: a deferred transaction that reads and later writes
-        # fails at once with SQLITE_BUSY when another connection committed in between, and
-        # busy_timeout cannot help it. IMMEDIATE makes writers queue instead.
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(READ_ONLY):
+            # Reads take no lock: in WAL mode they run beside the writer, on a snapshot.
+            connection.exec_driver_sql("BEGIN")
+            return
+        # Writers take the write lock up front: a deferred transaction that reads and later
+        # writes fails at once with SQLITE_BUSY when another connection committed in between,
+        # and busy_timeout cannot help it. IMMEDIATE makes writers queue instead.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
 
 
 def _unicode_lower(value: str | None) -> str | None:
     return None if value is None else value.lower()
 
 
-def create_session_factory(engine: Engine) -> sessionmaker[Session]:
+# Execution option on the read engine (see read_only_engine).
+READ_ONLY = "todo_read_only"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, for requests that only read (safe methods).
+
+    On PostgreSQL their statements run in autocommit: a read needs no BEGIN and COMMIT, two
+    of the three round trips of a one-query request. On SQLite they run in a deferred
+    transaction, which takes no write lock.
+    """
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "AUTOCOMMIT"
+    return engine.execution_options(**options)
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: responses are built from the objects after the commit.
-    return sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One unit of work per request: commit on success, roll back on error (see AppError)."""
-    session: Session = request.app.state.session_factory()
+    state = request.app.state
+    reads_only = request.method in SAFE_METHODS
+    session: AsyncSession = (state.read_sessions if reads_only else state.sessions)()
     try:
         yield session
-        session.commit()
+        if not reads_only:  # a read has nothing to commit
+            await session.commit()
     except AppError as exc:
         if exc.persist_changes:
-            session.commit()
+            await session.commit()
         else:
-            session.rollback()
+            await session.rollback()
         raise
     except BaseException:
-        session.rollback()
+        await session.rollback()
         raise
     finally:
-        session.close()
+        await session.close()
+
+
+async def checkpoint(session: AsyncSession) -> None:
+    """Commit the unit of work so far and give its connection back to the pool, before slow
+    work (bcrypt) that needs neither; the request goes on in a new transaction afterwards.
+    Loaded objects stay usable (expire_on_commit=False)."""
+    await session.commit()
 
 
 # scope="function": the commit above runs before the response is sent, so a failed commit
 # becomes an error response instead of a 2xx for data that was never stored.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -8,9 +8,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.context import request_id_var
 
 logger = logging.getLogger(__name__)
 
@@ -150,10 +152,34 @@ async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(409, {"detail": "Conflict with the current state of the resource"})
 
 
+# SQLSTATE classes that mean "not now" rather than "never": connection exceptions (08),
+# transaction rollbacks such as deadlocks (40), insufficient resources such as too many
+# connections (53), operator intervention such as a statement timeout or a shutdown (57).
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+        return True
+    code = getattr(exc.orig, "pgcode", None)
+    return isinstance(code, str) and code[:2] in _TRANSIENT_SQLSTATE_CLASSES
+
+
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     # Unreachable, restarting, timed out, or no free connection: the client may retry.
     logger.error("database unavailable: %s", type(exc).__name__)
     return _json(503, {"detail": "Database unavailable, try again shortly"}, {"Retry-After": "1"})
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if _is_transient(exc):
+        return await _database_unavailable(request, exc)
+    # A bug, not an outage: logged with its traceback (statement, never its parameters:
+    # the engines hide them), answered as the contract's 500.
+    logger.error("database error", exc_info=exc)
+    body = {"detail": "Internal Server Error", "request_id": request_id_var.get()}
+    return _json(500, body)
 
 
 def register_error_handlers(app: FastAPI) -> None:
@@ -161,5 +187,8 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
-    for unavailable in (OperationalError, InterfaceError, PoolTimeout):
+    app.add_exception_handler(DBAPIError, _database_error)
+    # asyncpg raises socket errors (refused, reset, unresolvable host) and its own timeouts
+    # unwrapped; the only sockets a request opens are the database's.
+    for unavailable in (PoolTimeout, OSError, TimeoutError):
         app.add_exception_handler(unavailable, _database_unavailable)

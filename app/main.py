@@ -11,13 +11,19 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app import demo, migrations
 from app.auth.router import router as auth_router
 from app.auth.security import PasswordHasher, TokenCodec
 from app.config import Settings, get_settings
-from app.database import create_db_engine, create_session_factory
+from app.database import (
+    create_db_engine,
+    create_migration_engine,
+    create_session_factory,
+    read_only_engine,
+)
 from app.errors import register_error_handlers
 from app.health.router import router as health_router
 from app.logs import configure_logging
@@ -38,36 +44,43 @@ def reset_database_once() -> None:
     settings = get_settings()
     if not settings.reset_db:
         return
-    engine = create_db_engine(settings, for_migrations=True)
+    engine = create_migration_engine(settings)
+    hasher = PasswordHasher(settings.bcrypt_rounds)
     try:
-        _reset_with_demo_data(settings, engine, PasswordHasher(settings.bcrypt_rounds))
+        _reset_with_demo_data(settings, engine, hasher)
     finally:
         engine.dispose()
+        hasher.close()
     os.environ["RESET_DB"] = "0"
     get_settings.cache_clear()
 
 
 def _reset_with_demo_data(settings: Settings, engine: Engine, hasher: PasswordHasher) -> None:
     migrations.reset_database(settings, engine)
-    with create_session_factory(engine).begin() as session:
+    with Session(engine) as session, session.begin():
         demo.load(session, hasher)
 
 
-def _prepare_database(app: FastAPI) -> None:
+def _prepare_schema(settings: Settings, hasher: PasswordHasher) -> None:
+    # Schema work gets its own connection, without the request statement timeout.
+    engine = create_migration_engine(settings)
+    try:
+        if settings.reset_db:
+            _reset_with_demo_data(settings, engine, hasher)
+        else:
+            migrations.upgrade_to_head(settings, engine)
+    finally:
+        engine.dispose()
+
+
+async def _prepare_database(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     if settings.reset_db or settings.migrate_on_startup:
-        # Schema work gets its own connection, without the request statement timeout.
-        engine = create_db_engine(settings, for_migrations=True)
-        try:
-            if settings.reset_db:
-                _reset_with_demo_data(settings, engine, app.state.hasher)
-            else:
-                migrations.upgrade_to_head(settings, engine)
-        finally:
-            engine.dispose()
+        # Blocking work (file lock, synchronous driver): off the event loop.
+        await run_in_threadpool(_prepare_schema, settings, app.state.hasher)
     if settings.first_superuser_email and settings.first_superuser_password:
-        with app.state.session_factory.begin() as session:
-            users.ensure_superuser(
+        async with app.state.sessions.begin() as session:
+            await users.ensure_superuser(
                 session,
                 app.state.hasher,
                 settings.first_superuser_email,
@@ -83,16 +96,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not logging.getLogger().handlers:
         configure_logging(settings.log_level, settings.log_format)
     app.state.started_at = time.monotonic()
-    app.state.engine = create_db_engine(settings)
-    app.state.session_factory = create_session_factory(app.state.engine)
+    engine = app.state.engine = create_db_engine(settings)
+    app.state.sessions = create_session_factory(engine)
+    app.state.read_sessions = create_session_factory(read_only_engine(engine))
     # Building these costs a bcrypt hash (the dummy one) and may create the dev key file.
     app.state.hasher = await run_in_threadpool(PasswordHasher, settings.bcrypt_rounds)
-    app.state.token_codec = TokenCodec(settings)
+    app.state.token_codec = await run_in_threadpool(TokenCodec, settings)
     try:
-        await run_in_threadpool(_prepare_database, app)
+        await _prepare_database(app)
         yield
     finally:
-        app.state.engine.dispose()
+        await engine.dispose()
+        app.state.hasher.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, inspect
 
 from alembic import command
 from app.config import Settings
-from app.database import create_db_engine
+from app.database import create_migration_engine
 from app.migrations import ROOT, alembic_config, head_revision, upgrade_to_head
 from app.models import Base
 from tests.conftest import TempPostgres, postgres_admin_url
@@ -52,7 +52,7 @@ def _tables(url: str) -> set[str]:
 
 
 def test_upgrade_downgrade_upgrade(empty_database_url: str, tmp_path: Path) -> None:
-    engine = create_db_engine(_settings(empty_database_url, tmp_path))
+    engine = create_migration_engine(_settings(empty_database_url, tmp_path))
     try:
         for target, expected in [("head", APP_TABLES), ("base", set()), ("head", APP_TABLES)]:
             with engine.begin() as connection:
@@ -64,7 +64,7 @@ def test_upgrade_downgrade_upgrade(empty_database_url: str, tmp_path: Path) -> N
 
 
 def test_models_match_migrations(empty_database_url: str, tmp_path: Path) -> None:
-    engine = create_db_engine(_settings(empty_database_url, tmp_path))
+    engine = create_migration_engine(_settings(empty_database_url, tmp_path))
     try:
         with engine.begin() as connection:
             command.upgrade(alembic_config(connection), "head")
@@ -93,7 +93,7 @@ def test_concurrent_startups_migrate_exactly_once(empty_database_url: str, tmp_p
     barrier = threading.Barrier(8)
 
     def start_worker() -> None:
-        engine = create_db_engine(settings)
+        engine = create_migration_engine(settings)
         try:
             barrier.wait()
             results.append(upgrade_to_head(settings, engine))
@@ -109,7 +109,7 @@ def test_concurrent_startups_migrate_exactly_once(empty_database_url: str, tmp_p
         thread.join(timeout=120)
     assert errors == []
     assert sorted(results) == [False] * 7 + [True]
-    engine = create_db_engine(settings)
+    engine = create_migration_engine(settings)
     try:
         with engine.connect() as connection:
             assert MigrationContext.configure(connection).get_current_revision() == head_revision()

@@ -19,17 +19,17 @@ router = APIRouter(prefix="/auth", tags=["auth"], responses=error_responses(413,
     response_model=UserRead,
     responses=error_responses(403, 409),
 )
-def register(
+async def register(
     data: UserRegister, session: SessionDep, hasher: HasherDep, settings: SettingsDep
 ) -> object:
     """Create an account."""
     if not settings.allow_signup:
         raise Forbidden("Sign-up is disabled")
-    return service.register(session, hasher, data)
+    return await service.register(session, hasher, data)
 
 
 @router.post("/token", responses=error_responses(401, 403, 429))
-def login(
+async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     hasher: HasherDep,
@@ -37,19 +37,19 @@ def login(
     settings: SettingsDep,
 ) -> TokenPair:
     """Log in with email (as `username`) and password; OAuth2 password grant."""
-    user = service.login(session, hasher, settings, form.username, form.password)
-    return service.issue_tokens(session, codec, settings, user)
+    user = await service.login(session, hasher, settings, form.username, form.password)
+    return await service.issue_tokens(session, codec, settings, user)
 
 
 @router.post("/refresh", responses=error_responses(401))
-def refresh(
+async def refresh(
     data: RefreshRequest, session: SessionDep, codec: TokenCodecDep, settings: SettingsDep
 ) -> TokenPair:
     """Exchange a refresh token for a new pair; the presented one stops working."""
-    return service.refresh(session, codec, settings, data.refresh_token)
+    return await service.refresh(session, codec, settings, data.refresh_token)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(data: RefreshRequest, session: SessionDep) -> None:
+async def logout(data: RefreshRequest, session: SessionDep) -> None:
     """End the login a refresh token belongs to (no bearer token needed)."""
-    service.logout(session, data.refresh_token)
+    await service.logout(session, data.refresh_token)

@@ -1,12 +1,14 @@
 import uuid
+from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import throttle, tokens
 from app.auth.schemas import MAX_PASSWORD_BYTES, TokenPair, UserRegister
-from app.auth.security import PasswordHasher, TokenCodec
+from app.auth.security import AccessClaims, PasswordHasher, TokenCodec
 from app.config import Settings
-from app.database import utcnow
+from app.database import checkpoint, utcnow
 from app.errors import Forbidden, InvalidInput, Unauthorized
 from app.users import service as users
 from app.users.models import User
@@ -17,6 +19,8 @@ BAD_REFRESH_TOKEN = "Invalid or expired refresh token"  # noqa: S105 - a message
 PASSWORD_TOO_LONG = (
     f"Password must be at most {MAX_PASSWORD_BYTES} bytes long in UTF-8 (bcrypt's limit)"
 )
+# What a query selects to check, in the same round trip, that a token's user may still act.
+ACCESS_COLUMNS = (User.is_active, User.password_changed_at)
 
 
 class InvalidCredentials(Unauthorized):
@@ -29,27 +33,59 @@ class RefreshTokenReused(Unauthorized):
     persist_changes = True  # the revoked family must outlive the 401
 
 
-def register(session: Session, hasher: PasswordHasher, data: UserRegister) -> User:
+def check_access(claims: AccessClaims, row: Any) -> None:
+    """401 unless `row` (ACCESS_COLUMNS of the token's user, or None) still admits the token."""
+    if row is None or not claims.admits(row.is_active, row.password_changed_at):
+        raise Unauthorized()
+
+
+_ACCESS = select(*ACCESS_COLUMNS).where(User.id == bindparam("user_id"))
+
+
+async def authorize(session: AsyncSession, claims: AccessClaims) -> None:
+    """The token's user exists and may still act: one primary-key read, no ORM object."""
+    row = (await session.execute(_ACCESS, {"user_id": claims.user_id})).first()
+    check_access(claims, row)
+
+
+async def current_user(session: AsyncSession, claims: AccessClaims) -> User:
+    user = await session.get(User, claims.user_id)
+    if user is None:
+        raise Unauthorized()
+    check_access(claims, user)
+    return user
+
+
+async def register(session: AsyncSession, hasher: PasswordHasher, data: UserRegister) -> User:
     # Hash before the first query, so no transaction is open during the slow part.
-    hashed = hasher.hash(data.password)
-    return users.create_user(
+    hashed = await hasher.hash_async(data.password)
+    return await users.create_user(
         session, email=data.email, hashed_password=hashed, full_name=data.full_name
     )
 
 
-def login(
-    session: Session, hasher: PasswordHasher, settings: Settings, username: str, password: str
+async def login(
+    session: AsyncSession, hasher: PasswordHasher, settings: Settings, username: str, password: str
 ) -> User:
     _check_login_input(username, password)
-    email, now = username.lower(), utcnow()
-    throttle.lock_email(session, email)
-    throttle.check(session, settings, email, now)
-    user = users.get_by_email(session, email)
+    email = username.lower()
+    # A throttled email is turned away before any bcrypt work.
+    await throttle.check(session, settings, email, utcnow())
+    user = await users.get_by_email(session, email)
+    # Neither a lock nor a database connection is held through bcrypt.
+    await checkpoint(session)
     # Unknown email and wrong password: the same bcrypt cost, the same answer.
-    if not hasher.verify(password, user.hashed_password if user else None) or user is None:
-        throttle.record_failure(session, settings, email, now)
+    stored = user.hashed_password if user else None
+    valid = await hasher.verify_async(password, stored) and user is not None
+    # The verdict is given under the email's lock and counts the failures recorded meanwhile:
+    # however many guesses arrive at once, no more than the limit get an answer but 429.
+    now = utcnow()
+    await throttle.lock_email(session, email)
+    await throttle.check(session, settings, email, now)
+    if not valid or user is None:
+        await throttle.record_failure(session, settings, email, now)
         raise InvalidCredentials()
-    throttle.clear(session, email)
+    await throttle.clear(session, email)
     if not user.is_active:
         raise Forbidden("Inactive user")
     return user
@@ -63,8 +99,8 @@ def _check_login_input(username: str, password: str) -> None:
             raise InvalidInput(("body", field), NUL_MESSAGE)
 
 
-def issue_tokens(
-    session: Session,
+async def issue_tokens(
+    session: AsyncSession,
     codec: TokenCodec,
     settings: Settings,
     user: User,
@@ -72,10 +108,9 @@ def issue_tokens(
 ) -> TokenPair:
     """A new access token and a refresh token; a new login starts a new family."""
     now = utcnow()
-    refresh_token = tokens.create(
+    refresh_token = await tokens.create(
         session, user.id, family_id or uuid.uuid4(), now, now + settings.refresh_token_ttl
     )
-    session.flush()
     return TokenPair(
         access_token=codec.encode_access(user.id, now),
         expires_in=int(codec.access_ttl.total_seconds()),
@@ -83,26 +118,28 @@ def issue_tokens(
     )
 
 
-def refresh(session: Session, codec: TokenCodec, settings: Settings, raw_token: str) -> TokenPair:
+async def refresh(
+    session: AsyncSession, codec: TokenCodec, settings: Settings, raw_token: str
+) -> TokenPair:
     """Rotate: the presented token stops working and a new pair is issued in its family."""
     now = utcnow()
-    token = tokens.find(session, raw_token, for_update=True)
+    token = await tokens.find(session, raw_token, for_update=True)
     if token is None or token.revoked_at is not None:
         raise Unauthorized(BAD_REFRESH_TOKEN)
     if token.rotated_at is not None:
         # Someone presents a token that was already exchanged: either the client or a thief
         # holds a stale copy. We cannot tell which, so that whole login ends.
-        tokens.revoke_family(session, token.family_id, now)
+        await tokens.revoke_family(session, token.family_id, now)
         raise RefreshTokenReused()
-    user = session.get(User, token.user_id)
+    user = await session.get(User, token.user_id)
     if token.expires_at <= now or user is None or not user.is_active:
         raise Unauthorized(BAD_REFRESH_TOKEN)
     token.rotated_at = now
-    return issue_tokens(session, codec, settings, user, family_id=token.family_id)
+    return await issue_tokens(session, codec, settings, user, family_id=token.family_id)
 
 
-def logout(session: Session, raw_token: str) -> None:
+async def logout(session: AsyncSession, raw_token: str) -> None:
     """End the login the token belongs to; unknown or dead tokens are fine (nothing to do)."""
-    token = tokens.find(session, raw_token)
+    token = await tokens.find(session, raw_token)
     if token is not None:
-        tokens.revoke_family(session, token.family_id, utcnow())
+        await tokens.revoke_family(session, token.family_id, utcnow())

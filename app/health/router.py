@@ -3,8 +3,8 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import Engine, text
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 router = APIRouter(tags=["meta"])
 
@@ -28,10 +28,10 @@ async def health(request: Request) -> Health:
     return Health(status="healthy", version=state.settings.version, uptime_seconds=uptime)
 
 
-def _ping(engine: Engine) -> bool:
+async def _ping(engine: AsyncEngine) -> bool:
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
         return True
     except Exception:  # any failure to reach the database means "not ready"
         return False
@@ -44,6 +44,6 @@ def _ping(engine: Engine) -> bool:
 )
 async def ready(request: Request) -> JSONResponse:
     """Readiness: the database answers."""
-    if await run_in_threadpool(_ping, request.app.state.engine):
+    if await _ping(request.app.state.engine):
         return JSONResponse({"status": "ready", "database": "ok"})
     return JSONResponse({"status": "unavailable", "database": "error"}, status_code=503)

@@ -3,19 +3,19 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import Claims
 from app.database import SessionDep
 from app.todos import service
-from app.todos.models import Todo
+from app.todos.service import VersionedTodo
 
 _WRITES = frozenset({"PATCH", "PUT", "DELETE"})
 
 
-def get_owned_todo(
-    todo_id: uuid.UUID, user: CurrentUser, session: SessionDep, request: Request
-) -> Todo:
+async def get_owned_todo(
+    todo_id: uuid.UUID, claims: Claims, session: SessionDep, request: Request
+) -> VersionedTodo:
     """The one place ownership is enforced: someone else's todo is a 404, like a missing one."""
-    return service.get_owned(session, user.id, todo_id, for_update=request.method in _WRITES)
+    return await service.get_owned(session, claims, todo_id, for_update=request.method in _WRITES)
 
 
-OwnedTodo = Annotated[Todo, Depends(get_owned_todo)]
+OwnedTodo = Annotated[VersionedTodo, Depends(get_owned_todo)]

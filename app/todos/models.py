@@ -47,11 +47,8 @@ class Todo(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Bumped by every write; the ETag. As the mapper's version counter, SQLAlchemy also adds
-    # "AND version = <read value>" to each UPDATE/DELETE, so a concurrent write is detected.
+    # Bumped by every write, under the row lock the write holds (see todos.service); the ETag.
     version: Mapped[int] = mapped_column(Integer, default=1)
-
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
 
 class IdempotencyKey(Base):

@@ -66,7 +66,8 @@ def query_signature(query: TodoListQuery) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def encode_todo_cursor(order: SortOrder, fingerprint: str, last: Todo) -> str:
+def encode_todo_cursor(order: SortOrder, fingerprint: str, last: Any) -> str:
+    """A cursor after `last`, a row with the sort column and the id."""
     value = getattr(last, order.field)
     return encode_cursor(
         fingerprint, value.isoformat() if isinstance(value, datetime) else value, last.id

@@ -2,13 +2,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import Claims
 from app.database import SessionDep
 from app.errors import error_responses
 from app.todos import service
 from app.todos.dependencies import OwnedTodo
-from app.todos.models import Todo
 from app.todos.schemas import TodoCreate, TodoListQuery, TodoPage, TodoRead, TodoStats, TodoUpdate
+from app.todos.service import VersionedTodo
 
 router = APIRouter(prefix="/todos", tags=["todos"], responses=error_responses(401, 413, 503))
 
@@ -24,9 +24,9 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-def _with_etag(response: Response, todo: Todo) -> TodoRead:
-    response.headers["ETag"] = service.etag(todo)
-    return TodoRead.model_validate(todo)
+def _with_etag(response: Response, todo: VersionedTodo) -> TodoRead:
+    response.headers["ETag"] = todo.etag
+    return todo.body
 
 
 @router.post(
@@ -35,43 +35,43 @@ def _with_etag(response: Response, todo: Todo) -> TodoRead:
     response_model=TodoRead,
     responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
 )
-def create_todo(
+async def create_todo(
     data: TodoCreate,
-    user: CurrentUser,
+    claims: Claims,
     session: SessionDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Create a todo."""
     if idempotency_key is None:
-        created = service.create(session, user.id, data)
+        created = await service.create(session, claims, data)
     else:
-        created = service.create_idempotent(session, user.id, data, idempotency_key)
+        created = await service.create_idempotent(session, claims, data, idempotency_key)
     headers = {"Location": f"/api/v1/todos/{created.todo_id}", "ETag": created.etag}
     return Response(created.body, status.HTTP_201_CREATED, headers, "application/json")
 
 
 @router.get("")
-def list_todos(
-    query: Annotated[TodoListQuery, Query()], user: CurrentUser, session: SessionDep
+async def list_todos(
+    query: Annotated[TodoListQuery, Query()], claims: Claims, session: SessionDep
 ) -> TodoPage:
     """List the current user's todos, a page at a time."""
-    return service.list_page(session, user.id, query)
+    return await service.list_page(session, claims, query)
 
 
 @router.get("/stats")
-def todo_stats(user: CurrentUser, session: SessionDep) -> TodoStats:
+async def todo_stats(claims: Claims, session: SessionDep) -> TodoStats:
     """Counts of the current user's todos."""
-    return service.stats(session, user.id)
+    return await service.stats(session, claims)
 
 
 @router.get("/{todo_id}", responses=error_responses(404))
-def read_todo(todo: OwnedTodo, response: Response) -> TodoRead:
+async def read_todo(todo: OwnedTodo, response: Response) -> TodoRead:
     """One todo."""
     return _with_etag(response, todo)
 
 
 @router.patch("/{todo_id}", responses=error_responses(404, 412))
-def update_todo(
+async def update_todo(
     data: TodoUpdate,
     todo: OwnedTodo,
     session: SessionDep,
@@ -79,11 +79,11 @@ def update_todo(
     if_match: IfMatch = None,
 ) -> TodoRead:
     """Change some fields of a todo."""
-    return _with_etag(response, service.update(session, todo, data, if_match))
+    return _with_etag(response, await service.update_todo(session, todo, data, if_match))
 
 
 @router.put("/{todo_id}", responses=error_responses(404, 412))
-def replace_todo(
+async def replace_todo(
     data: TodoCreate,
     todo: OwnedTodo,
     session: SessionDep,
@@ -91,12 +91,12 @@ def replace_todo(
     if_match: IfMatch = None,
 ) -> TodoRead:
     """Replace a todo; omitted optional fields reset to their defaults."""
-    return _with_etag(response, service.replace(session, todo, data, if_match))
+    return _with_etag(response, await service.replace_todo(session, todo, data, if_match))
 
 
 @router.delete(
     "/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 412)
 )
-def delete_todo(todo: OwnedTodo, session: SessionDep, if_match: IfMatch = None) -> None:
+async def delete_todo(todo: OwnedTodo, session: SessionDep, if_match: IfMatch = None) -> None:
     """Delete a todo."""
-    service.delete(session, todo, if_match)
+    await service.delete_todo(session, todo, if_match)

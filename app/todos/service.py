@@ -1,12 +1,19 @@
+"""Todo queries. The hot paths select columns, not ORM objects, and fold the check that the
+token's user may still act into the same query: one round trip for a read."""
+
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import case, func, select
+from pydantic import TypeAdapter
+from sqlalchemy import Select, Table, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.security import AccessClaims
+from app.auth.service import ACCESS_COLUMNS, authorize, check_access
 from app.database import utcnow
 from app.errors import InvalidInput, NotFound, PreconditionFailed
 from app.pagination import split_page
@@ -18,9 +25,37 @@ from app.todos.pagination import (
     query_signature,
 )
 from app.todos.schemas import TodoCreate, TodoListQuery, TodoPage, TodoRead, TodoStats, TodoUpdate
+from app.users.models import User
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 NOT_FOUND_MESSAGE = "Todo not found"
+TODO_COLUMNS = (
+    Todo.id,
+    Todo.title,
+    Todo.description,
+    Todo.completed,
+    Todo.priority,
+    Todo.due_date,
+    Todo.completed_at,
+    Todo.created_at,
+    Todo.updated_at,
+    Todo.version,
+)
+# The table itself, for DML without the ORM's bookkeeping (nothing here keeps Todo objects).
+_TODOS = cast(Table, Todo.__table__)
+_READ = TypeAdapter(TodoRead)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionedTodo:
+    """A todo as the client sees it, and its version: the strong ETag every write checks."""
+
+    body: TodoRead
+    version: int
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,56 +67,76 @@ class CreatedTodo:
     etag: str
 
 
-def etag(todo: Todo) -> str:
-    return f'"{todo.version}"'
+def _versioned(row: Any) -> VersionedTodo:
+    return VersionedTodo(TodoRead.model_validate(row), row.version)
 
 
-def get_owned(
-    session: Session, owner_id: uuid.UUID, todo_id: uuid.UUID, *, for_update: bool = False
-) -> Todo:
-    # Scoped by owner in the query itself: another user's todo is simply not found.
-    stmt = select(Todo).where(Todo.id == todo_id, Todo.owner_id == owner_id)
-    if for_update:
-        # Hold the row from the If-Match check to the commit, so no write slips in between.
-        stmt = stmt.with_for_update()
-    todo = session.scalar(stmt)
-    if todo is None:
+def _owned(*conditions: Any) -> Select[*tuple[Any, ...]]:
+    """The todos of the token's user (:owner_id), each row carrying what decides whether that
+    user may still act (ACCESS_COLUMNS). Scoped by owner in the query itself: another user's
+    todo is simply not found."""
+    return (
+        select(*ACCESS_COLUMNS, *TODO_COLUMNS)
+        .join(User, User.id == Todo.owner_id)
+        .where(Todo.owner_id == bindparam("owner_id"), *conditions)
+    )
+
+
+# Built once: constructing a statement costs more than running it. For writes the row stays
+# locked from the If-Match check to the commit, so no write slips in between.
+_OWNED_TODO = _owned(Todo.id == bindparam("todo_id"))
+_OWNED_TODO_FOR_UPDATE = _OWNED_TODO.with_for_update(of=Todo)
+
+
+async def get_owned(
+    session: AsyncSession, claims: AccessClaims, todo_id: uuid.UUID, *, for_update: bool = False
+) -> VersionedTodo:
+    stmt = _OWNED_TODO_FOR_UPDATE if for_update else _OWNED_TODO
+    params = {"owner_id": claims.user_id, "todo_id": todo_id}
+    conn = await session.connection()
+    row = (await conn.execute(stmt, params)).first()
+    if row is None:
+        # No row to read the user's state from: a user who may no longer act gets a 401.
+        await authorize(session, claims)
         raise NotFound(NOT_FOUND_MESSAGE)
-    return todo
+    check_access(claims, row)
+    return _versioned(row)
 
 
-def check_if_match(todo: Todo, if_match: str | None) -> None:
+def check_if_match(todo: VersionedTodo, if_match: str | None) -> None:
     if if_match is None:
         return
     tags = {tag.strip() for tag in if_match.split(",")}
     # Strong comparison: a weak tag (W/"...") never matches.
-    if "*" not in tags and etag(todo) not in tags:
+    if "*" not in tags and todo.etag not in tags:
         raise PreconditionFailed()
 
 
-def create(session: Session, owner_id: uuid.UUID, data: TodoCreate) -> CreatedTodo:
-    return _created(_insert(session, owner_id, data))
+async def create(session: AsyncSession, claims: AccessClaims, data: TodoCreate) -> CreatedTodo:
+    await authorize(session, claims)
+    return _created(await _insert(session, claims.user_id, data))
 
 
-def create_idempotent(
-    session: Session, owner_id: uuid.UUID, data: TodoCreate, key: str
+async def create_idempotent(
+    session: AsyncSession, claims: AccessClaims, data: TodoCreate, key: str
 ) -> CreatedTodo:
     """Create once per (user, key); a retry with the same body gets the first response back."""
+    await authorize(session, claims)
+    owner_id = claims.user_id
     request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
-    record = session.get(IdempotencyKey, (owner_id, key))
+    record = await session.get(IdempotencyKey, (owner_id, key))
     if record is not None and record.created_at < utcnow() - IDEMPOTENCY_TTL:
-        session.delete(record)
-        session.flush()
+        await session.delete(record)
+        await session.flush()
         record = None
     if record is None:
-        todo = _insert(session, owner_id, data)
+        todo = await _insert(session, owner_id, data)
         created = _created(todo)
-        record = _remember(session, owner_id, key, request_hash, created)
+        record = await _remember(session, owner_id, key, request_hash, created)
         if record is None:
             return created
         # A concurrent request with this key won: ours must leave nothing behind.
-        session.delete(todo)
-        session.flush()
+        await session.execute(delete(_TODOS).where(Todo.id == todo.body.id))
     if record.request_hash != request_hash:
         raise InvalidInput(
             ("header", "Idempotency-Key"),
@@ -90,27 +145,37 @@ def create_idempotent(
     return CreatedTodo(record.todo_id, record.response_body, record.etag)
 
 
-def _insert(session: Session, owner_id: uuid.UUID, data: TodoCreate) -> Todo:
+async def _insert(session: AsyncSession, owner_id: uuid.UUID, data: TodoCreate) -> VersionedTodo:
     now = utcnow()
-    todo = Todo(owner_id=owner_id, created_at=now, updated_at=now)
-    _apply(todo, data.model_dump(), now)
-    session.add(todo)
-    session.flush()
-    return todo
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "owner_id": owner_id,
+        "completed_at": now if data.completed else None,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+        **_column_values(data.model_dump()),
+    }
+    await session.execute(insert(_TODOS).values(values))
+    return VersionedTodo(TodoRead.model_validate(values), 1)
 
 
-def _created(todo: Todo) -> CreatedTodo:
-    return CreatedTodo(todo.id, TodoRead.model_validate(todo).model_dump_json(), etag(todo))
+def _created(todo: VersionedTodo) -> CreatedTodo:
+    return CreatedTodo(todo.body.id, _READ.dump_json(todo.body).decode(), todo.etag)
 
 
-def _remember(
-    session: Session, owner_id: uuid.UUID, key: str, request_hash: str, created: CreatedTodo
+async def _remember(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    key: str,
+    request_hash: str,
+    created: CreatedTodo,
 ) -> IdempotencyKey | None:
     """Store the first response under the key, or return the record of whoever stored it first."""
     try:
         # The primary key is the arbiter: on PostgreSQL a concurrent insert of the same key
         # waits here until the first transaction commits, then fails.
-        with session.begin_nested():
+        async with session.begin_nested():
             session.add(
                 IdempotencyKey(
                     user_id=owner_id,
@@ -123,82 +188,104 @@ def _remember(
                 )
             )
     except IntegrityError:
-        return session.get(IdempotencyKey, (owner_id, key))
+        return await session.get(IdempotencyKey, (owner_id, key))
     return None
 
 
-def update(session: Session, todo: Todo, data: TodoUpdate, if_match: str | None) -> Todo:
+async def update_todo(
+    session: AsyncSession, todo: VersionedTodo, data: TodoUpdate, if_match: str | None
+) -> VersionedTodo:
     """PATCH: only the fields the client sent."""
-    return _write(session, todo, data.model_dump(exclude_unset=True), if_match)
+    return await _write(session, todo, data.model_dump(exclude_unset=True), if_match)
 
 
-def replace(session: Session, todo: Todo, data: TodoCreate, if_match: str | None) -> Todo:
+async def replace_todo(
+    session: AsyncSession, todo: VersionedTodo, data: TodoCreate, if_match: str | None
+) -> VersionedTodo:
     """PUT: every writable field; the omitted ones come back as their defaults."""
-    return _write(session, todo, data.model_dump(), if_match)
+    return await _write(session, todo, data.model_dump(), if_match)
 
 
-def _write(session: Session, todo: Todo, changes: dict[str, object], if_match: str | None) -> Todo:
+async def _write(
+    session: AsyncSession, todo: VersionedTodo, changes: dict[str, Any], if_match: str | None
+) -> VersionedTodo:
+    # The row is locked (get_owned_todo): the version checked here is the one replaced.
     check_if_match(todo, if_match)
     now = utcnow()
-    _apply(todo, changes, now)
-    todo.updated_at = now
-    session.flush()
-    return todo
-
-
-def delete(session: Session, todo: Todo, if_match: str | None) -> None:
-    check_if_match(todo, if_match)
-    session.delete(todo)
-    session.flush()
-
-
-def _apply(todo: Todo, changes: dict[str, object], now: datetime) -> None:
-    if "priority" in changes:
-        changes["priority"] = Priority[str(changes["priority"])]
-    if "completed" in changes and changes["completed"] != bool(todo.completed):
+    values = _column_values(changes)
+    if "completed" in changes and changes["completed"] != todo.body.completed:
         # completed_at follows completed: set when it turns true, cleared when it turns false.
-        todo.completed_at = now if changes["completed"] else None
-    for field, value in changes.items():
-        setattr(todo, field, value)
+        values["completed_at"] = now if changes["completed"] else None
+    stmt = (
+        update(_TODOS)
+        .where(Todo.id == todo.body.id)
+        .values(**values, updated_at=now, version=Todo.version + 1)
+        .returning(*TODO_COLUMNS)
+    )
+    return _versioned((await session.execute(stmt)).one())
 
 
-def list_page(session: Session, owner_id: uuid.UUID, query: TodoListQuery) -> TodoPage:
+async def delete_todo(session: AsyncSession, todo: VersionedTodo, if_match: str | None) -> None:
+    check_if_match(todo, if_match)
+    await session.execute(delete(_TODOS).where(Todo.id == todo.body.id))
+
+
+def _column_values(fields: dict[str, Any]) -> dict[str, Any]:
+    """Schema fields as stored: the priority as its rank (see models.Priority)."""
+    if "priority" in fields:
+        fields = {**fields, "priority": Priority[str(fields["priority"])].value}
+    return fields
+
+
+async def list_page(session: AsyncSession, claims: AccessClaims, query: TodoListQuery) -> TodoPage:
     order = SortOrder.parse(query.sort)
     fingerprint = query_signature(query)
-    stmt = select(Todo).where(Todo.owner_id == owner_id)
+    stmt = _owned(*_filters(query))
+    if query.cursor is not None:
+        value, last_id = decode_todo_cursor(query.cursor, order, fingerprint)
+        stmt = stmt.where(order.after(value, last_id))
+    stmt = stmt.order_by(*order.order_by()).limit(query.limit + 1)
+    rows = (await session.execute(stmt, {"owner_id": claims.user_id})).all()
+    if rows:
+        check_access(claims, rows[0])
+    else:
+        await authorize(session, claims)
+    page, last = split_page(rows, query.limit)
+    next_cursor = encode_todo_cursor(order, fingerprint, last) if last else None
+    return TodoPage(items=[TodoRead.model_validate(row) for row in page], next_cursor=next_cursor)
+
+
+def _filters(query: TodoListQuery) -> list[Any]:
+    filters: list[Any] = []
     if query.completed is not None:
-        stmt = stmt.where(Todo.completed == query.completed)
+        filters.append(Todo.completed == query.completed)
     if query.priority is not None:
-        stmt = stmt.where(Todo.priority == Priority[query.priority])
+        filters.append(Todo.priority == Priority[query.priority])
     if query.q is not None:
-        stmt = stmt.where(
+        filters.append(
             Todo.title.icontains(query.q, autoescape=True)
             | Todo.description.icontains(query.q, autoescape=True)
         )
     # A todo without a due date matches neither bound (NULL comparisons are never true).
     if query.due_before is not None:
-        stmt = stmt.where(Todo.due_date < query.due_before)
+        filters.append(Todo.due_date < query.due_before)
     if query.due_after is not None:
-        stmt = stmt.where(Todo.due_date > query.due_after)
-    if query.cursor is not None:
-        value, last_id = decode_todo_cursor(query.cursor, order, fingerprint)
-        stmt = stmt.where(order.after(value, last_id))
-    rows = session.scalars(stmt.order_by(*order.order_by()).limit(query.limit + 1)).all()
-    page, last = split_page(rows, query.limit)
-    next_cursor = encode_todo_cursor(order, fingerprint, last) if last else None
-    return TodoPage(items=[TodoRead.model_validate(t) for t in page], next_cursor=next_cursor)
+        filters.append(Todo.due_date > query.due_after)
+    return filters
 
 
-def stats(session: Session, owner_id: uuid.UUID) -> TodoStats:
+async def stats(session: AsyncSession, claims: AccessClaims) -> TodoStats:
+    await authorize(session, claims)
     open_ = Todo.completed.is_(False)
     overdue = open_ & (Todo.due_date < utcnow())
-    total, completed, overdue_count = session.execute(
+    result = await session.execute(
         select(
             func.count(),
             func.coalesce(func.sum(case((Todo.completed, 1), else_=0)), 0),
             func.coalesce(func.sum(case((overdue, 1), else_=0)), 0),
-        ).where(Todo.owner_id == owner_id)
-    ).one()
+        ).where(Todo.owner_id == claims.user_id)
+    )
+    total, completed, overdue_count = result.one()
     return TodoStats(
         total=total, completed=completed, open=total - completed, overdue=overdue_count
     )

@@ -20,42 +20,42 @@ router = APIRouter(prefix="/users", tags=["users"], responses=error_responses(40
 
 
 @router.get("/me", response_model=UserRead)
-def read_me(user: CurrentUser) -> object:
+async def read_me(user: CurrentUser) -> object:
     """The current user."""
     return user
 
 
 @router.patch("/me", response_model=UserRead, responses=error_responses(409))
-def update_me(changes: UserUpdateMe, user: CurrentUser, session: SessionDep) -> object:
+async def update_me(changes: UserUpdateMe, user: CurrentUser, session: SessionDep) -> object:
     """Change the current user's name or email."""
-    return service.update_me(session, user, changes)
+    return await service.update_me(session, user, changes)
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(400))
-def change_password(
+async def change_password(
     data: PasswordChange, user: CurrentUser, session: SessionDep, hasher: HasherDep
 ) -> None:
     """Change the password; every existing login and access token stops working."""
-    service.change_password(session, hasher, user, data.current_password, data.new_password)
+    await service.change_password(session, hasher, user, data.current_password, data.new_password)
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
-def delete_me(user: CurrentUser, session: SessionDep) -> None:
+async def delete_me(user: CurrentUser, session: SessionDep) -> None:
     """Delete the current user with all their todos and tokens."""
-    service.delete_user(session, user)
+    await service.delete_user(session, user)
 
 
 @router.get("", responses=error_responses(403))
-def list_users(
+async def list_users(
     query: Annotated[UserListQuery, Query()], _: CurrentSuperuser, session: SessionDep
 ) -> UserPage:
     """All users, oldest first, a page at a time (superusers only)."""
-    return service.list_page(session, query)
+    return await service.list_page(session, query)
 
 
 @router.patch("/{user_id}", response_model=UserRead, responses=error_responses(403, 404))
-def update_user(
+async def update_user(
     user_id: uuid.UUID, changes: UserAdminUpdate, _: CurrentSuperuser, session: SessionDep
 ) -> object:
     """Activate, deactivate, promote or rename a user (superusers only)."""
-    return service.admin_update(session, user_id, changes)
+    return await service.admin_update(session, user_id, changes)

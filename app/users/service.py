@@ -3,11 +3,11 @@ import uuid
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import tokens
 from app.auth.security import PasswordHasher
-from app.database import utcnow
+from app.database import checkpoint, utcnow
 from app.errors import BadRequest, Conflict, NotFound
 from app.pagination import (
     bad_cursor,
@@ -24,16 +24,16 @@ EMAIL_TAKEN = "A user with this email already exists"
 _USERS_CURSOR = "users"  # the one order users are listed in: created_at, then id
 
 
-def get_by_email(session: Session, email: str) -> User | None:
-    return session.scalar(select(User).where(User.email == email.lower()))
+async def get_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email.lower()))
 
 
-def get_by_id(session: Session, user_id: uuid.UUID) -> User | None:
-    return session.get(User, user_id)
+async def get_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    return await session.get(User, user_id)
 
 
-def create_user(
-    session: Session,
+async def create_user(
+    session: AsyncSession,
     *,
     email: str,
     hashed_password: str,
@@ -47,48 +47,54 @@ def create_user(
         is_superuser=is_superuser,
     )
     session.add(user)
-    _flush_unique(session)
+    await _flush_unique(session)
     return user
 
 
-def ensure_superuser(session: Session, hasher: PasswordHasher, email: str, password: str) -> None:
+async def ensure_superuser(
+    session: AsyncSession, hasher: PasswordHasher, email: str, password: str
+) -> None:
     """Create the first superuser at startup, unless a user with that email exists.
 
     Every worker runs this; the unique constraint makes exactly one of them succeed."""
-    if get_by_email(session, email) is not None:
+    if await get_by_email(session, email) is not None:
         return
+    hashed = await hasher.hash_async(password)
     with contextlib.suppress(Conflict):  # another worker created it first
-        create_user(session, email=email, hashed_password=hasher.hash(password), is_superuser=True)
+        await create_user(session, email=email, hashed_password=hashed, is_superuser=True)
 
 
-def update_me(session: Session, user: User, changes: UserUpdateMe) -> User:
+async def update_me(session: AsyncSession, user: User, changes: UserUpdateMe) -> User:
     for field, value in changes.model_dump(exclude_unset=True).items():
         setattr(user, field, value)
-    _flush_unique(session)
+    await _flush_unique(session)
     return user
 
 
-def change_password(
-    session: Session, hasher: PasswordHasher, user: User, current: str, new: str
+async def change_password(
+    session: AsyncSession, hasher: PasswordHasher, user: User, current: str, new: str
 ) -> None:
-    if not hasher.verify(current, user.hashed_password):
+    # Nothing holds a connection through the two bcrypt runs (the user was read already).
+    await checkpoint(session)
+    if not await hasher.verify_async(current, user.hashed_password):
         raise BadRequest("Current password is incorrect")
+    hashed = await hasher.hash_async(new)
     now = utcnow()
-    user.hashed_password = hasher.hash(new)
+    user.hashed_password = hashed
     # Access tokens issued before now are refused from here on (see get_current_user), and
     # every login's refresh token dies with the old password.
     user.password_changed_at = now
-    tokens.revoke_all(session, user.id, now)
-    session.flush()
+    await tokens.revoke_all(session, user.id, now)
+    await session.flush()
 
 
-def delete_user(session: Session, user: User) -> None:
+async def delete_user(session: AsyncSession, user: User) -> None:
     # Todos, refresh tokens and idempotency records go with it (ON DELETE CASCADE).
-    session.delete(user)
-    session.flush()
+    await session.delete(user)
+    await session.flush()
 
 
-def list_page(session: Session, query: UserListQuery) -> UserPage:
+async def list_page(session: AsyncSession, query: UserListQuery) -> UserPage:
     stmt = select(User).order_by(User.created_at, User.id).limit(query.limit + 1)
     if query.cursor is not None:
         value, last_id = decode_cursor(query.cursor, _USERS_CURSOR)
@@ -97,32 +103,32 @@ def list_page(session: Session, query: UserListQuery) -> UserPage:
         except (ValueError, TypeError) as exc:
             raise bad_cursor() from exc
         stmt = stmt.where(keyset_after((User.created_at, User.id), (created_at, last_id)))
-    page, last = split_page(session.scalars(stmt).all(), query.limit)
+    page, last = split_page((await session.scalars(stmt)).all(), query.limit)
     next_cursor = (
         encode_cursor(_USERS_CURSOR, last.created_at.isoformat(), last.id) if last else None
     )
     return UserPage(items=[UserRead.model_validate(u) for u in page], next_cursor=next_cursor)
 
 
-def admin_update(session: Session, user_id: uuid.UUID, changes: UserAdminUpdate) -> User:
-    user = session.get(User, user_id)
+async def admin_update(session: AsyncSession, user_id: uuid.UUID, changes: UserAdminUpdate) -> User:
+    user = await session.get(User, user_id)
     if user is None:
         raise NotFound("User not found")
     values = changes.model_dump(exclude_unset=True)
     if values.get("is_active") is False and user.is_active:
         # Deactivation ends every login now; access tokens already fail on is_active.
-        tokens.revoke_all(session, user.id, utcnow())
+        await tokens.revoke_all(session, user.id, utcnow())
     for field, value in values.items():
         setattr(user, field, value)
-    session.flush()
+    await session.flush()
     return user
 
 
-def _flush_unique(session: Session) -> None:
+async def _flush_unique(session: AsyncSession) -> None:
     # The unique constraint decides, not a prior SELECT: two concurrent requests for one
     # email cannot both pass. A savepoint keeps the request's transaction usable afterwards.
     try:
-        with session.begin_nested():
-            session.flush()
+        async with session.begin_nested():
+            await session.flush()
     except IntegrityError as exc:
         raise Conflict(EMAIL_TAKEN) from exc
