@@ -32,8 +32,10 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./todo.db"
     # Per worker process: workers x (pool size + overflow) must stay under max_connections.
-    db_pool_size: int = Field(default=5, ge=1)
-    db_max_overflow: int = Field(default=5, ge=0)
+    # No overflow by default: a connection opened for a burst and closed after it costs more
+    # than waiting a moment for a pooled one (measured with bench/, issue 5).
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)  # waiting for a free connection
     db_pool_recycle: int = Field(default=1800, ge=-1)  # replace connections older than this
     db_connect_timeout: int = Field(default=3, ge=1)

@@ -6,20 +6,25 @@ without holding a thread, and a worker needs no thread hand-offs per request. Sc
 """
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    DateTime,
+    Engine,
+    Executable,
+    MetaData,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlalchemy.types import TypeDecorator
@@ -192,40 +197,88 @@ def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**options)
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    # expire_on_commit=False: responses are built from the objects after the commit.
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+class UnitOfWork:
+    """One request's database work: one connection, taken at first use, in one transaction.
+
+    Services run SQLAlchemy Core statements on it (the ORM's Session measured slower than
+    the queries it ran). get_db commits it before the response is sent, or rolls it back.
+    """
+
+    __slots__ = ("_connection", "_engine")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    async def execute(
+        self, statement: Executable, params: Mapping[str, Any] | None = None
+    ) -> CursorResult[*tuple[Any, ...]]:
+        connection = await self._connect()
+        return await connection.execute(statement, params)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction: an error inside undoes only its part, and the request's
+        transaction stays usable (on PostgreSQL a failed statement aborts the whole one)."""
+        connection = await self._connect()
+        async with connection.begin_nested():
+            yield
+
+    async def commit(self) -> None:
+        if self._connection is not None:
+            await self._connection.commit()
+
+    async def release(self) -> None:
+        """Commit what was done so far and give the connection back to the pool, before slow
+        work (bcrypt) that needs neither; later statements run in a new transaction."""
+        await self.commit()
+        await self.close()
+
+    async def close(self) -> None:
+        """Give the connection back; whatever was not committed is rolled back."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+    async def _connect(self) -> AsyncConnection:
+        if self._connection is None:
+            self._connection = await self._engine.connect()
+        return self._connection
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One unit of work per request: commit on success, roll back on error (see AppError)."""
+@asynccontextmanager
+async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[UnitOfWork]:
+    """Outside a request (startup): commit on success, roll back on error."""
+    db = UnitOfWork(engine)
+    try:
+        yield db
+        await db.commit()
+    finally:
+        await db.close()
+
+
+async def get_db(request: Request) -> AsyncIterator[UnitOfWork]:
+    """The request's unit of work: committed on success, rolled back on error (see AppError).
+    Safe methods get the read engine: nothing to commit, no transaction on PostgreSQL."""
     state = request.app.state
     reads_only = request.method in SAFE_METHODS
-    session: AsyncSession = (state.read_sessions if reads_only else state.sessions)()
+    db = UnitOfWork(state.read_engine if reads_only else state.engine)
     try:
-        yield session
-        if not reads_only:  # a read has nothing to commit
-            await session.commit()
+        yield db
+        if not reads_only:
+            await db.commit()
     except AppError as exc:
         if exc.persist_changes:
-            await session.commit()
-        else:
-            await session.rollback()
-        raise
-    except BaseException:
-        await session.rollback()
+            await db.commit()
         raise
     finally:
-        await session.close()
-
-
-async def checkpoint(session: AsyncSession) -> None:
-    """Commit the unit of work so far and give its connection back to the pool, before slow
-    work (bcrypt) that needs neither; the request goes on in a new transaction afterwards.
-    Loaded objects stay usable (expire_on_commit=False)."""
-    await session.commit()
+        await db.close()
 
 
 # scope="function": the commit above runs before the response is sent, so a failed commit
 # becomes an error response instead of a 2xx for data that was never stored.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+Db = Annotated[UnitOfWork, Depends(get_db, scope="function")]

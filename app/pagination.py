@@ -43,18 +43,19 @@ def parse_aware(value: Any) -> datetime:
 
 
 def keyset_after(
-    columns: Sequence[InstrumentedAttribute[Any]],
-    values: Sequence[Any],
-    *,
-    descending: bool = False,
+    columns: Sequence[InstrumentedAttribute[Any]], *, descending: bool = False
 ) -> ColumnElement[bool]:
-    """Rows strictly after `values` in the order of `columns` (all in one direction): one
-    row-value comparison, which an index on those columns serves as a range scan."""
+    """Rows strictly after the cursor row in the order of `columns` (all in one direction):
+    one row-value comparison, which an index on those columns serves as a range scan. The
+    cursor row's values are parameters (after_params), so the statement can be built once."""
     key = tuple_(*columns)
-    bound = tuple_(
-        *(bindparam(None, v, type_=c.type) for c, v in zip(columns, values, strict=True))
-    )
+    bound = tuple_(*(bindparam(f"after_{i}", type_=c.type) for i, c in enumerate(columns)))
     return key < bound if descending else key > bound
+
+
+def after_params(values: Sequence[Any]) -> dict[str, Any]:
+    """The parameters of keyset_after for a cursor row with these values."""
+    return {f"after_{i}": value for i, value in enumerate(values)}
 
 
 def split_page(rows: Sequence[T], limit: int) -> tuple[Sequence[T], T | None]:

@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
+from sqlalchemy import Engine
 
 from app.config import Settings, get_settings
+from app.database import database_url
 from app.main import create_app
-from tests.conftest import make_user
+from tests.conftest import empty_tables, make_user
 
 ROOT = Path(__file__).resolve().parents[1]
 ME = "/api/v1/users/me"
@@ -243,3 +245,43 @@ def test_blank_secret_key_means_unset_not_an_empty_key(tmp_path: Path, blank: st
     assert len(settings.signing_key()) >= 32
     with pytest.raises(ValidationError, match="SECRET_KEY is required"):
         Settings(_env_file=None, environment="production", secret_key=blank)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u@h/db",
+        "postgres://u@h/db",
+        "postgresql+psycopg2://u@h/db",
+        "postgresql+asyncpg://u@h/db",
+    ],
+)
+def test_any_postgresql_url_gets_our_drivers(url: str) -> None:
+    settings = Settings(_env_file=None, database_url=url)
+    assert database_url(settings, asynchronous=True).drivername == "postgresql+asyncpg"
+    assert database_url(settings, asynchronous=False).drivername == "postgresql+psycopg2"
+    assert database_url(settings, asynchronous=True).database == "db"
+
+
+def test_sqlite_urls_get_our_drivers() -> None:
+    settings = Settings(_env_file=None, database_url="sqlite:///./todo.db")
+    assert database_url(settings, asynchronous=True).drivername == "sqlite+aiosqlite"
+    assert database_url(settings, asynchronous=False).drivername == "sqlite+pysqlite"
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "todo.db", ""])
+def test_other_databases_are_refused(url: str) -> None:
+    with pytest.raises(ValidationError, match="DATABASE_URL"):
+        Settings(_env_file=None, database_url=url)
+
+
+def test_the_service_runs_on_a_postgres_scheme_url(settings: Settings, db_engine: Engine) -> None:
+    """postgres://, as some hosts hand it out, is served like postgresql://."""
+    if settings.is_sqlite:
+        pytest.skip("a PostgreSQL URL")
+    url = "postgres://" + settings.database_url.split("://", 1)[1]
+    try:
+        with TestClient(create_app(settings.model_copy(update={"database_url": url}))) as client:
+            make_user(client)
+    finally:
+        empty_tables(db_engine)

@@ -6,9 +6,9 @@ from fastapi.security import OAuth2PasswordBearer
 from app.auth import service
 from app.auth.security import AccessClaims, PasswordHasher, TokenCodec
 from app.config import Settings
-from app.database import SessionDep
+from app.database import Db
 from app.errors import Forbidden, Unauthorized
-from app.users.models import User
+from app.users.models import UserRecord
 
 # tokenUrl drives Swagger's Authorize dialog: it posts email and password to this endpoint.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token")
@@ -51,17 +51,17 @@ async def get_claims(
 Claims = Annotated[AccessClaims, Depends(get_claims)]
 
 
-async def get_current_user(claims: Claims, session: SessionDep) -> User:
-    return await service.current_user(session, claims)
+async def get_current_user(claims: Claims, db: Db) -> UserRecord:
+    return await service.current_user(db, claims)
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentUser = Annotated[UserRecord, Depends(get_current_user)]
 
 
-async def get_current_superuser(user: CurrentUser) -> User:
+async def get_current_superuser(user: CurrentUser) -> UserRecord:
     if not user.is_superuser:
         raise Forbidden()
     return user
 
 
-CurrentSuperuser = Annotated[User, Depends(get_current_superuser)]
+CurrentSuperuser = Annotated[UserRecord, Depends(get_current_superuser)]

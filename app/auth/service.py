@@ -2,16 +2,15 @@ import uuid
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import throttle, tokens
 from app.auth.schemas import MAX_PASSWORD_BYTES, TokenPair, UserRegister
 from app.auth.security import AccessClaims, PasswordHasher, TokenCodec
 from app.config import Settings
-from app.database import checkpoint, utcnow
+from app.database import UnitOfWork, utcnow
 from app.errors import Forbidden, InvalidInput, Unauthorized
 from app.users import service as users
-from app.users.models import User
+from app.users.models import User, UserRecord
 from app.validation import NUL_MESSAGE
 
 BAD_CREDENTIALS = "Incorrect email or password"
@@ -42,50 +41,50 @@ def check_access(claims: AccessClaims, row: Any) -> None:
 _ACCESS = select(*ACCESS_COLUMNS).where(User.id == bindparam("user_id"))
 
 
-async def authorize(session: AsyncSession, claims: AccessClaims) -> None:
+async def authorize(db: UnitOfWork, claims: AccessClaims) -> None:
     """The token's user exists and may still act: one primary-key read, no ORM object."""
-    row = (await session.execute(_ACCESS, {"user_id": claims.user_id})).first()
+    row = (await db.execute(_ACCESS, {"user_id": claims.user_id})).first()
     check_access(claims, row)
 
 
-async def current_user(session: AsyncSession, claims: AccessClaims) -> User:
-    user = await session.get(User, claims.user_id)
+async def current_user(db: UnitOfWork, claims: AccessClaims) -> UserRecord:
+    user = await users.get_by_id(db, claims.user_id)
     if user is None:
         raise Unauthorized()
     check_access(claims, user)
     return user
 
 
-async def register(session: AsyncSession, hasher: PasswordHasher, data: UserRegister) -> User:
+async def register(db: UnitOfWork, hasher: PasswordHasher, data: UserRegister) -> UserRecord:
     # Hash before the first query, so no transaction is open during the slow part.
     hashed = await hasher.hash_async(data.password)
     return await users.create_user(
-        session, email=data.email, hashed_password=hashed, full_name=data.full_name
+        db, email=data.email, hashed_password=hashed, full_name=data.full_name
     )
 
 
 async def login(
-    session: AsyncSession, hasher: PasswordHasher, settings: Settings, username: str, password: str
-) -> User:
+    db: UnitOfWork, hasher: PasswordHasher, settings: Settings, username: str, password: str
+) -> UserRecord:
     _check_login_input(username, password)
     email = username.lower()
     # A throttled email is turned away before any bcrypt work.
-    await throttle.check(session, settings, email, utcnow())
-    user = await users.get_by_email(session, email)
+    await throttle.check(db, settings, email, utcnow())
+    user = await users.get_by_email(db, email)
     # Neither a lock nor a database connection is held through bcrypt.
-    await checkpoint(session)
+    await db.release()
     # Unknown email and wrong password: the same bcrypt cost, the same answer.
     stored = user.hashed_password if user else None
     valid = await hasher.verify_async(password, stored) and user is not None
     # The verdict is given under the email's lock and counts the failures recorded meanwhile:
     # however many guesses arrive at once, no more than the limit get an answer but 429.
     now = utcnow()
-    await throttle.lock_email(session, email)
-    await throttle.check(session, settings, email, now)
+    await throttle.lock_email(db, email)
+    await throttle.check(db, settings, email, now)
     if not valid or user is None:
-        await throttle.record_failure(session, settings, email, now)
+        await throttle.record_failure(db, settings, email, now)
         raise InvalidCredentials()
-    await throttle.clear(session, email)
+    await throttle.clear(db, email)
     if not user.is_active:
         raise Forbidden("Inactive user")
     return user
@@ -100,46 +99,46 @@ def _check_login_input(username: str, password: str) -> None:
 
 
 async def issue_tokens(
-    session: AsyncSession,
+    db: UnitOfWork,
     codec: TokenCodec,
     settings: Settings,
-    user: User,
+    user_id: uuid.UUID,
     family_id: uuid.UUID | None = None,
 ) -> TokenPair:
     """A new access token and a refresh token; a new login starts a new family."""
     now = utcnow()
     refresh_token = await tokens.create(
-        session, user.id, family_id or uuid.uuid4(), now, now + settings.refresh_token_ttl
+        db, user_id, family_id or uuid.uuid4(), now, now + settings.refresh_token_ttl
     )
     return TokenPair(
-        access_token=codec.encode_access(user.id, now),
+        access_token=codec.encode_access(user_id, now),
         expires_in=int(codec.access_ttl.total_seconds()),
         refresh_token=refresh_token,
     )
 
 
 async def refresh(
-    session: AsyncSession, codec: TokenCodec, settings: Settings, raw_token: str
+    db: UnitOfWork, codec: TokenCodec, settings: Settings, raw_token: str
 ) -> TokenPair:
     """Rotate: the presented token stops working and a new pair is issued in its family."""
     now = utcnow()
-    token = await tokens.find(session, raw_token, for_update=True)
+    token = await tokens.find(db, raw_token, for_update=True)
     if token is None or token.revoked_at is not None:
         raise Unauthorized(BAD_REFRESH_TOKEN)
     if token.rotated_at is not None:
         # Someone presents a token that was already exchanged: either the client or a thief
         # holds a stale copy. We cannot tell which, so that whole login ends.
-        await tokens.revoke_family(session, token.family_id, now)
+        await tokens.revoke_family(db, token.family_id, now)
         raise RefreshTokenReused()
-    user = await session.get(User, token.user_id)
+    user = await users.get_by_id(db, token.user_id)
     if token.expires_at <= now or user is None or not user.is_active:
         raise Unauthorized(BAD_REFRESH_TOKEN)
-    token.rotated_at = now
-    return await issue_tokens(session, codec, settings, user, family_id=token.family_id)
+    await tokens.mark_rotated(db, token.id, now)
+    return await issue_tokens(db, codec, settings, user.id, family_id=token.family_id)
 
 
-async def logout(session: AsyncSession, raw_token: str) -> None:
+async def logout(db: UnitOfWork, raw_token: str) -> None:
     """End the login the token belongs to; unknown or dead tokens are fine (nothing to do)."""
-    token = await tokens.find(session, raw_token)
+    token = await tokens.find(db, raw_token)
     if token is not None:
-        await tokens.revoke_family(session, token.family_id, utcnow())
+        await tokens.revoke_family(db, token.family_id, utcnow())

@@ -3,16 +3,28 @@ users (a password change or deactivation ends every login)."""
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, insert, select, update
 
 from app.auth.models import RefreshToken
 from app.auth.security import hash_refresh_token, new_refresh_token
+from app.database import UnitOfWork
+
+_BY_HASH = select(
+    RefreshToken.id,
+    RefreshToken.user_id,
+    RefreshToken.family_id,
+    RefreshToken.expires_at,
+    RefreshToken.rotated_at,
+    RefreshToken.revoked_at,
+).where(RefreshToken.token_hash == bindparam("token_hash"))
+# Two refreshes racing with one token: the second waits here, then sees it rotated.
+_BY_HASH_FOR_UPDATE = _BY_HASH.with_for_update()
 
 
 async def create(
-    session: AsyncSession,
+    db: UnitOfWork,
     user_id: uuid.UUID,
     family_id: uuid.UUID,
     now: datetime,
@@ -20,8 +32,9 @@ async def create(
 ) -> str:
     """Store a new refresh token (its hash only) and return the raw token for the client."""
     raw = new_refresh_token()
-    session.add(
-        RefreshToken(
+    await db.execute(
+        insert(RefreshToken).values(
+            id=uuid.uuid4(),
             user_id=user_id,
             family_id=family_id,
             token_hash=hash_refresh_token(raw),
@@ -29,28 +42,29 @@ async def create(
             expires_at=expires_at,
         )
     )
-    await session.flush()
     return raw
 
 
-async def find(session: AsyncSession, raw: str, *, for_update: bool = False) -> RefreshToken | None:
-    stmt = select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(raw))
-    if for_update:
-        # Two refreshes racing with one token: the second waits here, then sees it rotated.
-        stmt = stmt.with_for_update()
-    return await session.scalar(stmt)
+async def find(db: UnitOfWork, raw: str, *, for_update: bool = False) -> Any:
+    """The stored token (id, user_id, family_id, expires_at, rotated_at, revoked_at), or None."""
+    stmt = _BY_HASH_FOR_UPDATE if for_update else _BY_HASH
+    return (await db.execute(stmt, {"token_hash": hash_refresh_token(raw)})).first()
 
 
-async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datetime) -> None:
-    await session.execute(
+async def mark_rotated(db: UnitOfWork, token_id: uuid.UUID, now: datetime) -> None:
+    await db.execute(update(RefreshToken).where(RefreshToken.id == token_id).values(rotated_at=now))
+
+
+async def revoke_family(db: UnitOfWork, family_id: uuid.UUID, now: datetime) -> None:
+    await db.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
 
 
-async def revoke_all(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
-    await session.execute(
+async def revoke_all(db: UnitOfWork, user_id: uuid.UUID, now: datetime) -> None:
+    await db.execute(
         update(RefreshToken)
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)

@@ -50,13 +50,15 @@ class SortOrder:
         # Rows without a due date go last in both directions.
         return [column.nulls_last() if self.field in _NULLABLE else column, tiebreak]
 
-    def after(self, value: Any, last_id: uuid.UUID) -> ColumnElement[bool]:
-        """Rows strictly after (value, last_id) in this order."""
+    def after(self, null_tail: bool) -> ColumnElement[bool]:
+        """Rows strictly after the cursor row in this order; its values are after_params().
+        A cursor row without a due date is already in the null tail (null_tail): only ids
+        remain to order by there."""
         column = self.column
-        last = bindparam(None, last_id, type_=Todo.id.type)
-        if value is None:  # already in the null tail: only ids remain to order by
+        if null_tail:
+            last = bindparam("after_1", type_=Todo.id.type)
             return and_(column.is_(None), Todo.id < last if self.descending else Todo.id > last)
-        beyond = keyset_after((column, Todo.id), (value, last_id), descending=self.descending)
+        beyond = keyset_after((column, Todo.id), descending=self.descending)
         return or_(beyond, column.is_(None)) if self.field in _NULLABLE else beyond
 
 

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from app.auth.dependencies import Claims
-from app.database import SessionDep
+from app.database import Db
 from app.errors import error_responses
 from app.todos import service
 from app.todos.dependencies import OwnedTodo
@@ -38,30 +38,28 @@ def _with_etag(response: Response, todo: VersionedTodo) -> TodoRead:
 async def create_todo(
     data: TodoCreate,
     claims: Claims,
-    session: SessionDep,
+    db: Db,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Create a todo."""
     if idempotency_key is None:
-        created = await service.create(session, claims, data)
+        created = await service.create(db, claims, data)
     else:
-        created = await service.create_idempotent(session, claims, data, idempotency_key)
+        created = await service.create_idempotent(db, claims, data, idempotency_key)
     headers = {"Location": f"/api/v1/todos/{created.todo_id}", "ETag": created.etag}
     return Response(created.body, status.HTTP_201_CREATED, headers, "application/json")
 
 
 @router.get("")
-async def list_todos(
-    query: Annotated[TodoListQuery, Query()], claims: Claims, session: SessionDep
-) -> TodoPage:
+async def list_todos(query: Annotated[TodoListQuery, Query()], claims: Claims, db: Db) -> TodoPage:
     """List the current user's todos, a page at a time."""
-    return await service.list_page(session, claims, query)
+    return await service.list_page(db, claims, query)
 
 
 @router.get("/stats")
-async def todo_stats(claims: Claims, session: SessionDep) -> TodoStats:
+async def todo_stats(claims: Claims, db: Db) -> TodoStats:
     """Counts of the current user's todos."""
-    return await service.stats(session, claims)
+    return await service.stats(db, claims)
 
 
 @router.get("/{todo_id}", responses=error_responses(404))
@@ -74,29 +72,29 @@ async def read_todo(todo: OwnedTodo, response: Response) -> TodoRead:
 async def update_todo(
     data: TodoUpdate,
     todo: OwnedTodo,
-    session: SessionDep,
+    db: Db,
     response: Response,
     if_match: IfMatch = None,
 ) -> TodoRead:
     """Change some fields of a todo."""
-    return _with_etag(response, await service.update_todo(session, todo, data, if_match))
+    return _with_etag(response, await service.update_todo(db, todo, data, if_match))
 
 
 @router.put("/{todo_id}", responses=error_responses(404, 412))
 async def replace_todo(
     data: TodoCreate,
     todo: OwnedTodo,
-    session: SessionDep,
+    db: Db,
     response: Response,
     if_match: IfMatch = None,
 ) -> TodoRead:
     """Replace a todo; omitted optional fields reset to their defaults."""
-    return _with_etag(response, await service.replace_todo(session, todo, data, if_match))
+    return _with_etag(response, await service.replace_todo(db, todo, data, if_match))
 
 
 @router.delete(
     "/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 412)
 )
-async def delete_todo(todo: OwnedTodo, session: SessionDep, if_match: IfMatch = None) -> None:
+async def delete_todo(todo: OwnedTodo, db: Db, if_match: IfMatch = None) -> None:
     """Delete a todo."""
-    await service.delete_todo(session, todo, if_match)
+    await service.delete_todo(db, todo, if_match)

@@ -24,6 +24,10 @@ class PriorityName(enum.StrEnum):
     high = "high"
 
 
+# By rank: the names of models.Priority 0, 1, 2.
+_PRIORITY_NAMES = tuple(PriorityName[rank.name] for rank in sorted(Priority))
+
+
 def _require_text(value: object) -> object:
     # Pydantic would read a bare number as a Unix timestamp; the contract's times are strings.
     if not isinstance(value, str | datetime):
@@ -88,7 +92,7 @@ class TodoRead(BaseModel):
     @classmethod
     def _priority_name(cls, value: object) -> object:
         # Stored as a rank (see models.Priority).
-        return Priority(value).name if isinstance(value, int) else value
+        return _PRIORITY_NAMES[value] if type(value) is int else value
 
 
 class TodoListQuery(BaseModel):

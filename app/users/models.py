@@ -1,4 +1,5 @@
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Boolean, String, Uuid
@@ -21,3 +22,29 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # Access tokens issued before this instant are rejected (their iat is compared to it).
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A stored user as services hand it around: a row of USER_COLUMNS, in this order."""
+
+    id: uuid.UUID
+    email: str
+    hashed_password: str
+    full_name: str | None
+    is_active: bool
+    is_superuser: bool
+    created_at: datetime
+    password_changed_at: datetime | None
+
+
+USER_COLUMNS = (
+    User.id,
+    User.email,
+    User.hashed_password,
+    User.full_name,
+    User.is_active,
+    User.is_superuser,
+    User.created_at,
+    User.password_changed_at,
+)

@@ -9,6 +9,7 @@ import base64
 import json
 import time
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 from jose import jwt
 from sqlalchemy import Engine
 
+from app.auth import security
 from tests.conftest import TEST_SECRET, ApiUser, assert_bearer_401, deactivate
 
 PROTECTED = ["/api/v1/users/me", "/api/v1/todos"]
@@ -107,6 +109,25 @@ def test_expired(client: TestClient, user: ApiUser, path: str) -> None:
     now = int(time.time())
     claims = {**valid_claims(user.id), "iat": now - 3600, "exp": now - 60}
     assert_bearer_401(client.get(path, headers=bearer(sign(claims))))
+
+
+@pytest.mark.parametrize("path", PROTECTED)
+def test_a_token_that_worked_is_refused_once_it_expires(
+    client: TestClient, user: ApiUser, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service remembers tokens it verified (app.auth.security); expiry still applies."""
+    now = int(time.time())
+    token = sign({**valid_claims(user.id), "exp": now + 30})
+    assert client.get(path, headers=bearer(token)).status_code == 200
+    monkeypatch.setattr(security, "time", SimpleNamespace(time=lambda: now + 31.0))
+    assert_bearer_401(client.get(path, headers=bearer(token)))
+
+
+@pytest.mark.parametrize("path", PROTECTED)
+def test_an_overlong_token_is_refused(client: TestClient, user: ApiUser, path: str) -> None:
+    # Signed with the right key, but no token of ours is anywhere near this long.
+    token = sign({**valid_claims(user.id), "padding": "x" * 2000})
+    assert_bearer_401(client.get(path, headers=bearer(token)))
 
 
 @pytest.mark.parametrize("path", PROTECTED)

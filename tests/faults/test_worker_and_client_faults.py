@@ -31,7 +31,7 @@ from tests.conftest import PASSWORD, TempPostgres
 from tests.runtime.server import Server, app_env, gunicorn
 
 WORKERS = 3
-POOL_SIZE, MAX_OVERFLOW = 5, 5  # the app's defaults (app/config.py)
+POOL_SIZE, MAX_OVERFLOW = 10, 0  # the app's defaults (app/config.py)
 BUSY_STATES = frozenset({"active", "idle in transaction", "idle in transaction (aborted)"})
 APPLICATION_NAME = "todo-api"
 
