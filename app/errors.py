@@ -167,7 +167,9 @@ def _is_transient(exc: DBAPIError) -> bool:
 
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     # Unreachable, restarting, timed out, or no free connection: the client may retry.
-    logger.error("database unavailable: %s", type(exc).__name__)
+    code = getattr(getattr(exc, "orig", None), "pgcode", None)
+    sqlstate = f" (SQLSTATE {code})" if code else ""
+    logger.error("database unavailable: %s%s", type(exc).__name__, sqlstate)
     return _json(503, {"detail": "Database unavailable, try again shortly"}, {"Retry-After": "1"})
 
 
