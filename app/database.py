@@ -165,10 +165,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        if connection.get_execution_options().get(READ_ONLY):
-            # Reads take no lock: in WAL mode they run beside the writer, on a snapshot.
-            connection.exec_driver_sql("BEGIN")
-            return
+        if connection.get_execution_options().get(AUTOCOMMIT):
+            return  # no BEGIN: each statement is a transaction of its own
         # Writers take the write lock up front: a deferred transaction that reads and later
         # writes fails at once with SQLITE_BUSY when another connection committed in between,
         # and busy_timeout cannot help it. IMMEDIATE makes writers queue instead.
@@ -179,36 +177,38 @@ def _unicode_lower(value: str | None) -> str | None:
     return None if value is None else value.lower()
 
 
-# Execution option on the read engine (see read_only_engine).
-READ_ONLY = "todo_read_only"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Execution option of the autocommit view of an engine (see autocommit_engine).
+AUTOCOMMIT = "todo_autocommit"
 
 
-def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The same pool, for requests that only read (safe methods).
-
-    On PostgreSQL their statements run in autocommit: a read needs no BEGIN and COMMIT, two
-    of the three round trips of a one-query request. On SQLite they run in a deferred
-    transaction, which takes no write lock.
-    """
-    options: dict[str, Any] = {READ_ONLY: True}
+def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, with every statement committed on its own: no BEGIN and COMMIT round
+    trips around a statement that is a whole unit of work by itself."""
+    options: dict[str, Any] = {AUTOCOMMIT: True}
     if engine.dialect.name == "postgresql":
         options["isolation_level"] = "AUTOCOMMIT"
+    # SQLite's connections are in the driver's autocommit mode already; _on_begin emits no
+    # BEGIN for these (switching SQLite's isolation level would hand transactions back to
+    # the driver).
     return engine.execution_options(**options)
 
 
 class UnitOfWork:
-    """One request's database work: one connection, taken at first use, in one transaction.
+    """One request's database work, run as SQLAlchemy Core statements.
 
-    Services run SQLAlchemy Core statements on it (the ORM's Session measured slower than
-    the queries it ran). get_db commits it before the response is sent, or rolls it back.
+    A statement commits on its own when it returns; statements that must stand or fall
+    together run inside `async with db.transaction():`, committed at the end of the block.
+    Every write of the service is a single statement or such a block: a unit of work refuses
+    a second write outside one. Statements and their checks are written so that one
+    statement is usually all a request needs (one round trip, no BEGIN and COMMIT).
     """
 
-    __slots__ = ("_connection", "_engine")
+    __slots__ = ("_autocommit", "_connection", "_engine", "_in_transaction", "_wrote")
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, engine: AsyncEngine, autocommit: AsyncEngine) -> None:
+        self._engine, self._autocommit = engine, autocommit
         self._connection: AsyncConnection | None = None
+        self._in_transaction = self._wrote = False
 
     @property
     def dialect(self) -> str:
@@ -217,68 +217,76 @@ class UnitOfWork:
     async def execute(
         self, statement: Executable, params: Mapping[str, Any] | None = None
     ) -> CursorResult[*tuple[Any, ...]]:
-        connection = await self._connect()
-        return await connection.execute(statement, params)
+        if not self._in_transaction and getattr(statement, "is_dml", False):
+            if self._wrote:
+                raise RuntimeError("a second write outside db.transaction(): group them in one")
+            self._wrote = True
+        if self._connection is None:
+            self._connection = await self._autocommit.connect()
+        return await self._connection.execute(statement, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Statements that commit together: rolled back if the block raises, except for an
+        AppError whose persist_changes says its effects must stay (then committed)."""
+        if self._in_transaction:
+            raise RuntimeError("db.transaction() does not nest; use db.savepoint()")
+        await self.release()
+        connection = self._connection = await self._engine.connect()
+        self._in_transaction = True
+        try:
+            yield
+        except AppError as exc:
+            await (connection.commit() if exc.persist_changes else connection.rollback())
+            raise
+        except BaseException:
+            await connection.rollback()
+            raise
+        else:
+            await connection.commit()
+        finally:
+            self._in_transaction = False
+            await self.release()
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
-        """A nested transaction: an error inside undoes only its part, and the request's
-        transaction stays usable (on PostgreSQL a failed statement aborts the whole one)."""
-        connection = await self._connect()
-        async with connection.begin_nested():
+        """Inside a transaction, a nested one: a failed statement in it (a unique violation)
+        undoes only its part, and the transaction stays usable. Outside, a statement is its
+        own transaction already."""
+        if not self._in_transaction or self._connection is None:
+            yield
+            return
+        async with self._connection.begin_nested():
             yield
 
-    async def commit(self) -> None:
-        if self._connection is not None:
-            await self._connection.commit()
-
     async def release(self) -> None:
-        """Commit what was done so far and give the connection back to the pool, before slow
-        work (bcrypt) that needs neither; later statements run in a new transaction."""
-        await self.commit()
-        await self.close()
-
-    async def close(self) -> None:
-        """Give the connection back; whatever was not committed is rolled back."""
+        """Give the connection back to the pool (before slow work such as bcrypt)."""
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()
 
-    async def _connect(self) -> AsyncConnection:
-        if self._connection is None:
-            self._connection = await self._engine.connect()
-        return self._connection
-
 
 @asynccontextmanager
 async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[UnitOfWork]:
-    """Outside a request (startup): commit on success, roll back on error."""
-    db = UnitOfWork(engine)
+    """A unit of work outside a request (startup)."""
+    db = UnitOfWork(engine, autocommit_engine(engine))
     try:
         yield db
-        await db.commit()
     finally:
-        await db.close()
+        await db.release()
 
 
 async def get_db(request: Request) -> AsyncIterator[UnitOfWork]:
-    """The request's unit of work: committed on success, rolled back on error (see AppError).
-    Safe methods get the read engine: nothing to commit, no transaction on PostgreSQL."""
+    """The request's unit of work; its connection goes back to the pool when the route is done."""
     state = request.app.state
-    reads_only = request.method in SAFE_METHODS
-    db = UnitOfWork(state.read_engine if reads_only else state.engine)
+    db = UnitOfWork(state.engine, state.autocommit_engine)
     try:
         yield db
-        if not reads_only:
-            await db.commit()
-    except AppError as exc:
-        if exc.persist_changes:
-            await db.commit()
-        raise
     finally:
-        await db.close()
+        await db.release()
 
 
-# scope="function": the commit above runs before the response is sent, so a failed commit
-# becomes an error response instead of a 2xx for data that was never stored.
+# scope="function": the connection is back in the pool before the response is sent. (Every
+# commit happens in the route itself: a statement or a db.transaction() block commits before
+# it returns, so a failed commit is an error response, never a 2xx for data not stored.)
 Db = Annotated[UnitOfWork, Depends(get_db, scope="function")]

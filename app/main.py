@@ -20,9 +20,9 @@ from app.auth.router import router as auth_router
 from app.auth.security import PasswordHasher, TokenCodec
 from app.config import Settings, get_settings
 from app.database import (
+    autocommit_engine,
     create_db_engine,
     create_migration_engine,
-    read_only_engine,
     unit_of_work,
 )
 from app.errors import register_error_handlers
@@ -98,7 +98,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.log_format)
     app.state.started_at = time.monotonic()
     engine = app.state.engine = create_db_engine(settings)
-    app.state.read_engine = read_only_engine(engine)
+    app.state.autocommit_engine = autocommit_engine(engine)
     # Building these costs a bcrypt hash (the dummy one) and may create the dev key file.
     app.state.hasher = await run_in_threadpool(PasswordHasher, settings.bcrypt_rounds)
     app.state.token_codec = await run_in_threadpool(TokenCodec, settings)

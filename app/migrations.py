@@ -39,15 +39,18 @@ def head_revision() -> str | None:
 
 
 @contextmanager
-def migration_lock(settings: Settings, connection: Connection) -> Iterator[None]:
-    with FileLock(str(settings.migration_lock_path), timeout=300):
+def migration_lock(settings: Settings, engine: Engine) -> Iterator[Connection]:
+    """A connection for schema work, once this process holds the locks. The file lock comes
+    first, before connecting: on a new SQLite file the first connections also race to switch
+    it to WAL, which SQLite refuses at once rather than waiting for."""
+    with FileLock(str(settings.migration_lock_path), timeout=300), engine.connect() as connection:
         if connection.dialect.name != "postgresql":
-            yield
+            yield connection
             return
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
         connection.commit()
         try:
-            yield
+            yield connection
         finally:
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
             connection.commit()
@@ -55,7 +58,7 @@ def migration_lock(settings: Settings, connection: Connection) -> Iterator[None]
 
 def upgrade_to_head(settings: Settings, engine: Engine) -> bool:
     """Migrate if needed; True if this call did the migrating."""
-    with engine.connect() as connection, migration_lock(settings, connection):
+    with migration_lock(settings, engine) as connection:
         current = MigrationContext.configure(connection).get_current_revision()
         connection.commit()
         if current == head_revision():
@@ -70,7 +73,7 @@ def reset_database(settings: Settings, engine: Engine) -> None:
     """Drop everything and rebuild from the migrations (then the caller loads demo data)."""
     if settings.environment == "production":
         raise RuntimeError("RESET_DB is refused when ENVIRONMENT=production")
-    with engine.connect() as connection, migration_lock(settings, connection):
+    with migration_lock(settings, engine) as connection:
         logger.warning("RESET_DB: dropping and rebuilding the schema")
         command.downgrade(alembic_config(connection), "base")
         command.upgrade(alembic_config(connection), "head")

@@ -1,11 +1,19 @@
-"""The session dependency commits before the response is sent: a failed commit is never a 2xx."""
+"""The unit of work: every commit happens before the response is sent (a failed commit is
+never a 2xx); statements commit on their own, db.transaction() blocks commit together; a
+second write outside a block is refused."""
 
-from collections.abc import Iterator
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, insert, select, text
 
+from app.auth.models import LoginFailure
+from app.config import Settings
+from app.database import UnitOfWork, create_db_engine, unit_of_work, utcnow
+from app.errors import AppError
 from app.todos.models import Todo
 from tests.conftest import ApiUser
 
@@ -54,3 +62,93 @@ def test_failed_commit_is_an_error_response(
     assert (
         client.post("/api/v1/todos", json={"title": "ok"}, headers=user.headers).status_code == 201
     )
+
+
+def _failure(email: str) -> object:
+    return insert(LoginFailure).values(id=uuid.uuid4(), email=email, failed_at=utcnow())
+
+
+def _stored(engine: Engine, *emails: str) -> set[str]:
+    with engine.connect() as connection:
+        query = select(LoginFailure.email).where(LoginFailure.email.in_(emails))
+        return set(connection.scalars(query))
+
+
+def _run(settings: Settings, work: Callable[[UnitOfWork], Awaitable[None]]) -> None:
+    async def main() -> None:
+        engine = create_db_engine(settings)
+        try:
+            async with unit_of_work(engine) as db:
+                await work(db)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+@pytest.mark.usefixtures("client")  # a migrated database, emptied afterwards
+def test_a_statement_commits_on_its_own(settings: Settings, db_engine: Engine) -> None:
+    async def work(db: UnitOfWork) -> None:
+        await db.execute(_failure("one@example.com"))
+        # Visible to everyone else at once, while this unit of work still holds its connection.
+        assert _stored(db_engine, "one@example.com") == {"one@example.com"}
+
+    _run(settings, work)
+
+
+@pytest.mark.usefixtures("client")
+def test_a_second_write_outside_a_transaction_is_refused(
+    settings: Settings, db_engine: Engine
+) -> None:
+    async def work(db: UnitOfWork) -> None:
+        await db.execute(_failure("first@example.com"))
+        with pytest.raises(RuntimeError, match=r"db\.transaction"):
+            await db.execute(_failure("second@example.com"))
+
+    _run(settings, work)
+    assert _stored(db_engine, "first@example.com", "second@example.com") == {"first@example.com"}
+
+
+@pytest.mark.usefixtures("client")
+def test_a_transaction_commits_together_or_not_at_all(
+    settings: Settings, db_engine: Engine
+) -> None:
+    async def fail_halfway(db: UnitOfWork) -> None:
+        async with db.transaction():
+            await db.execute(_failure("a@example.com"))
+            await db.execute(_failure("b@example.com"))
+            raise ValueError("halfway")
+
+    async def work(db: UnitOfWork) -> None:
+        with pytest.raises(ValueError, match="halfway"):
+            await fail_halfway(db)
+        async with db.transaction():
+            await db.execute(_failure("c@example.com"))
+            await db.execute(_failure("d@example.com"))
+            assert _stored(db_engine, "c@example.com") == set()  # not before the block ends
+
+    _run(settings, work)
+    emails = ("a@example.com", "b@example.com", "c@example.com", "d@example.com")
+    assert _stored(db_engine, *emails) == {"c@example.com", "d@example.com"}
+
+
+class _Recorded(AppError):
+    status_code = 401
+    persist_changes = True
+
+
+@pytest.mark.usefixtures("client")
+def test_an_error_that_persists_its_changes_commits_them(
+    settings: Settings, db_engine: Engine
+) -> None:
+    async def refuse(db: UnitOfWork) -> None:
+        async with db.transaction():
+            await db.execute(_failure("kept@example.com"))
+            raise _Recorded()
+
+    async def work(db: UnitOfWork) -> None:
+        with pytest.raises(_Recorded):
+            await refuse(db)
+
+    _run(settings, work)
+    assert _stored(db_engine, "kept@example.com") == {"kept@example.com"}

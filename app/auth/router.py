@@ -35,8 +35,7 @@ async def login(
     settings: SettingsDep,
 ) -> TokenPair:
     """Log in with email (as `username`) and password; OAuth2 password grant."""
-    user = await service.login(db, hasher, settings, form.username, form.password)
-    return await service.issue_tokens(db, codec, settings, user.id)
+    return await service.login(db, hasher, codec, settings, form.username, form.password)
 
 
 @router.post("/refresh", responses=error_responses(401))

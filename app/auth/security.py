@@ -82,13 +82,6 @@ class AccessClaims:
     jti: str
     expires_at: float
 
-    def admits(self, is_active: bool, password_changed_at: datetime | None) -> bool:
-        """Whether the user's current state still honours this token: a deactivated user's
-        tokens stop working at once, and so do tokens issued before a password change."""
-        if not is_active:
-            return False
-        return password_changed_at is None or self.issued_at >= password_changed_at.timestamp()
-
 
 # Verified access tokens, by their exact text: a client sends the same token with every
 # request for its whole life, and checking its signature again each time was most of the CPU

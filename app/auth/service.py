@@ -1,16 +1,13 @@
 import uuid
-from typing import Any
 
-from sqlalchemy import bindparam, select
-
-from app.auth import throttle, tokens
+from app.auth import access, throttle, tokens
 from app.auth.schemas import MAX_PASSWORD_BYTES, TokenPair, UserRegister
 from app.auth.security import AccessClaims, PasswordHasher, TokenCodec
 from app.config import Settings
 from app.database import UnitOfWork, utcnow
 from app.errors import Forbidden, InvalidInput, Unauthorized
 from app.users import service as users
-from app.users.models import User, UserRecord
+from app.users.models import UserRecord
 from app.validation import NUL_MESSAGE
 
 BAD_CREDENTIALS = "Incorrect email or password"
@@ -18,8 +15,6 @@ BAD_REFRESH_TOKEN = "Invalid or expired refresh token"  # noqa: S105 - a message
 PASSWORD_TOO_LONG = (
     f"Password must be at most {MAX_PASSWORD_BYTES} bytes long in UTF-8 (bcrypt's limit)"
 )
-# What a query selects to check, in the same round trip, that a token's user may still act.
-ACCESS_COLUMNS = (User.is_active, User.password_changed_at)
 
 
 class InvalidCredentials(Unauthorized):
@@ -32,31 +27,15 @@ class RefreshTokenReused(Unauthorized):
     persist_changes = True  # the revoked family must outlive the 401
 
 
-def check_access(claims: AccessClaims, row: Any) -> None:
-    """401 unless `row` (ACCESS_COLUMNS of the token's user, or None) still admits the token."""
-    if row is None or not claims.admits(row.is_active, row.password_changed_at):
-        raise Unauthorized()
-
-
-_ACCESS = select(*ACCESS_COLUMNS).where(User.id == bindparam("user_id"))
-
-
-async def authorize(db: UnitOfWork, claims: AccessClaims) -> None:
-    """The token's user exists and may still act: one primary-key read, no ORM object."""
-    row = (await db.execute(_ACCESS, {"user_id": claims.user_id})).first()
-    check_access(claims, row)
-
-
 async def current_user(db: UnitOfWork, claims: AccessClaims) -> UserRecord:
-    user = await users.get_by_id(db, claims.user_id)
+    user = await users.get_admitted(db, access.params(claims))
     if user is None:
         raise Unauthorized()
-    check_access(claims, user)
     return user
 
 
 async def register(db: UnitOfWork, hasher: PasswordHasher, data: UserRegister) -> UserRecord:
-    # Hash before the first query, so no transaction is open during the slow part.
+    # Hash before the first query, so no connection is held during the slow part.
     hashed = await hasher.hash_async(data.password)
     return await users.create_user(
         db, email=data.email, hashed_password=hashed, full_name=data.full_name
@@ -64,8 +43,13 @@ async def register(db: UnitOfWork, hasher: PasswordHasher, data: UserRegister) -
 
 
 async def login(
-    db: UnitOfWork, hasher: PasswordHasher, settings: Settings, username: str, password: str
-) -> UserRecord:
+    db: UnitOfWork,
+    hasher: PasswordHasher,
+    codec: TokenCodec,
+    settings: Settings,
+    username: str,
+    password: str,
+) -> TokenPair:
     _check_login_input(username, password)
     email = username.lower()
     # A throttled email is turned away before any bcrypt work.
@@ -76,18 +60,20 @@ async def login(
     # Unknown email and wrong password: the same bcrypt cost, the same answer.
     stored = user.hashed_password if user else None
     valid = await hasher.verify_async(password, stored) and user is not None
-    # The verdict is given under the email's lock and counts the failures recorded meanwhile:
-    # however many guesses arrive at once, no more than the limit get an answer but 429.
-    now = utcnow()
-    await throttle.lock_email(db, email)
-    await throttle.check(db, settings, email, now)
-    if not valid or user is None:
-        await throttle.record_failure(db, settings, email, now)
-        raise InvalidCredentials()
-    await throttle.clear(db, email)
-    if not user.is_active:
-        raise Forbidden("Inactive user")
-    return user
+    async with db.transaction():
+        # The verdict is given under the email's lock and counts the failures recorded
+        # meanwhile: however many guesses arrive at once, no more than the limit get an
+        # answer but 429.
+        now = utcnow()
+        await throttle.lock_email(db, email)
+        await throttle.check(db, settings, email, now)
+        if not valid or user is None:
+            await throttle.record_failure(db, settings, email, now)
+            raise InvalidCredentials()
+        await throttle.clear(db, email)
+        if not user.is_active:
+            raise Forbidden("Inactive user")
+        return await _issue_tokens(db, codec, settings, user.id)
 
 
 def _check_login_input(username: str, password: str) -> None:
@@ -98,7 +84,7 @@ def _check_login_input(username: str, password: str) -> None:
             raise InvalidInput(("body", field), NUL_MESSAGE)
 
 
-async def issue_tokens(
+async def _issue_tokens(
     db: UnitOfWork,
     codec: TokenCodec,
     settings: Settings,
@@ -121,20 +107,21 @@ async def refresh(
     db: UnitOfWork, codec: TokenCodec, settings: Settings, raw_token: str
 ) -> TokenPair:
     """Rotate: the presented token stops working and a new pair is issued in its family."""
-    now = utcnow()
-    token = await tokens.find(db, raw_token, for_update=True)
-    if token is None or token.revoked_at is not None:
-        raise Unauthorized(BAD_REFRESH_TOKEN)
-    if token.rotated_at is not None:
-        # Someone presents a token that was already exchanged: either the client or a thief
-        # holds a stale copy. We cannot tell which, so that whole login ends.
-        await tokens.revoke_family(db, token.family_id, now)
-        raise RefreshTokenReused()
-    user = await users.get_by_id(db, token.user_id)
-    if token.expires_at <= now or user is None or not user.is_active:
-        raise Unauthorized(BAD_REFRESH_TOKEN)
-    await tokens.mark_rotated(db, token.id, now)
-    return await issue_tokens(db, codec, settings, user.id, family_id=token.family_id)
+    async with db.transaction():
+        now = utcnow()
+        token = await tokens.find(db, raw_token, for_update=True)
+        if token is None or token.revoked_at is not None:
+            raise Unauthorized(BAD_REFRESH_TOKEN)
+        if token.rotated_at is not None:
+            # Someone presents a token that was already exchanged: either the client or a
+            # thief holds a stale copy. We cannot tell which, so that whole login ends.
+            await tokens.revoke_family(db, token.family_id, now)
+            raise RefreshTokenReused()
+        user = await users.get_by_id(db, token.user_id)
+        if token.expires_at <= now or user is None or not user.is_active:
+            raise Unauthorized(BAD_REFRESH_TOKEN)
+        await tokens.mark_rotated(db, token.id, now)
+        return await _issue_tokens(db, codec, settings, user.id, family_id=token.family_id)
 
 
 async def logout(db: UnitOfWork, raw_token: str) -> None:

@@ -1,3 +1,4 @@
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
@@ -6,7 +7,6 @@ from app.auth.dependencies import Claims
 from app.database import Db
 from app.errors import error_responses
 from app.todos import service
-from app.todos.dependencies import OwnedTodo
 from app.todos.schemas import TodoCreate, TodoListQuery, TodoPage, TodoRead, TodoStats, TodoUpdate
 from app.todos.service import VersionedTodo
 
@@ -63,38 +63,42 @@ async def todo_stats(claims: Claims, db: Db) -> TodoStats:
 
 
 @router.get("/{todo_id}", responses=error_responses(404))
-async def read_todo(todo: OwnedTodo, response: Response) -> TodoRead:
+async def read_todo(todo_id: uuid.UUID, claims: Claims, db: Db, response: Response) -> TodoRead:
     """One todo."""
-    return _with_etag(response, todo)
+    return _with_etag(response, await service.get_owned(db, claims, todo_id))
 
 
 @router.patch("/{todo_id}", responses=error_responses(404, 412))
 async def update_todo(
+    todo_id: uuid.UUID,
     data: TodoUpdate,
-    todo: OwnedTodo,
+    claims: Claims,
     db: Db,
     response: Response,
     if_match: IfMatch = None,
 ) -> TodoRead:
     """Change some fields of a todo."""
-    return _with_etag(response, await service.update_todo(db, todo, data, if_match))
+    todo = await service.update_todo(db, claims, todo_id, data, if_match)
+    return _with_etag(response, todo)
 
 
 @router.put("/{todo_id}", responses=error_responses(404, 412))
 async def replace_todo(
+    todo_id: uuid.UUID,
     data: TodoCreate,
-    todo: OwnedTodo,
+    claims: Claims,
     db: Db,
     response: Response,
     if_match: IfMatch = None,
 ) -> TodoRead:
     """Replace a todo; omitted optional fields reset to their defaults."""
-    return _with_etag(response, await service.replace_todo(db, todo, data, if_match))
+    todo = await service.replace_todo(db, claims, todo_id, data, if_match)
+    return _with_etag(response, todo)
 
 
 @router.delete(
     "/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 412)
 )
-async def delete_todo(todo: OwnedTodo, db: Db, if_match: IfMatch = None) -> None:
+async def delete_todo(todo_id: uuid.UUID, claims: Claims, db: Db, if_match: IfMatch = None) -> None:
     """Delete a todo."""
-    await service.delete_todo(db, todo, if_match)
+    await service.delete_todo(db, claims, todo_id, if_match)

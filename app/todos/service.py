@@ -1,7 +1,15 @@
-"""Todo queries. The hot paths select columns, not ORM objects, and fold the check that the
-token's user may still act into the same query: one round trip for a read."""
+"""Todos: every read and every write is one Core statement where a request allows it.
+
+Each statement is scoped to the token's user (owner_id) and carries the access rule
+(app.auth.access.ADMITTED), so reading a todo is one round trip, and so is creating, changing
+or deleting one: a single statement needs no BEGIN and COMMIT around it. If-Match is a
+condition of the UPDATE or DELETE itself (optimistic concurrency), so no row is locked
+while anything else happens. When a statement finds nothing, _refusal() works out which
+answer is due: 401, 404 or 412.
+"""
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,12 +31,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.dml import ReturningUpdate
+from sqlalchemy.sql.dml import ReturningDelete, ReturningInsert, ReturningUpdate
 
+from app.auth import access
 from app.auth.security import AccessClaims
-from app.auth.service import ACCESS_COLUMNS, authorize, check_access
 from app.database import UnitOfWork, utcnow
-from app.errors import InvalidInput, NotFound, PreconditionFailed
+from app.errors import AppError, InvalidInput, NotFound, PreconditionFailed, Unauthorized
 from app.pagination import after_params, split_page
 from app.todos.models import IdempotencyKey, Priority, Todo
 from app.todos.pagination import (
@@ -38,7 +46,6 @@ from app.todos.pagination import (
     query_signature,
 )
 from app.todos.schemas import TodoCreate, TodoListQuery, TodoPage, TodoRead, TodoStats, TodoUpdate
-from app.users.models import User
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 NOT_FOUND_MESSAGE = "Todo not found"
@@ -57,6 +64,9 @@ TODO_COLUMNS = (
 # The table itself, for DML without the ORM's bookkeeping (nothing here keeps Todo objects).
 _TODOS = cast(Table, Todo.__table__)
 _READ = TypeAdapter(TodoRead)
+# The token's user's todos, while that user may act. Parameters: access.params().
+_OWNED = (Todo.owner_id == bindparam("user_id"), access.ADMITTED)
+_THIS_TODO = Todo.id == bindparam("todo_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,70 +94,54 @@ def _versioned(row: Any) -> VersionedTodo:
     return VersionedTodo(TodoRead.model_validate(row), row.version)
 
 
-def _owned(*conditions: Any) -> Select[*tuple[Any, ...]]:
-    """The todos of the token's user (:owner_id), each row carrying what decides whether that
-    user may still act (ACCESS_COLUMNS). Scoped by owner in the query itself: another user's
-    todo is simply not found."""
-    return (
-        select(*ACCESS_COLUMNS, *TODO_COLUMNS)
-        .join(User, User.id == Todo.owner_id)
-        .where(Todo.owner_id == bindparam("owner_id"), *conditions)
-    )
+# Built once: constructing a statement costs more than running it.
+_GET = select(*TODO_COLUMNS).where(*_OWNED, _THIS_TODO)
 
 
-# Built once: constructing a statement costs more than running it. For writes the row stays
-# locked from the If-Match check to the commit, so no write slips in between.
-_OWNED_TODO = _owned(Todo.id == bindparam("todo_id"))
-_OWNED_TODO_FOR_UPDATE = _OWNED_TODO.with_for_update(of=Todo)
-
-
-async def get_owned(
-    db: UnitOfWork, claims: AccessClaims, todo_id: uuid.UUID, *, for_update: bool = False
-) -> VersionedTodo:
-    stmt = _OWNED_TODO_FOR_UPDATE if for_update else _OWNED_TODO
-    params = {"owner_id": claims.user_id, "todo_id": todo_id}
-    row = (await db.execute(stmt, params)).first()
+async def get_owned(db: UnitOfWork, claims: AccessClaims, todo_id: uuid.UUID) -> VersionedTodo:
+    row = (await db.execute(_GET, {**access.params(claims), "todo_id": todo_id})).first()
     if row is None:
-        # No row to read the user's state from: a user who may no longer act gets a 401.
-        await authorize(db, claims)
-        raise NotFound(NOT_FOUND_MESSAGE)
-    check_access(claims, row)
+        raise await _refusal(db, claims, todo_id)
     return _versioned(row)
 
 
-def check_if_match(todo: VersionedTodo, if_match: str | None) -> None:
-    if if_match is None:
-        return
-    tags = {tag.strip() for tag in if_match.split(",")}
-    # Strong comparison: a weak tag (W/"...") never matches.
-    if "*" not in tags and todo.etag not in tags:
-        raise PreconditionFailed()
+_EXISTS = select(Todo.id).where(Todo.owner_id == bindparam("user_id"), _THIS_TODO)
+
+
+async def _refusal(
+    db: UnitOfWork, claims: AccessClaims, todo_id: uuid.UUID, *, if_match: bool = False
+) -> AppError:
+    """Why a statement on the token user's todo found nothing: the user may not act (401),
+    there is no such todo of theirs (404, also for someone else's), or If-Match failed."""
+    await access.authorize(db, claims)
+    found = (await db.execute(_EXISTS, {"user_id": claims.user_id, "todo_id": todo_id})).first()
+    return PreconditionFailed() if found and if_match else NotFound(NOT_FOUND_MESSAGE)
 
 
 async def create(db: UnitOfWork, claims: AccessClaims, data: TodoCreate) -> CreatedTodo:
-    await authorize(db, claims)
-    return _created(await _insert(db, claims.user_id, data))
+    return _created(await _insert(db, claims, data))
 
 
 async def create_idempotent(
     db: UnitOfWork, claims: AccessClaims, data: TodoCreate, key: str
 ) -> CreatedTodo:
     """Create once per (user, key); a retry with the same body gets the first response back."""
-    await authorize(db, claims)
     owner_id = claims.user_id
     request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
-    record = await _remembered(db, owner_id, key)
-    if record is not None and record.created_at < utcnow() - IDEMPOTENCY_TTL:
-        await db.execute(_forget(owner_id, key))
-        record = None
-    if record is None:
-        todo = await _insert(db, owner_id, data)
-        created = _created(todo)
-        record = await _remember(db, owner_id, key, request_hash, created)
+    async with db.transaction():
+        await access.authorize(db, claims)  # before any stored response is replayed
+        record = await _remembered(db, owner_id, key)
+        if record is not None and record.created_at < utcnow() - IDEMPOTENCY_TTL:
+            await db.execute(_forget(owner_id, key))
+            record = None
         if record is None:
-            return created
-        # A concurrent request with this key won: ours must leave nothing behind.
-        await db.execute(delete(_TODOS).where(Todo.id == todo.body.id))
+            todo = await _insert(db, claims, data)
+            created = _created(todo)
+            record = await _remember(db, owner_id, key, request_hash, created)
+            if record is None:
+                return created
+            # A concurrent request with this key won: ours must leave nothing behind.
+            await db.execute(delete(_TODOS).where(Todo.id == todo.body.id))
     if record.request_hash != request_hash:
         raise InvalidInput(
             ("header", "Idempotency-Key"),
@@ -156,22 +150,36 @@ async def create_idempotent(
     return CreatedTodo(record.todo_id, record.response_body, record.etag)
 
 
-async def _insert(db: UnitOfWork, owner_id: uuid.UUID, data: TodoCreate) -> VersionedTodo:
+_INSERTED = (
+    "id", "title", "description", "completed", "priority", "due_date", "completed_at",
+    "created_at", "updated_at", "version",
+)  # fmt: skip
+
+
+def _insert_statement() -> ReturningInsert[uuid.UUID]:
+    # INSERT ... SELECT <the values> WHERE <the user may act>: nothing is inserted otherwise.
+    values = [bindparam(f"new_{name}", type_=_TODOS.c[name].type) for name in _INSERTED]
+    rows = select(*values, bindparam("user_id", type_=Todo.owner_id.type)).where(access.ADMITTED)
+    return insert(_TODOS).from_select([*_INSERTED, "owner_id"], rows).returning(Todo.id)
+
+
+_INSERT = _insert_statement()
+
+
+async def _insert(db: UnitOfWork, claims: AccessClaims, data: TodoCreate) -> VersionedTodo:
     now = utcnow()
     values: dict[str, Any] = {
         "id": uuid.uuid4(),
-        "owner_id": owner_id,
         "completed_at": now if data.completed else None,
         "created_at": now,
         "updated_at": now,
         "version": 1,
         **_column_values(data.model_dump()),
     }
-    await db.execute(_INSERT, values)
+    params = {f"new_{name}": value for name, value in values.items()}
+    if (await db.execute(_INSERT, {**params, **access.params(claims)})).first() is None:
+        raise Unauthorized()
     return VersionedTodo(TodoRead.model_validate(values), 1)
-
-
-_INSERT = insert(_TODOS)  # the values come as parameters
 
 
 def _created(todo: VersionedTodo) -> CreatedTodo:
@@ -226,50 +234,97 @@ async def _remember(
 
 
 async def update_todo(
-    db: UnitOfWork, todo: VersionedTodo, data: TodoUpdate, if_match: str | None
+    db: UnitOfWork,
+    claims: AccessClaims,
+    todo_id: uuid.UUID,
+    data: TodoUpdate,
+    if_match: str | None,
 ) -> VersionedTodo:
     """PATCH: only the fields the client sent."""
-    return await _write(db, todo, data.model_dump(exclude_unset=True), if_match)
+    return await _write(db, claims, todo_id, data.model_dump(exclude_unset=True), if_match)
 
 
 async def replace_todo(
-    db: UnitOfWork, todo: VersionedTodo, data: TodoCreate, if_match: str | None
+    db: UnitOfWork,
+    claims: AccessClaims,
+    todo_id: uuid.UUID,
+    data: TodoCreate,
+    if_match: str | None,
 ) -> VersionedTodo:
     """PUT: every writable field; the omitted ones come back as their defaults."""
-    return await _write(db, todo, data.model_dump(), if_match)
+    return await _write(db, claims, todo_id, data.model_dump(), if_match)
 
 
 async def _write(
-    db: UnitOfWork, todo: VersionedTodo, changes: dict[str, Any], if_match: str | None
+    db: UnitOfWork,
+    claims: AccessClaims,
+    todo_id: uuid.UUID,
+    changes: dict[str, Any],
+    if_match: str | None,
 ) -> VersionedTodo:
-    # The row is locked (get_owned_todo): the version checked here is the one replaced.
-    check_if_match(todo, if_match)
-    now = utcnow()
     values = _column_values(changes)
-    if "completed" in changes and changes["completed"] != todo.body.completed:
-        # completed_at follows completed: set when it turns true, cleared when it turns false.
-        values["completed_at"] = now if changes["completed"] else None
+    versions = _matching_versions(if_match)
     params = {f"new_{name}": value for name, value in values.items()}
-    stmt = _update_statement(frozenset(values))
-    row = (await db.execute(stmt, {**params, "todo_id": todo.body.id, "now": now})).one()
+    params.update(access.params(claims), todo_id=todo_id, now=utcnow(), versions=versions)
+    stmt = _update_statement(frozenset(values), versions is not None)
+    row = (await db.execute(stmt, params)).first()
+    if row is None:
+        raise await _refusal(db, claims, todo_id, if_match=versions is not None)
     return _versioned(row)
 
 
-@lru_cache(maxsize=128)  # one per set of changed fields: at most 2^6
-def _update_statement(fields: frozenset[str]) -> ReturningUpdate[*tuple[Any, ...]]:
+@lru_cache(maxsize=256)  # one per set of changed fields, with or without If-Match: 2^6 x 2
+def _update_statement(fields: frozenset[str], if_match: bool) -> ReturningUpdate[*tuple[Any, ...]]:
     # Parameters are named new_*: SQLAlchemy keeps the plain column names for itself.
     changes: dict[str, Any] = {name: bindparam(f"new_{name}") for name in sorted(fields)}
-    return (
-        update(_TODOS)
-        .where(Todo.id == bindparam("todo_id"))
-        .values(**changes, updated_at=bindparam("now"), version=Todo.version + 1)
-        .returning(*TODO_COLUMNS)
+    if "completed" in fields:
+        # completed_at follows completed: set when it turns true, cleared when it turns
+        # false, kept when it stays (SET expressions see the row as it was).
+        completed = bindparam("new_completed", type_=Todo.completed.type)
+        changes["completed_at"] = case(
+            (Todo.completed == completed, Todo.completed_at),
+            (completed, bindparam("now", type_=Todo.completed_at.type)),
+            else_=None,
+        )
+    stmt = update(_TODOS).where(*_OWNED, _THIS_TODO, *_version_matches(if_match))
+    return stmt.values(**changes, updated_at=bindparam("now"), version=Todo.version + 1).returning(
+        *TODO_COLUMNS
     )
 
 
-async def delete_todo(db: UnitOfWork, todo: VersionedTodo, if_match: str | None) -> None:
-    check_if_match(todo, if_match)
-    await db.execute(delete(_TODOS).where(Todo.id == todo.body.id))
+async def delete_todo(
+    db: UnitOfWork, claims: AccessClaims, todo_id: uuid.UUID, if_match: str | None
+) -> None:
+    versions = _matching_versions(if_match)
+    params = {**access.params(claims), "todo_id": todo_id, "versions": versions}
+    stmt = _delete_statement(versions is not None)
+    if (await db.execute(stmt, params)).first() is None:
+        raise await _refusal(db, claims, todo_id, if_match=versions is not None)
+
+
+@lru_cache(maxsize=2)
+def _delete_statement(if_match: bool) -> ReturningDelete[uuid.UUID]:
+    return delete(_TODOS).where(*_OWNED, _THIS_TODO, *_version_matches(if_match)).returning(Todo.id)
+
+
+def _version_matches(if_match: bool) -> tuple[ColumnElement[bool], ...]:
+    return (Todo.version.in_(bindparam("versions", expanding=True)),) if if_match else ()
+
+
+# A strong entity tag as we make them (etag()); a version is a 32-bit integer.
+_OUR_TAG = re.compile(r'"(0|[1-9][0-9]{0,9})"')
+
+
+def _matching_versions(if_match: str | None) -> list[int] | None:
+    """The versions an If-Match header admits, or None when any version will do (no header,
+    or *). Strong comparison: weak tags (W/"...") and tags we never made match nothing."""
+    if if_match is None:
+        return None
+    tags = [tag.strip() for tag in if_match.split(",")]
+    if "*" in tags:
+        return None
+    versions = (_OUR_TAG.fullmatch(tag) for tag in tags)
+    return [int(m[1]) for m in versions if m and int(m[1]) <= 2**31 - 1]
 
 
 def _column_values(fields: dict[str, Any]) -> dict[str, Any]:
@@ -283,7 +338,7 @@ async def list_page(db: UnitOfWork, claims: AccessClaims, query: TodoListQuery) 
     order = SortOrder.parse(query.sort)
     fingerprint = query_signature(query)
     filters = _filter_params(query)
-    params = {"owner_id": claims.user_id, "limit": query.limit + 1, **filters}
+    params = {**access.params(claims), "limit": query.limit + 1, **filters}
     null_tail: bool | None = None  # no cursor
     if query.cursor is not None:
         value, last_id = decode_todo_cursor(query.cursor, order, fingerprint)
@@ -291,10 +346,8 @@ async def list_page(db: UnitOfWork, claims: AccessClaims, query: TodoListQuery) 
         params.update(after_params((value, last_id)))
     stmt = _list_statement(query.sort, null_tail, frozenset(filters))
     rows = (await db.execute(stmt, params)).all()
-    if rows:
-        check_access(claims, rows[0])
-    else:
-        await authorize(db, claims)
+    if not rows:  # nothing of theirs, or a user who may no longer act
+        await access.authorize(db, claims)
     page, last = split_page(rows, query.limit)
     next_cursor = encode_todo_cursor(order, fingerprint, last) if last else None
     return TodoPage(items=[TodoRead.model_validate(row) for row in page], next_cursor=next_cursor)
@@ -334,24 +387,24 @@ def _list_statement(
     sort: str, null_tail: bool | None, filters: frozenset[str]
 ) -> Select[*tuple[Any, ...]]:
     order = SortOrder.parse(sort)
-    stmt = _owned(*(_FILTERS[name] for name in sorted(filters)))
+    stmt = select(*TODO_COLUMNS).where(*_OWNED, *(_FILTERS[name] for name in sorted(filters)))
     if null_tail is not None:
         stmt = stmt.where(order.after(null_tail))
     return stmt.order_by(*order.order_by()).limit(bindparam("limit"))
 
 
+_OPEN = Todo.completed.is_(False)
+_STATS = select(
+    access.ADMITTED,
+    func.count(),
+    func.coalesce(func.sum(case((Todo.completed, 1), else_=0)), 0),
+    func.coalesce(func.sum(case((_OPEN & (Todo.due_date < bindparam("now")), 1), else_=0)), 0),
+).where(Todo.owner_id == bindparam("user_id"))
+
+
 async def stats(db: UnitOfWork, claims: AccessClaims) -> TodoStats:
-    await authorize(db, claims)
-    open_ = Todo.completed.is_(False)
-    overdue = open_ & (Todo.due_date < utcnow())
-    result = await db.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((Todo.completed, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((overdue, 1), else_=0)), 0),
-        ).where(Todo.owner_id == claims.user_id)
-    )
-    total, completed, overdue_count = result.one()
-    return TodoStats(
-        total=total, completed=completed, open=total - completed, overdue=overdue_count
-    )
+    params = {**access.params(claims), "now": utcnow()}
+    admitted, total, completed, overdue = (await db.execute(_STATS, params)).one()
+    if not admitted:
+        raise Unauthorized()
+    return TodoStats(total=total, completed=completed, open=total - completed, overdue=overdue)

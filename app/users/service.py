@@ -7,6 +7,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.auth import tokens
+from app.auth.access import ADMITS
 from app.auth.security import PasswordHasher
 from app.database import UnitOfWork, utcnow
 from app.errors import BadRequest, Conflict, NotFound
@@ -25,6 +26,7 @@ from app.users.schemas import UserAdminUpdate, UserListQuery, UserPage, UserRead
 EMAIL_TAKEN = "A user with this email already exists"
 _USERS_CURSOR = "users"  # the one order users are listed in: created_at, then id
 _BY_ID = select(*USER_COLUMNS).where(User.id == bindparam("user_id"))
+_ADMITTED = select(*USER_COLUMNS).where(ADMITS)
 _BY_EMAIL = select(*USER_COLUMNS).where(User.email == bindparam("email"))
 
 
@@ -34,6 +36,11 @@ async def get_by_email(db: UnitOfWork, email: str) -> UserRecord | None:
 
 async def get_by_id(db: UnitOfWork, user_id: uuid.UUID) -> UserRecord | None:
     return _record((await db.execute(_BY_ID, {"user_id": user_id})).first())
+
+
+async def get_admitted(db: UnitOfWork, access_params: dict[str, Any]) -> UserRecord | None:
+    """The token's user, if it may still act (app.auth.access)."""
+    return _record((await db.execute(_ADMITTED, access_params)).first())
 
 
 def _record(row: Any) -> UserRecord | None:
@@ -94,10 +101,11 @@ async def change_password(
         raise BadRequest("Current password is incorrect")
     hashed = await hasher.hash_async(new)
     now = utcnow()
-    # Access tokens issued before now are refused from here on (AccessClaims.admits), and
-    # every login's refresh token dies with the old password.
-    await _update(db, user.id, {"hashed_password": hashed, "password_changed_at": now})
-    await tokens.revoke_all(db, user.id, now)
+    # Access tokens issued before now are refused from here on (app.auth.access), and every
+    # login's refresh token dies with the old password.
+    async with db.transaction():
+        await _update(db, user.id, {"hashed_password": hashed, "password_changed_at": now})
+        await tokens.revoke_all(db, user.id, now)
 
 
 async def delete_user(db: UnitOfWork, user: UserRecord) -> None:
@@ -124,14 +132,15 @@ async def list_page(db: UnitOfWork, query: UserListQuery) -> UserPage:
 
 
 async def admin_update(db: UnitOfWork, user_id: uuid.UUID, changes: UserAdminUpdate) -> UserRecord:
-    user = await get_by_id(db, user_id)
-    if user is None:
-        raise NotFound("User not found")
-    values = changes.model_dump(exclude_unset=True)
-    if values.get("is_active") is False and user.is_active:
-        # Deactivation ends every login now; access tokens already fail on is_active.
-        await tokens.revoke_all(db, user.id, utcnow())
-    return await _update(db, user.id, values)
+    async with db.transaction():
+        user = await get_by_id(db, user_id)
+        if user is None:
+            raise NotFound("User not found")
+        values = changes.model_dump(exclude_unset=True)
+        if values.get("is_active") is False and user.is_active:
+            # Deactivation ends every login now; access tokens already fail on is_active.
+            await tokens.revoke_all(db, user.id, utcnow())
+        return await _update(db, user.id, values)
 
 
 async def _update(db: UnitOfWork, user_id: uuid.UUID, values: dict[str, Any]) -> UserRecord:
