@@ -64,6 +64,7 @@ TODO_COLUMNS = (
 # The table itself, for DML without the ORM's bookkeeping (nothing here keeps Todo objects).
 _TODOS = cast(Table, Todo.__table__)
 _READ = TypeAdapter(TodoRead)
+_READ_ALL = TypeAdapter(list[TodoRead])  # a page of rows in one call
 # The token's user's todos, while that user may act. Parameters: access.params().
 _OWNED = (Todo.owner_id == bindparam("user_id"), access.ADMITTED)
 _THIS_TODO = Todo.id == bindparam("todo_id")
@@ -350,7 +351,7 @@ async def list_page(db: UnitOfWork, claims: AccessClaims, query: TodoListQuery) 
         await access.authorize(db, claims)
     page, last = split_page(rows, query.limit)
     next_cursor = encode_todo_cursor(order, fingerprint, last) if last else None
-    return TodoPage(items=[TodoRead.model_validate(row) for row in page], next_cursor=next_cursor)
+    return TodoPage(items=_READ_ALL.validate_python(page), next_cursor=next_cursor)
 
 
 # Every filter compares with a parameter, so a list statement depends only on which filters,
