@@ -76,6 +76,10 @@ def utcnow() -> datetime:
 _DRIVERS = {"postgresql": ("psycopg2", "asyncpg"), "sqlite": ("pysqlite", "aiosqlite")}
 
 
+# Execution option: statements on the connection commit on their own (see create_db_engine).
+AUTOCOMMIT = "todo_autocommit"
+
+
 def database_url(settings: Settings, *, asynchronous: bool) -> URL:
     """DATABASE_URL with the driver each side uses, whichever one it names (or none)."""
     url = make_url(settings.database_url)
@@ -84,10 +88,21 @@ def database_url(settings: Settings, *, asynchronous: bool) -> URL:
 
 
 def create_db_engine(settings: Settings) -> AsyncEngine:
-    """The request engine: a request waits for the database without holding a thread."""
+    """The request engine: a request waits for the database without holding a thread.
+
+    Its connections autocommit: a statement that is a whole unit of work by itself needs no
+    BEGIN and COMMIT round trips. transactional() is the view for work that needs them.
+    """
     url = database_url(settings, asynchronous=True)
     if settings.is_sqlite:
-        engine = create_async_engine(url, hide_parameters=True, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url,
+            hide_parameters=True,
+            connect_args={"timeout": 30},
+            # SQLite's connections are in the driver's autocommit mode already (_on_connect);
+            # this option only tells _on_begin to emit no BEGIN.
+            execution_options={AUTOCOMMIT: True},
+        )
         _configure_sqlite(engine.sync_engine)
         return engine
     server_settings = {"application_name": settings.project_name}
@@ -97,6 +112,8 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
         server_settings["idle_in_transaction_session_timeout"] = str(max(timeout * 2, 10_000))
     engine = create_async_engine(
         url,
+        isolation_level="AUTOCOMMIT",
+        execution_options={AUTOCOMMIT: True},
         # Error messages and logs carry the statement, never its values (password hashes).
         hide_parameters=True,
         pool_size=settings.db_pool_size,
@@ -177,19 +194,11 @@ def _unicode_lower(value: str | None) -> str | None:
     return None if value is None else value.lower()
 
 
-# Execution option of the autocommit view of an engine (see autocommit_engine).
-AUTOCOMMIT = "todo_autocommit"
-
-
-def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The same pool, with every statement committed on its own: no BEGIN and COMMIT round
-    trips around a statement that is a whole unit of work by itself."""
-    options: dict[str, Any] = {AUTOCOMMIT: True}
+def transactional(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, for statements that must commit together (UnitOfWork.transaction)."""
+    options: dict[str, Any] = {AUTOCOMMIT: False}
     if engine.dialect.name == "postgresql":
-        options["isolation_level"] = "AUTOCOMMIT"
-    # SQLite's connections are in the driver's autocommit mode already; _on_begin emits no
-    # BEGIN for these (switching SQLite's isolation level would hand transactions back to
-    # the driver).
+        options["isolation_level"] = "READ COMMITTED"
     return engine.execution_options(**options)
 
 
@@ -203,10 +212,10 @@ class UnitOfWork:
     statement is usually all a request needs (one round trip, no BEGIN and COMMIT).
     """
 
-    __slots__ = ("_autocommit", "_connection", "_engine", "_in_transaction", "_wrote")
+    __slots__ = ("_connection", "_engine", "_in_transaction", "_transactional", "_wrote")
 
-    def __init__(self, engine: AsyncEngine, autocommit: AsyncEngine) -> None:
-        self._engine, self._autocommit = engine, autocommit
+    def __init__(self, engine: AsyncEngine, transactional: AsyncEngine) -> None:
+        self._engine, self._transactional = engine, transactional
         self._connection: AsyncConnection | None = None
         self._in_transaction = self._wrote = False
 
@@ -222,7 +231,7 @@ class UnitOfWork:
                 raise RuntimeError("a second write outside db.transaction(): group them in one")
             self._wrote = True
         if self._connection is None:
-            self._connection = await self._autocommit.connect()
+            self._connection = await self._engine.connect()
         return await self._connection.execute(statement, params)
 
     @asynccontextmanager
@@ -232,7 +241,7 @@ class UnitOfWork:
         if self._in_transaction:
             raise RuntimeError("db.transaction() does not nest; use db.savepoint()")
         await self.release()
-        connection = self._connection = await self._engine.connect()
+        connection = self._connection = await self._transactional.connect()
         self._in_transaction = True
         try:
             yield
@@ -269,7 +278,7 @@ class UnitOfWork:
 @asynccontextmanager
 async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[UnitOfWork]:
     """A unit of work outside a request (startup)."""
-    db = UnitOfWork(engine, autocommit_engine(engine))
+    db = UnitOfWork(engine, transactional(engine))
     try:
         yield db
     finally:
@@ -279,7 +288,7 @@ async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[UnitOfWork]:
 async def get_db(request: Request) -> AsyncIterator[UnitOfWork]:
     """The request's unit of work; its connection goes back to the pool when the route is done."""
     state = request.app.state
-    db = UnitOfWork(state.engine, state.autocommit_engine)
+    db = UnitOfWork(state.engine, state.transactional_engine)
     try:
         yield db
     finally:

@@ -20,9 +20,9 @@ from app.auth.router import router as auth_router
 from app.auth.security import PasswordHasher, TokenCodec
 from app.config import Settings, get_settings
 from app.database import (
-    autocommit_engine,
     create_db_engine,
     create_migration_engine,
+    transactional,
     unit_of_work,
 )
 from app.errors import register_error_handlers
@@ -35,6 +35,13 @@ from app.users import service as users
 from app.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
+# The docs' sections, in the order a new user needs them.
+OPENAPI_TAGS = [
+    {"name": "auth", "description": "Sign up, log in (also through **Authorize**), tokens."},
+    {"name": "users", "description": "Your account; superusers manage everyone's."},
+    {"name": "todos", "description": "Your todos."},
+    {"name": "meta", "description": "Health, readiness, metrics, service information."},
+]
 DOCS_URL = "/docs"
 REDOC_URL = "/redoc"
 
@@ -98,7 +105,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.log_format)
     app.state.started_at = time.monotonic()
     engine = app.state.engine = create_db_engine(settings)
-    app.state.autocommit_engine = autocommit_engine(engine)
+    app.state.transactional_engine = transactional(engine)
     # Building these costs a bcrypt hash (the dummy one) and may create the dev key file.
     app.state.hasher = await run_in_threadpool(PasswordHasher, settings.bcrypt_rounds)
     app.state.token_codec = await run_in_threadpool(TokenCodec, settings)
@@ -128,13 +135,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         # The contract's paths answer exactly as written; /todos/ is a 404, not a redirect.
         redirect_slashes=False,
+        openapi_tags=OPENAPI_TAGS,
     )
     app.state.settings = settings
     register_error_handlers(app)
     app.state.route_templates = {}
-    _include(app, health_router)
-    for router in (auth_router, users_router, todos_router):
+    # Routes are matched in the order they were added: the todos, which carry nearly all the
+    # traffic, go first. (The docs list the sections in OPENAPI_TAGS order regardless.)
+    for router in (todos_router, auth_router, users_router):
         _include(app, router, API_PREFIX)
+    _include(app, health_router)
     _add_meta_routes(app)
     if settings.cors_origins:
         app.add_middleware(

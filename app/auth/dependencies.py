@@ -38,10 +38,11 @@ TokenCodecDep = Annotated[TokenCodec, Depends(get_token_codec)]
 
 
 async def get_claims(
-    codec: TokenCodecDep, token: Annotated[str, Depends(oauth2_scheme)]
+    request: Request, token: Annotated[str, Depends(oauth2_scheme)]
 ) -> AccessClaims:
-    """A valid, signed, unexpired access token's claims. Whether its user may still use it is
-    checked against the database by whoever reads the user (see service.authorize)."""
+    """A valid, signed, unexpired access token's claims. Whether its user may still act is
+    checked in the statement that reads or writes its data (app.auth.access)."""
+    codec: TokenCodec = request.app.state.token_codec  # read directly: on every request
     claims = codec.decode_access(token)
     if claims is None:
         raise Unauthorized()
