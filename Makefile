@@ -66,11 +66,13 @@ test: lint
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # BENCH_QUICK=1: under three minutes, without the 1M-row scale scenario.
+# BENCH_REPEAT=N: rounds per scenario, reported as the median (default 3; 1 when quick).
 BENCH_QUICK ?= 0
+BENCH_REPEAT ?=
 
 bench: install-dev
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-	BENCH_QUICK=$(BENCH_QUICK) $(BIN)/python bench/run.py
+	BENCH_QUICK=$(BENCH_QUICK) BENCH_REPEAT=$(BENCH_REPEAT) $(BIN)/python bench/run.py
 
 migrate: install
 	$(BIN)/alembic upgrade head

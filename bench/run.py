@@ -3,7 +3,9 @@
 Starts the service as production does (start.sh, PostgreSQL, 2 workers, JSON logs), seeds
 many users with todos, drives each scenario with wrk (bench/wrk/scenario.lua) at a fixed
 concurrency, and measures the ceiling (bench/ceiling.py under the same gunicorn setup) in
-the same run. Prints a table and writes bench/results/<date-time>.json.
+the same run: after a warm-up, BENCH_REPEAT interleaved rounds of the ceiling and every
+scenario, each reported as its median round. Then a login storm, and lists at 1k and 1M
+todos. Prints a table and writes bench/results/<date-time>.json.
 
 PostgreSQL: BENCH_DATABASE_URL (a server where databases may be created), else the local
 one at 127.0.0.1:5432; the run creates its own database and drops it afterwards.
@@ -24,6 +26,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +49,7 @@ QUICK = os.environ.get("BENCH_QUICK") == "1"
 DURATION = 5 if QUICK else 15
 # Each scenario (and the ceiling) is measured this many times, in interleaved rounds, and
 # reported as the median: this machine's speed drifts by tens of percent within minutes.
-REPEAT = int(os.environ.get("BENCH_REPEAT", "1" if QUICK else "3"))
+REPEAT = int(os.environ.get("BENCH_REPEAT") or (1 if QUICK else 3))
 WARMUP = 2  # seconds of each scenario before the first round, not measured
 CONNECTIONS, WORKERS, WRK_THREADS = 32, 2, 2
 USERS, TODOS_PER_USER, DELETABLE_PER_USER = 200, 40, 20
@@ -73,6 +76,7 @@ def main() -> None:
     WORK.mkdir(parents=True)
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _commit(),
         "machine": _machine(),
         "workers": WORKERS,
         "connections": CONNECTIONS,
@@ -320,6 +324,17 @@ def _drain(url: str) -> None:
             client.get("/health")
             quick_answers = quick_answers + 1 if time.monotonic() - start < 0.02 else 0
             time.sleep(0.1)
+
+
+def _commit() -> str | None:
+    """The commit measured (with "+" if the tree had changes), when run from a git checkout."""
+    try:
+        run = partial(subprocess.run, cwd=ROOT, capture_output=True, text=True, check=True)
+        commit = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip()
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+" if dirty else "")
 
 
 def _machine() -> str:

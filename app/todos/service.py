@@ -312,7 +312,7 @@ def _version_matches(if_match: bool) -> tuple[ColumnElement[bool], ...]:
     return (Todo.version.in_(bindparam("versions", expanding=True)),) if if_match else ()
 
 
-# A strong entity tag as we make them (etag()); a version is a 32-bit integer.
+# A strong entity tag as we make them (VersionedTodo.etag); a version is a 32-bit integer.
 _OUR_TAG = re.compile(r'"(0|[1-9][0-9]{0,9})"')
 
 
