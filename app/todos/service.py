@@ -346,12 +346,17 @@ async def list_page(db: UnitOfWork, claims: AccessClaims, query: TodoListQuery) 
         null_tail = value is None
         params.update(after_params((value, last_id)))
     stmt = _list_statement(query.sort, null_tail, frozenset(filters))
-    rows = (await db.execute(stmt, params)).all()
+    result = await db.execute(stmt, params)
+    columns = tuple(result.keys())
+    rows = result.all()
     if not rows:  # nothing of theirs, or a user who may no longer act
         await access.authorize(db, claims)
     page, last = split_page(rows, query.limit)
     next_cursor = encode_todo_cursor(order, fingerprint, last) if last else None
-    return TodoPage(items=_READ_ALL.validate_python(page), next_cursor=next_cursor)
+    # Plain dicts, not the rows themselves: pydantic reads a Row field by field through
+    # getattr, which cost three times the validation itself (a tenth of a list request's CPU).
+    items = _READ_ALL.validate_python([dict(zip(columns, row, strict=True)) for row in page])
+    return TodoPage(items=items, next_cursor=next_cursor)
 
 
 # Every filter compares with a parameter, so a list statement depends only on which filters,
