@@ -49,7 +49,7 @@ from app.todos.schemas import TodoCreate, TodoListQuery, TodoPage, TodoRead, Tod
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 NOT_FOUND_MESSAGE = "Todo not found"
-TODO_COLUMNS = (
+READ_COLUMNS = (
     Todo.id,
     Todo.title,
     Todo.description,
@@ -62,12 +62,12 @@ TODO_COLUMNS = (
     Todo.version,
 )
 # The table itself, for DML without the ORM's bookkeeping (nothing here keeps Todo objects).
-_TODOS = cast(Table, Todo.__table__)
+_TABLE = cast(Table, Todo.__table__)
 _READ = TypeAdapter(TodoRead)
 _READ_ALL = TypeAdapter(list[TodoRead])  # a page of rows in one call
 # The token's user's todos, while that user may act. Parameters: access.params().
 _OWNED = (Todo.owner_id == bindparam("user_id"), access.ADMITTED)
-_THIS_TODO = Todo.id == bindparam("todo_id")
+_THIS_ONE = Todo.id == bindparam("todo_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +96,7 @@ def _versioned(row: Any) -> VersionedTodo:
 
 
 # Built once: constructing a statement costs more than running it.
-_GET = select(*TODO_COLUMNS).where(*_OWNED, _THIS_TODO)
+_GET = select(*READ_COLUMNS).where(*_OWNED, _THIS_ONE)
 
 
 async def get_owned(db: UnitOfWork, claims: AccessClaims, todo_id: uuid.UUID) -> VersionedTodo:
@@ -106,7 +106,7 @@ async def get_owned(db: UnitOfWork, claims: AccessClaims, todo_id: uuid.UUID) ->
     return _versioned(row)
 
 
-_EXISTS = select(Todo.id).where(Todo.owner_id == bindparam("user_id"), _THIS_TODO)
+_EXISTS = select(Todo.id).where(Todo.owner_id == bindparam("user_id"), _THIS_ONE)
 
 
 async def _refusal(
@@ -142,7 +142,7 @@ async def create_idempotent(
             if record is None:
                 return created
             # A concurrent request with this key won: ours must leave nothing behind.
-            await db.execute(delete(_TODOS).where(Todo.id == todo.body.id))
+            await db.execute(delete(_TABLE).where(Todo.id == todo.body.id))
     if record.request_hash != request_hash:
         raise InvalidInput(
             ("header", "Idempotency-Key"),
@@ -159,9 +159,9 @@ _INSERTED = (
 
 def _insert_statement() -> ReturningInsert[uuid.UUID]:
     # INSERT ... SELECT <the values> WHERE <the user may act>: nothing is inserted otherwise.
-    values = [bindparam(f"new_{name}", type_=_TODOS.c[name].type) for name in _INSERTED]
+    values = [bindparam(f"new_{name}", type_=_TABLE.c[name].type) for name in _INSERTED]
     rows = select(*values, bindparam("user_id", type_=Todo.owner_id.type)).where(access.ADMITTED)
-    return insert(_TODOS).from_select([*_INSERTED, "owner_id"], rows).returning(Todo.id)
+    return insert(_TABLE).from_select([*_INSERTED, "owner_id"], rows).returning(Todo.id)
 
 
 _INSERT = _insert_statement()
@@ -287,9 +287,9 @@ def _update_statement(fields: frozenset[str], if_match: bool) -> ReturningUpdate
             (completed, bindparam("now", type_=Todo.completed_at.type)),
             else_=None,
         )
-    stmt = update(_TODOS).where(*_OWNED, _THIS_TODO, *_version_matches(if_match))
+    stmt = update(_TABLE).where(*_OWNED, _THIS_ONE, *_version_matches(if_match))
     return stmt.values(**changes, updated_at=bindparam("now"), version=Todo.version + 1).returning(
-        *TODO_COLUMNS
+        *READ_COLUMNS
     )
 
 
@@ -305,7 +305,7 @@ async def delete_todo(
 
 @lru_cache(maxsize=2)
 def _delete_statement(if_match: bool) -> ReturningDelete[uuid.UUID]:
-    return delete(_TODOS).where(*_OWNED, _THIS_TODO, *_version_matches(if_match)).returning(Todo.id)
+    return delete(_TABLE).where(*_OWNED, _THIS_ONE, *_version_matches(if_match)).returning(Todo.id)
 
 
 def _version_matches(if_match: bool) -> tuple[ColumnElement[bool], ...]:
@@ -393,7 +393,7 @@ def _list_statement(
     sort: str, null_tail: bool | None, filters: frozenset[str]
 ) -> Select[*tuple[Any, ...]]:
     order = SortOrder.parse(sort)
-    stmt = select(*TODO_COLUMNS).where(*_OWNED, *(_FILTERS[name] for name in sorted(filters)))
+    stmt = select(*READ_COLUMNS).where(*_OWNED, *(_FILTERS[name] for name in sorted(filters)))
     if null_tail is not None:
         stmt = stmt.where(order.after(null_tail))
     return stmt.order_by(*order.order_by()).limit(bindparam("limit"))
