@@ -113,10 +113,14 @@ async def _refusal(
     db: UnitOfWork, claims: AccessClaims, todo_id: uuid.UUID, *, if_match: bool = False
 ) -> AppError:
     """Why a statement on the token user's todo found nothing: the user may not act (401),
-    there is no such todo of theirs (404, also for someone else's), or If-Match failed."""
+    there is no such todo of theirs (404, also for someone else's), or If-Match failed.
+    Without If-Match the statement could only have missed the todo: no need to look again."""
     await access.authorize(db, claims)
-    found = (await db.execute(_EXISTS, {"user_id": claims.user_id, "todo_id": todo_id})).first()
-    return PreconditionFailed() if found and if_match else NotFound(NOT_FOUND_MESSAGE)
+    if if_match:
+        params = {"user_id": claims.user_id, "todo_id": todo_id}
+        if (await db.execute(_EXISTS, params)).first() is not None:
+            return PreconditionFailed()
+    return NotFound(NOT_FOUND_MESSAGE)
 
 
 async def create(db: UnitOfWork, claims: AccessClaims, data: TodoCreate) -> CreatedTodo:
