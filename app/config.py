@@ -20,6 +20,11 @@ MIN_SECRET_BYTES = 32
 _BACKENDS = {"postgresql": "postgresql", "postgres": "postgresql", "sqlite": "sqlite"}
 
 
+def _scheme(url: str) -> str:
+    """postgresql+asyncpg://... -> postgresql: the URL's database, without its driver."""
+    return url.partition(":")[0].partition("+")[0]
+
+
 class Settings(BaseSettings):
     # hide_input_in_errors: a rejected setting must not print every other one (the database
     # password, the superuser password) into the startup log.
@@ -81,8 +86,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_database(cls, value: str) -> str:
         # The driver part is ours to choose (app.database): any PostgreSQL or SQLite URL works.
-        backend = value.partition(":")[0].partition("+")[0]
-        if backend not in _BACKENDS:
+        if _scheme(value) not in _BACKENDS:
             raise ValueError("DATABASE_URL must start with postgresql:// or sqlite://")
         return value
 
@@ -114,7 +118,7 @@ class Settings(BaseSettings):
     @property
     def database_backend(self) -> str:
         """postgresql or sqlite (postgres:// URLs, as some hosts hand out, are PostgreSQL)."""
-        return _BACKENDS[self.database_url.partition(":")[0].partition("+")[0]]
+        return _BACKENDS[_scheme(self.database_url)]
 
     @property
     def is_sqlite(self) -> bool:
