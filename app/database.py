@@ -274,25 +274,23 @@ class UnitOfWork:
         if connection is not None:
             await connection.close()
 
+    async def __aenter__(self) -> "UnitOfWork":
+        return self
 
-@asynccontextmanager
-async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[UnitOfWork]:
-    """A unit of work outside a request (startup)."""
-    db = UnitOfWork(engine, transactional(engine))
-    try:
-        yield db
-    finally:
-        await db.release()
+    async def __aexit__(self, *_exc_info: object) -> None:
+        await self.release()
+
+
+def unit_of_work(engine: AsyncEngine) -> UnitOfWork:
+    """A unit of work outside a request (startup): `async with unit_of_work(engine) as db`."""
+    return UnitOfWork(engine, transactional(engine))
 
 
 async def get_db(request: Request) -> AsyncIterator[UnitOfWork]:
     """The request's unit of work; its connection goes back to the pool when the route is done."""
     state = request.app.state
-    db = UnitOfWork(state.engine, state.transactional_engine)
-    try:
+    async with UnitOfWork(state.engine, state.transactional_engine) as db:
         yield db
-    finally:
-        await db.release()
 
 
 # scope="function": the connection is back in the pool before the response is sent. (Every
