@@ -17,6 +17,11 @@ from app.context import request_id_var
 logger = logging.getLogger(__name__)
 
 
+def internal_error_body() -> dict[str, str]:
+    """The contract's 500: no stack trace, no SQL, only the request id to quote."""
+    return {"detail": "Internal Server Error", "request_id": request_id_var.get()}
+
+
 class AppError(Exception):
     status_code: ClassVar[int] = 500
     detail: str = "Internal Server Error"
@@ -180,8 +185,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     # A bug, not an outage: logged with its traceback (statement, never its parameters:
     # the engines hide them), answered as the contract's 500.
     logger.error("database error", exc_info=exc)
-    body = {"detail": "Internal Server Error", "request_id": request_id_var.get()}
-    return _json(500, body)
+    return _json(500, internal_error_body())
 
 
 def register_error_handlers(app: FastAPI) -> None:

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.context import request_id_var
+from app.errors import internal_error_body
 from app.metrics import observe
 
 logger = logging.getLogger(__name__)
@@ -93,8 +94,7 @@ class RequestContextMiddleware:
             # to quote, never a stack trace or SQL.
             logger.exception("unhandled error")
             if not started():
-                body = {"detail": "Internal Server Error", "request_id": request_id_var.get()}
-                await _send_json(send, 500, body)
+                await _send_json(send, 500, internal_error_body())
 
     @staticmethod
     def _record(scope: Scope, request_id: str, status: int, seconds: float) -> None:
