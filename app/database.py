@@ -1,4 +1,4 @@
-"""Engines, declarative base and the per-request unit of work.
+"""Engines, declarative base and the request's unit of work: a SQLAlchemy AsyncSession.
 
 Requests run on an asyncio engine (asyncpg, aiosqlite): a request waits for the database
 without holding a thread, and a worker needs no thread hand-offs per request. Schema work
@@ -6,31 +6,26 @@ without holding a thread, and a worker needs no thread hand-offs per request. Sc
 """
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import (
-    Connection,
-    CursorResult,
-    DateTime,
-    Engine,
-    Executable,
-    MetaData,
-    create_engine,
-    event,
-)
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlalchemy.types import TypeDecorator
 
 from app.config import Settings
-from app.errors import AppError
 
 # Deterministic constraint names, so migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -91,7 +86,7 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
     """The request engine: a request waits for the database without holding a thread.
 
     Its connections autocommit: a statement that is a whole unit of work by itself needs no
-    BEGIN and COMMIT round trips. transactional() is the view for work that needs them.
+    BEGIN and COMMIT round trips. transaction() is for work that needs them.
     """
     url = database_url(settings, asynchronous=True)
     if settings.is_sqlite:
@@ -194,106 +189,72 @@ def _unicode_lower(value: str | None) -> str | None:
     return None if value is None else value.lower()
 
 
-def transactional(engine: AsyncEngine) -> AsyncEngine:
-    """The same pool, for statements that must commit together (UnitOfWork.transaction)."""
-    options: dict[str, Any] = {AUTOCOMMIT: False}
-    if engine.dialect.name == "postgresql":
-        options["isolation_level"] = "READ COMMITTED"
-    return engine.execution_options(**options)
+# The request engine's connections autocommit; these options turn one of its connections into
+# a transaction (SQLAlchemy's "Setting Isolation For Individual Transactions": options given to
+# Session.connection() before the transaction's first statement). On SQLite the BEGIN itself
+# comes from _on_begin, which reads the same flag.
+_TRANSACTION_OPTIONS: dict[str, dict[str, Any]] = {
+    "postgresql": {AUTOCOMMIT: False, "isolation_level": "READ COMMITTED"},
+    "sqlite": {AUTOCOMMIT: False},
+}
 
 
-class UnitOfWork:
-    """One request's database work, run as SQLAlchemy Core statements.
-
-    A statement commits on its own when it returns; statements that must stand or fall
-    together run inside `async with db.transaction():`, committed at the end of the block.
-    Every write of the service is a single statement or such a block: a unit of work refuses
-    a second write outside one. Statements and their checks are written so that one
-    statement is usually all a request needs (one round trip, no BEGIN and COMMIT).
-    """
-
-    __slots__ = ("_connection", "_engine", "_in_transaction", "_transactional", "_wrote")
-
-    def __init__(self, engine: AsyncEngine, transactional: AsyncEngine) -> None:
-        self._engine, self._transactional = engine, transactional
-        self._connection: AsyncConnection | None = None
-        self._in_transaction = self._wrote = False
-
-    @property
-    def dialect(self) -> str:
-        return self._engine.dialect.name
-
-    async def execute(
-        self, statement: Executable, params: Mapping[str, Any] | None = None
-    ) -> CursorResult[*tuple[Any, ...]]:
-        if not self._in_transaction and getattr(statement, "is_dml", False):
-            if self._wrote:
-                raise RuntimeError("a second write outside db.transaction(): group them in one")
-            self._wrote = True
-        if self._connection is None:
-            self._connection = await self._engine.connect()
-        return await self._connection.execute(statement, params)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        """Statements that commit together: rolled back if the block raises, except for an
-        AppError whose persist_changes says its effects must stay (then committed)."""
-        if self._in_transaction:
-            raise RuntimeError("db.transaction() does not nest; use db.savepoint()")
-        await self.release()
-        connection = self._connection = await self._transactional.connect()
-        self._in_transaction = True
-        try:
-            yield
-        except AppError as exc:
-            await (connection.commit() if exc.persist_changes else connection.rollback())
-            raise
-        except BaseException:
-            await connection.rollback()
-            raise
-        else:
-            await connection.commit()
-        finally:
-            self._in_transaction = False
-            await self.release()
-
-    @asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        """Inside a transaction, a nested one: a failed statement in it (a unique violation)
-        undoes only its part, and the transaction stays usable. Outside, a statement is its
-        own transaction already."""
-        if not self._in_transaction or self._connection is None:
-            yield
-            return
-        async with self._connection.begin_nested():
-            yield
-
-    async def release(self) -> None:
-        """Give the connection back to the pool (before slow work such as bcrypt)."""
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            await connection.close()
-
-    async def __aenter__(self) -> "UnitOfWork":
-        return self
-
-    async def __aexit__(self, *_exc_info: object) -> None:
-        await self.release()
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the autocommit engine: a statement is committed when it returns, with no
+    BEGIN and COMMIT round trips (the docs' "DBAPI Autocommit" pattern); work that must
+    commit together runs in `async with transaction(session):`."""
+    # expire_on_commit=False: entities handed to a response stay readable after the commit.
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-def unit_of_work(engine: AsyncEngine) -> UnitOfWork:
-    """A unit of work outside a request (startup): `async with unit_of_work(engine) as db`."""
-    return UnitOfWork(engine, transactional(engine))
+@asynccontextmanager
+async def transaction(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Statements that commit together, in READ COMMITTED: `session.begin()` on a connection
+    taken with the transaction options (see _TRANSACTION_OPTIONS). Whatever the session did
+    before in autocommit mode is committed already; ending it here returns its connection."""
+    await session.commit()
+    async with session.begin():
+        await session.connection(execution_options=_TRANSACTION_OPTIONS[dialect_name(session)])
+        yield session
 
 
-async def get_db(request: Request) -> AsyncIterator[UnitOfWork]:
-    """The request's unit of work; its connection goes back to the pool when the route is done."""
-    state = request.app.state
-    async with UnitOfWork(state.engine, state.transactional_engine) as db:
-        yield db
+def dialect_name(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
 
 
-# scope="function": the connection is back in the pool before the response is sent. (Every
-# commit happens in the route itself: a statement or a db.transaction() block commits before
-# it returns, so a failed commit is an error response, never a 2xx for data not stored.)
-Db = Annotated[UnitOfWork, Depends(get_db, scope="function")]
+def _autocommitting(session: Session) -> bool:
+    return bool(session.connection().get_execution_options().get(AUTOCOMMIT))
+
+
+def _count_write(session: Session, writes: int) -> None:
+    # Two writes in autocommit mode are two transactions: a failure between them leaves half
+    # the work stored. Refused at once, so the mistake shows in the first test that runs it.
+    total = session.info["autocommit_writes"] = session.info.get("autocommit_writes", 0) + writes
+    if total > 1:
+        raise RuntimeError("a second write outside transaction(session): group them in one")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _one_write_outside_a_transaction(state: ORMExecuteState) -> None:
+    if (state.is_insert or state.is_update or state.is_delete) and _autocommitting(state.session):
+        _count_write(state.session, 1)
+
+
+@event.listens_for(Session, "before_flush")
+def _one_flushed_write_outside_a_transaction(session: Session, *_: object) -> None:
+    pending = len(session.new) + len(session.dirty) + len(session.deleted)
+    if pending and session.bind is not None and _autocommitting(session):
+        _count_write(session, pending)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work; committed (and its connection returned) when the route is
+    done, before the response is sent (scope="function" below)."""
+    async with request.app.state.sessionmaker() as session:
+        yield session
+        await session.commit()
+
+
+# scope="function": the dependency's exit, and so the commit, runs before the response is sent:
+# a failed commit is an error response, never a 2xx for data that was not stored.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

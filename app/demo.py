@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.security import PasswordHasher
 from app.database import utcnow
@@ -13,11 +13,12 @@ DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo credentials, development only
 
 
-def load(session: Session, hasher: PasswordHasher) -> None:
+async def load(session: AsyncSession, hasher: PasswordHasher) -> None:
     now = utcnow()
-    user = User(email=DEMO_EMAIL, hashed_password=hasher.hash(DEMO_PASSWORD), full_name="Demo User")
+    hashed = await hasher.hash_async(DEMO_PASSWORD)
+    user = User(email=DEMO_EMAIL, hashed_password=hashed, full_name="Demo User")
     session.add(user)
-    session.flush()
+    await session.flush()
     samples = [
         ("Buy milk", Priority.normal, now + timedelta(days=1), False),
         ("Write the quarterly report", Priority.high, now + timedelta(days=3), False),

@@ -25,9 +25,6 @@ def internal_error_body() -> dict[str, str]:
 class AppError(Exception):
     status_code: ClassVar[int] = 500
     detail: str = "Internal Server Error"
-    # Most errors undo the request's unit of work. Some are outcomes whose side effects must
-    # stay: a recorded login failure, a token family revoked on reuse. Those set this.
-    persist_changes: ClassVar[bool] = False
 
     def __init__(self, detail: str | None = None, headers: Mapping[str, str] | None = None) -> None:
         self.detail = detail or type(self).detail

@@ -1,10 +1,11 @@
 """The application factory: settings → engine → migrations → routers, middleware, handlers."""
 
+import asyncio
 import gc
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import lru_cache
 
@@ -12,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app import demo, migrations
@@ -22,8 +23,8 @@ from app.config import Settings, get_settings
 from app.database import (
     create_db_engine,
     create_migration_engine,
-    transactional,
-    unit_of_work,
+    create_sessionmaker,
+    transaction,
 )
 from app.errors import register_error_handlers
 from app.health.router import router as health_router
@@ -52,48 +53,55 @@ def reset_database_once() -> None:
     settings = get_settings()
     if not settings.reset_db:
         return
-    engine = create_migration_engine(settings)
-    hasher = PasswordHasher(settings.bcrypt_rounds)
-    try:
-        _reset_with_demo_data(settings, engine, hasher)
-    finally:
-        engine.dispose()
-        hasher.close()
+    asyncio.run(_reset_once(settings))
     os.environ["RESET_DB"] = "0"
     get_settings.cache_clear()
 
 
-def _reset_with_demo_data(settings: Settings, engine: Engine, hasher: PasswordHasher) -> None:
-    migrations.reset_database(settings, engine)
-    with Session(engine) as session, session.begin():
-        demo.load(session, hasher)
+async def _reset_once(settings: Settings) -> None:
+    engine = create_db_engine(settings)
+    hasher = PasswordHasher(settings.bcrypt_rounds)
+    try:
+        await _reset_with_demo_data(settings, create_sessionmaker(engine), hasher)
+    finally:
+        await engine.dispose()
+        hasher.close()
 
 
-def _prepare_schema(settings: Settings, hasher: PasswordHasher) -> None:
-    # Schema work gets its own connection, without the request statement timeout.
+async def _reset_with_demo_data(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], hasher: PasswordHasher
+) -> None:
+    # Blocking work (file lock, synchronous driver, no request statement timeout): off the
+    # event loop, on a connection of its own.
+    await run_in_threadpool(_prepare_schema, settings, migrations.reset_database)
+    async with sessionmaker() as session, transaction(session):
+        await demo.load(session, hasher)
+
+
+def _prepare_schema(settings: Settings, work: Callable[[Settings, Engine], object]) -> None:
     engine = create_migration_engine(settings)
     try:
-        if settings.reset_db:
-            _reset_with_demo_data(settings, engine, hasher)
-        else:
-            migrations.upgrade_to_head(settings, engine)
+        work(settings, engine)
     finally:
         engine.dispose()
 
 
 async def _prepare_database(app: FastAPI) -> None:
     settings: Settings = app.state.settings
-    if settings.reset_db or settings.migrate_on_startup:
-        # Blocking work (file lock, synchronous driver): off the event loop.
-        await run_in_threadpool(_prepare_schema, settings, app.state.hasher)
+    sessionmaker = app.state.sessionmaker
+    if settings.reset_db:
+        await _reset_with_demo_data(settings, sessionmaker, app.state.hasher)
+    elif settings.migrate_on_startup:
+        await run_in_threadpool(_prepare_schema, settings, migrations.upgrade_to_head)
     if settings.first_superuser_email and settings.first_superuser_password:
-        async with unit_of_work(app.state.engine) as db:
+        async with sessionmaker() as session:
             await users.ensure_superuser(
-                db,
+                session,
                 app.state.hasher,
                 settings.first_superuser_email,
                 settings.first_superuser_password.get_secret_value(),
             )
+            await session.commit()
 
 
 @asynccontextmanager
@@ -105,7 +113,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.log_format)
     app.state.started_at = time.monotonic()
     engine = app.state.engine = create_db_engine(settings)
-    app.state.transactional_engine = transactional(engine)
+    app.state.sessionmaker = create_sessionmaker(engine)
     # Building these costs a bcrypt hash (the dummy one) and may create the dev key file.
     app.state.hasher = await run_in_threadpool(PasswordHasher, settings.bcrypt_rounds)
     app.state.token_codec = await run_in_threadpool(TokenCodec, settings)

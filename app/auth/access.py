@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.security import AccessClaims
-from app.database import UnitOfWork
 from app.errors import Unauthorized
 from app.users.models import User
 
@@ -23,6 +23,7 @@ ADMITS = and_(
     User.is_active,
     or_(User.password_changed_at.is_(None), User.password_changed_at <= bindparam("issued_at")),
 )
+
 ADMITTED = exists().where(ADMITS)
 _AUTHORIZE = select(ADMITTED)
 
@@ -34,7 +35,7 @@ def params(claims: AccessClaims) -> dict[str, Any]:
     }
 
 
-async def authorize(db: UnitOfWork, claims: AccessClaims) -> None:
+async def authorize(session: AsyncSession, claims: AccessClaims) -> None:
     """401 unless the token's user may still act."""
-    if not (await db.execute(_AUTHORIZE, params(claims))).scalar():
+    if not (await session.execute(_AUTHORIZE, params(claims))).scalar():
         raise Unauthorized()

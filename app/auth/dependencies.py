@@ -6,7 +6,7 @@ from fastapi.security import OAuth2PasswordBearer
 from app.auth import service
 from app.auth.security import AccessClaims, PasswordHasher, TokenCodec
 from app.config import Settings
-from app.database import Db
+from app.database import SessionDep
 from app.errors import Forbidden, Unauthorized
 from app.users.models import UserRecord
 
@@ -52,8 +52,8 @@ async def get_claims(
 Claims = Annotated[AccessClaims, Depends(get_claims)]
 
 
-async def get_current_user(claims: Claims, db: Db) -> UserRecord:
-    return await service.current_user(db, claims)
+async def get_current_user(claims: Claims, session: SessionDep) -> UserRecord:
+    return await service.current_user(session, claims)
 
 
 CurrentUser = Annotated[UserRecord, Depends(get_current_user)]

@@ -6,7 +6,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from app.auth import service
 from app.auth.dependencies import HasherDep, SettingsDep, TokenCodecDep
 from app.auth.schemas import RefreshRequest, TokenPair, UserRegister
-from app.database import Db
+from app.database import SessionDep
 from app.errors import Forbidden, error_responses
 from app.users.schemas import UserRead
 
@@ -19,34 +19,36 @@ router = APIRouter(prefix="/auth", tags=["auth"], responses=error_responses(413,
     response_model=UserRead,
     responses=error_responses(403, 409),
 )
-async def register(data: UserRegister, db: Db, hasher: HasherDep, settings: SettingsDep) -> object:
+async def register(
+    data: UserRegister, session: SessionDep, hasher: HasherDep, settings: SettingsDep
+) -> object:
     """Create an account."""
     if not settings.allow_signup:
         raise Forbidden("Sign-up is disabled")
-    return await service.register(db, hasher, data)
+    return await service.register(session, hasher, data)
 
 
 @router.post("/token", responses=error_responses(401, 403, 429))
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    db: Db,
+    session: SessionDep,
     hasher: HasherDep,
     codec: TokenCodecDep,
     settings: SettingsDep,
 ) -> TokenPair:
     """Log in with email (as `username`) and password; OAuth2 password grant."""
-    return await service.login(db, hasher, codec, settings, form.username, form.password)
+    return await service.login(session, hasher, codec, settings, form.username, form.password)
 
 
 @router.post("/refresh", responses=error_responses(401))
 async def refresh(
-    data: RefreshRequest, db: Db, codec: TokenCodecDep, settings: SettingsDep
+    data: RefreshRequest, session: SessionDep, codec: TokenCodecDep, settings: SettingsDep
 ) -> TokenPair:
     """Exchange a refresh token for a new pair; the presented one stops working."""
-    return await service.refresh(db, codec, settings, data.refresh_token)
+    return await service.refresh(session, codec, settings, data.refresh_token)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(data: RefreshRequest, db: Db) -> None:
+async def logout(data: RefreshRequest, session: SessionDep) -> None:
     """End the login a refresh token belongs to (no bearer token needed)."""
-    await service.logout(db, data.refresh_token)
+    await service.logout(session, data.refresh_token)

@@ -1,13 +1,15 @@
 import uuid
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.auth import access, throttle, tokens
 from app.auth.schemas import MAX_PASSWORD_BYTES, TokenPair, UserRegister
 from app.auth.security import AccessClaims, PasswordHasher, TokenCodec
 from app.config import Settings
-from app.database import UnitOfWork, utcnow
+from app.database import transaction, utcnow
 from app.errors import Forbidden, InvalidInput, Unauthorized
 from app.users import service as users
-from app.users.models import UserRecord
+from app.users.models import User, UserRecord
 from app.validation import NUL_MESSAGE
 
 BAD_CREDENTIALS = "Incorrect email or password"
@@ -17,33 +19,23 @@ PASSWORD_TOO_LONG = (
 )
 
 
-class InvalidCredentials(Unauthorized):
-    detail = BAD_CREDENTIALS
-    persist_changes = True  # the recorded failure must outlive the 401
-
-
-class RefreshTokenReused(Unauthorized):
-    detail = BAD_REFRESH_TOKEN
-    persist_changes = True  # the revoked family must outlive the 401
-
-
-async def current_user(db: UnitOfWork, claims: AccessClaims) -> UserRecord:
-    user = await users.get_admitted(db, access.params(claims))
+async def current_user(session: AsyncSession, claims: AccessClaims) -> UserRecord:
+    user = await users.get_admitted(session, access.params(claims))
     if user is None:
         raise Unauthorized()
     return user
 
 
-async def register(db: UnitOfWork, hasher: PasswordHasher, data: UserRegister) -> UserRecord:
+async def register(session: AsyncSession, hasher: PasswordHasher, data: UserRegister) -> User:
     # Hash before the first query, so no connection is held during the slow part.
     hashed = await hasher.hash_async(data.password)
     return await users.create_user(
-        db, email=data.email, hashed_password=hashed, full_name=data.full_name
+        session, email=data.email, hashed_password=hashed, full_name=data.full_name
     )
 
 
 async def login(
-    db: UnitOfWork,
+    session: AsyncSession,
     hasher: PasswordHasher,
     codec: TokenCodec,
     settings: Settings,
@@ -53,27 +45,30 @@ async def login(
     _check_login_input(username, password)
     email = username.lower()
     # A throttled email is turned away before any bcrypt work.
-    await throttle.check(db, settings, email, utcnow())
-    user = await users.get_by_email(db, email)
-    # Neither a lock nor a database connection is held through bcrypt.
-    await db.release()
+    await throttle.check(session, settings, email, utcnow())
+    user = await users.get_by_email(session, email)
+    # Neither a lock nor a database connection is held through bcrypt: commit() ends the
+    # autocommit transaction and gives its connection back to the pool.
+    await session.commit()
     # Unknown email and wrong password: the same bcrypt cost, the same answer.
     stored = user.hashed_password if user else None
     valid = await hasher.verify_async(password, stored) and user is not None
-    async with db.transaction():
+    async with transaction(session):
         # The verdict is given under the email's lock and counts the failures recorded
         # meanwhile: however many guesses arrive at once, no more than the limit get an
         # answer but 429.
         now = utcnow()
-        await throttle.lock_email(db, email)
-        await throttle.check(db, settings, email, now)
+        await throttle.lock_email(session, email)
+        await throttle.check(session, settings, email, now)
         if not valid or user is None:
-            await throttle.record_failure(db, settings, email, now)
-            raise InvalidCredentials()
-        await throttle.clear(db, email)
-        if not user.is_active:
+            await throttle.record_failure(session, settings, email, now)
+        elif not user.is_active:
             raise Forbidden("Inactive user")
-        return await _issue_tokens(db, codec, settings, user.id)
+        else:
+            await throttle.clear(session, email)
+            return await _issue_tokens(session, codec, settings, user.id)
+    # Only now, with the failure committed: it must count even though the answer is an error.
+    raise Unauthorized(BAD_CREDENTIALS)
 
 
 def _check_login_input(username: str, password: str) -> None:
@@ -85,7 +80,7 @@ def _check_login_input(username: str, password: str) -> None:
 
 
 async def _issue_tokens(
-    db: UnitOfWork,
+    session: AsyncSession,
     codec: TokenCodec,
     settings: Settings,
     user_id: uuid.UUID,
@@ -94,7 +89,7 @@ async def _issue_tokens(
     """A new access token and a refresh token; a new login starts a new family."""
     now = utcnow()
     refresh_token = await tokens.create(
-        db, user_id, family_id or uuid.uuid4(), now, now + settings.refresh_token_ttl
+        session, user_id, family_id or uuid.uuid4(), now, now + settings.refresh_token_ttl
     )
     return TokenPair(
         access_token=codec.encode_access(user_id, now),
@@ -104,28 +99,29 @@ async def _issue_tokens(
 
 
 async def refresh(
-    db: UnitOfWork, codec: TokenCodec, settings: Settings, raw_token: str
+    session: AsyncSession, codec: TokenCodec, settings: Settings, raw_token: str
 ) -> TokenPair:
     """Rotate: the presented token stops working and a new pair is issued in its family."""
-    async with db.transaction():
+    async with transaction(session):
         now = utcnow()
-        token = await tokens.find(db, raw_token, for_update=True)
+        token = await tokens.find(session, raw_token, for_update=True)
         if token is None or token.revoked_at is not None:
             raise Unauthorized(BAD_REFRESH_TOKEN)
-        if token.rotated_at is not None:
-            # Someone presents a token that was already exchanged: either the client or a
-            # thief holds a stale copy. We cannot tell which, so that whole login ends.
-            await tokens.revoke_family(db, token.family_id, now)
-            raise RefreshTokenReused()
-        user = await users.get_by_id(db, token.user_id)
-        if token.expires_at <= now or user is None or not user.is_active:
-            raise Unauthorized(BAD_REFRESH_TOKEN)
-        await tokens.mark_rotated(db, token.id, now)
-        return await _issue_tokens(db, codec, settings, user.id, family_id=token.family_id)
+        if token.rotated_at is None:
+            user = await users.get_by_id(session, token.user_id)
+            if token.expires_at <= now or user is None or not user.is_active:
+                raise Unauthorized(BAD_REFRESH_TOKEN)
+            await tokens.mark_rotated(session, token.id, now)
+            return await _issue_tokens(session, codec, settings, user.id, token.family_id)
+        # Someone presents a token that was already exchanged: either the client or a thief
+        # holds a stale copy. We cannot tell which, so that whole login ends.
+        await tokens.revoke_family(session, token.family_id, now)
+    # Only now, with the revocation committed.
+    raise Unauthorized(BAD_REFRESH_TOKEN)
 
 
-async def logout(db: UnitOfWork, raw_token: str) -> None:
+async def logout(session: AsyncSession, raw_token: str) -> None:
     """End the login the token belongs to; unknown or dead tokens are fine (nothing to do)."""
-    token = await tokens.find(db, raw_token)
+    token = await tokens.find(session, raw_token)
     if token is not None:
-        await tokens.revoke_family(db, token.family_id, utcnow())
+        await tokens.revoke_family(session, token.family_id, utcnow())

@@ -12,27 +12,28 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import LoginFailure
 from app.config import Settings
-from app.database import UnitOfWork
+from app.database import dialect_name
 from app.errors import TooManyRequests
 
 THROTTLED = "Too many failed login attempts; try again later"
 
 
-async def lock_email(db: UnitOfWork, email: str) -> None:
-    if db.dialect == "postgresql":
+async def lock_email(session: AsyncSession, email: str) -> None:
+    if dialect_name(session) == "postgresql":
         digest = hashlib.sha256(f"login:{email}".encode()).digest()
         key = int.from_bytes(digest[:8], "big", signed=True)
-        await db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-async def check(db: UnitOfWork, settings: Settings, email: str, now: datetime) -> None:
+async def check(session: AsyncSession, settings: Settings, email: str, now: datetime) -> None:
     """Raise 429 while the email has LOGIN_MAX_FAILURES failures inside the window."""
     window = timedelta(seconds=settings.login_window_seconds)
     # The max-th most recent failure: the email stays locked until it leaves the window.
-    result = await db.execute(
+    result = await session.execute(
         select(LoginFailure.failed_at)
         .where(LoginFailure.email == email, LoginFailure.failed_at > now - window)
         .order_by(LoginFailure.failed_at.desc())
@@ -47,16 +48,18 @@ async def check(db: UnitOfWork, settings: Settings, email: str, now: datetime) -
         raise TooManyRequests(min(wait, settings.login_window_seconds), THROTTLED)
 
 
-async def record_failure(db: UnitOfWork, settings: Settings, email: str, now: datetime) -> None:
+async def record_failure(
+    session: AsyncSession, settings: Settings, email: str, now: datetime
+) -> None:
     window = timedelta(seconds=settings.login_window_seconds)
     # Failures that left the window no longer count: drop them as we go.
-    await db.execute(
+    await session.execute(
         delete(LoginFailure).where(
             LoginFailure.email == email, LoginFailure.failed_at <= now - window
         )
     )
-    await db.execute(insert(LoginFailure).values(id=uuid.uuid4(), email=email, failed_at=now))
+    await session.execute(insert(LoginFailure).values(id=uuid.uuid4(), email=email, failed_at=now))
 
 
-async def clear(db: UnitOfWork, email: str) -> None:
-    await db.execute(delete(LoginFailure).where(LoginFailure.email == email))
+async def clear(session: AsyncSession, email: str) -> None:
+    await session.execute(delete(LoginFailure).where(LoginFailure.email == email))

@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import RefreshToken
 from app.auth.security import hash_refresh_token, new_refresh_token
-from app.database import UnitOfWork
 
 _BY_HASH = select(
     RefreshToken.id,
@@ -24,7 +24,7 @@ _BY_HASH_FOR_UPDATE = _BY_HASH.with_for_update()
 
 
 async def create(
-    db: UnitOfWork,
+    session: AsyncSession,
     user_id: uuid.UUID,
     family_id: uuid.UUID,
     now: datetime,
@@ -32,7 +32,7 @@ async def create(
 ) -> str:
     """Store a new refresh token (its hash only) and return the raw token for the client."""
     raw = new_refresh_token()
-    await db.execute(
+    await session.execute(
         insert(RefreshToken).values(
             id=uuid.uuid4(),
             user_id=user_id,
@@ -45,26 +45,28 @@ async def create(
     return raw
 
 
-async def find(db: UnitOfWork, raw: str, *, for_update: bool = False) -> Any:
+async def find(session: AsyncSession, raw: str, *, for_update: bool = False) -> Any:
     """The stored token (id, user_id, family_id, expires_at, rotated_at, revoked_at), or None."""
     stmt = _BY_HASH_FOR_UPDATE if for_update else _BY_HASH
-    return (await db.execute(stmt, {"token_hash": hash_refresh_token(raw)})).first()
+    return (await session.execute(stmt, {"token_hash": hash_refresh_token(raw)})).first()
 
 
-async def mark_rotated(db: UnitOfWork, token_id: uuid.UUID, now: datetime) -> None:
-    await db.execute(update(RefreshToken).where(RefreshToken.id == token_id).values(rotated_at=now))
+async def mark_rotated(session: AsyncSession, token_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(
+        update(RefreshToken).where(RefreshToken.id == token_id).values(rotated_at=now)
+    )
 
 
-async def revoke_family(db: UnitOfWork, family_id: uuid.UUID, now: datetime) -> None:
-    await db.execute(
+async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
 
 
-async def revoke_all(db: UnitOfWork, user_id: uuid.UUID, now: datetime) -> None:
-    await db.execute(
+async def revoke_all(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(
         update(RefreshToken)
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)

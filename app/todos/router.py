@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from app.auth.dependencies import Claims
-from app.database import Db
+from app.database import SessionDep
 from app.errors import error_responses
 from app.todos import service
 from app.todos.schemas import TodoCreate, TodoListQuery, TodoPage, TodoRead, TodoStats, TodoUpdate
@@ -38,34 +38,38 @@ def _with_etag(response: Response, todo: VersionedTodo) -> TodoRead:
 async def create_todo(
     data: TodoCreate,
     claims: Claims,
-    db: Db,
+    session: SessionDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Create a todo."""
     if idempotency_key is None:
-        created = await service.create(db, claims, data)
+        created = await service.create(session, claims, data)
     else:
-        created = await service.create_idempotent(db, claims, data, idempotency_key)
+        created = await service.create_idempotent(session, claims, data, idempotency_key)
     headers = {"Location": f"/api/v1/todos/{created.todo_id}", "ETag": created.etag}
     return Response(created.body, status.HTTP_201_CREATED, headers, "application/json")
 
 
 @router.get("")
-async def list_todos(query: Annotated[TodoListQuery, Query()], claims: Claims, db: Db) -> TodoPage:
+async def list_todos(
+    query: Annotated[TodoListQuery, Query()], claims: Claims, session: SessionDep
+) -> TodoPage:
     """List the current user's todos, a page at a time."""
-    return await service.list_page(db, claims, query)
+    return await service.list_page(session, claims, query)
 
 
 @router.get("/stats")
-async def todo_stats(claims: Claims, db: Db) -> TodoStats:
+async def todo_stats(claims: Claims, session: SessionDep) -> TodoStats:
     """Counts of the current user's todos."""
-    return await service.stats(db, claims)
+    return await service.stats(session, claims)
 
 
 @router.get("/{todo_id}", responses=error_responses(404))
-async def read_todo(todo_id: uuid.UUID, claims: Claims, db: Db, response: Response) -> TodoRead:
+async def read_todo(
+    todo_id: uuid.UUID, claims: Claims, session: SessionDep, response: Response
+) -> TodoRead:
     """One todo."""
-    return _with_etag(response, await service.get_owned(db, claims, todo_id))
+    return _with_etag(response, await service.get_owned(session, claims, todo_id))
 
 
 @router.patch("/{todo_id}", responses=error_responses(404, 412))
@@ -73,12 +77,12 @@ async def update_todo(
     todo_id: uuid.UUID,
     data: TodoUpdate,
     claims: Claims,
-    db: Db,
+    session: SessionDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> TodoRead:
     """Change some fields of a todo."""
-    todo = await service.update_todo(db, claims, todo_id, data, if_match)
+    todo = await service.update_todo(session, claims, todo_id, data, if_match)
     return _with_etag(response, todo)
 
 
@@ -87,18 +91,20 @@ async def replace_todo(
     todo_id: uuid.UUID,
     data: TodoCreate,
     claims: Claims,
-    db: Db,
+    session: SessionDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> TodoRead:
     """Replace a todo; omitted optional fields reset to their defaults."""
-    todo = await service.replace_todo(db, claims, todo_id, data, if_match)
+    todo = await service.replace_todo(session, claims, todo_id, data, if_match)
     return _with_etag(response, todo)
 
 
 @router.delete(
     "/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 412)
 )
-async def delete_todo(todo_id: uuid.UUID, claims: Claims, db: Db, if_match: IfMatch = None) -> None:
+async def delete_todo(
+    todo_id: uuid.UUID, claims: Claims, session: SessionDep, if_match: IfMatch = None
+) -> None:
     """Delete a todo."""
-    await service.delete_todo(db, claims, todo_id, if_match)
+    await service.delete_todo(session, claims, todo_id, if_match)

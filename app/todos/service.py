@@ -31,11 +31,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningDelete, ReturningInsert, ReturningUpdate
 
 from app.auth import access
 from app.auth.security import AccessClaims
-from app.database import UnitOfWork, utcnow
+from app.database import transaction, utcnow
 from app.errors import AppError, InvalidInput, NotFound, PreconditionFailed, Unauthorized
 from app.pagination import after_params, split_page
 from app.todos.models import IdempotencyKey, Priority, Todo
@@ -99,10 +100,12 @@ def _versioned(row: Any) -> VersionedTodo:
 _GET = select(*READ_COLUMNS).where(*_OWNED, _THIS_ONE)
 
 
-async def get_owned(db: UnitOfWork, claims: AccessClaims, todo_id: uuid.UUID) -> VersionedTodo:
-    row = (await db.execute(_GET, {**access.params(claims), "todo_id": todo_id})).first()
+async def get_owned(
+    session: AsyncSession, claims: AccessClaims, todo_id: uuid.UUID
+) -> VersionedTodo:
+    row = (await session.execute(_GET, {**access.params(claims), "todo_id": todo_id})).first()
     if row is None:
-        raise await _refusal(db, claims, todo_id)
+        raise await _refusal(session, claims, todo_id)
     return _versioned(row)
 
 
@@ -110,43 +113,43 @@ _EXISTS = select(Todo.id).where(Todo.owner_id == bindparam("user_id"), _THIS_ONE
 
 
 async def _refusal(
-    db: UnitOfWork, claims: AccessClaims, todo_id: uuid.UUID, *, if_match: bool = False
+    session: AsyncSession, claims: AccessClaims, todo_id: uuid.UUID, *, if_match: bool = False
 ) -> AppError:
     """Why a statement on the token user's todo found nothing: the user may not act (401),
     there is no such todo of theirs (404, also for someone else's), or If-Match failed.
     Without If-Match the statement could only have missed the todo: no need to look again."""
-    await access.authorize(db, claims)
+    await access.authorize(session, claims)
     if if_match:
         params = {"user_id": claims.user_id, "todo_id": todo_id}
-        if (await db.execute(_EXISTS, params)).first() is not None:
+        if (await session.execute(_EXISTS, params)).first() is not None:
             return PreconditionFailed()
     return NotFound(NOT_FOUND_MESSAGE)
 
 
-async def create(db: UnitOfWork, claims: AccessClaims, data: TodoCreate) -> CreatedTodo:
-    return _created(await _insert(db, claims, data))
+async def create(session: AsyncSession, claims: AccessClaims, data: TodoCreate) -> CreatedTodo:
+    return _created(await _insert(session, claims, data))
 
 
 async def create_idempotent(
-    db: UnitOfWork, claims: AccessClaims, data: TodoCreate, key: str
+    session: AsyncSession, claims: AccessClaims, data: TodoCreate, key: str
 ) -> CreatedTodo:
     """Create once per (user, key); a retry with the same body gets the first response back."""
     owner_id = claims.user_id
     request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
-    async with db.transaction():
-        await access.authorize(db, claims)  # before any stored response is replayed
-        record = await _remembered(db, owner_id, key)
+    async with transaction(session):
+        await access.authorize(session, claims)  # before any stored response is replayed
+        record = await _remembered(session, owner_id, key)
         if record is not None and record.created_at < utcnow() - IDEMPOTENCY_TTL:
-            await db.execute(_forget(owner_id, key))
+            await session.execute(_forget(owner_id, key))
             record = None
         if record is None:
-            todo = await _insert(db, claims, data)
+            todo = await _insert(session, claims, data)
             created = _created(todo)
-            record = await _remember(db, owner_id, key, request_hash, created)
+            record = await _remember(session, owner_id, key, request_hash, created)
             if record is None:
                 return created
             # A concurrent request with this key won: ours must leave nothing behind.
-            await db.execute(delete(_TABLE).where(Todo.id == todo.body.id))
+            await session.execute(delete(_TABLE).where(Todo.id == todo.body.id))
     if record.request_hash != request_hash:
         raise InvalidInput(
             ("header", "Idempotency-Key"),
@@ -171,7 +174,7 @@ def _insert_statement() -> ReturningInsert[uuid.UUID]:
 _INSERT = _insert_statement()
 
 
-async def _insert(db: UnitOfWork, claims: AccessClaims, data: TodoCreate) -> VersionedTodo:
+async def _insert(session: AsyncSession, claims: AccessClaims, data: TodoCreate) -> VersionedTodo:
     now = utcnow()
     values: dict[str, Any] = {
         "id": uuid.uuid4(),
@@ -182,7 +185,7 @@ async def _insert(db: UnitOfWork, claims: AccessClaims, data: TodoCreate) -> Ver
         **_column_values(data.model_dump()),
     }
     params = {f"new_{name}": value for name, value in values.items()}
-    if (await db.execute(_INSERT, {**params, **access.params(claims)})).first() is None:
+    if (await session.execute(_INSERT, {**params, **access.params(claims)})).first() is None:
         raise Unauthorized()
     return VersionedTodo(TodoRead.model_validate(values), 1)
 
@@ -200,8 +203,8 @@ _REMEMBERED = select(
 ).where(IdempotencyKey.user_id == bindparam("user_id"), IdempotencyKey.key == bindparam("key"))
 
 
-async def _remembered(db: UnitOfWork, owner_id: uuid.UUID, key: str) -> Any:
-    return (await db.execute(_REMEMBERED, {"user_id": owner_id, "key": key})).first()
+async def _remembered(session: AsyncSession, owner_id: uuid.UUID, key: str) -> Any:
+    return (await session.execute(_REMEMBERED, {"user_id": owner_id, "key": key})).first()
 
 
 def _forget(owner_id: uuid.UUID, key: str) -> Delete:
@@ -211,7 +214,7 @@ def _forget(owner_id: uuid.UUID, key: str) -> Delete:
 
 
 async def _remember(
-    db: UnitOfWork,
+    session: AsyncSession,
     owner_id: uuid.UUID,
     key: str,
     request_hash: str,
@@ -221,8 +224,8 @@ async def _remember(
     try:
         # The primary key is the arbiter: on PostgreSQL a concurrent insert of the same key
         # waits here until the first transaction commits, then fails.
-        async with db.savepoint():
-            await db.execute(
+        async with session.begin_nested():
+            await session.execute(
                 insert(IdempotencyKey).values(
                     user_id=owner_id,
                     key=key,
@@ -234,34 +237,34 @@ async def _remember(
                 )
             )
     except IntegrityError:
-        return await _remembered(db, owner_id, key)
+        return await _remembered(session, owner_id, key)
     return None
 
 
 async def update_todo(
-    db: UnitOfWork,
+    session: AsyncSession,
     claims: AccessClaims,
     todo_id: uuid.UUID,
     data: TodoUpdate,
     if_match: str | None,
 ) -> VersionedTodo:
     """PATCH: only the fields the client sent."""
-    return await _write(db, claims, todo_id, data.model_dump(exclude_unset=True), if_match)
+    return await _write(session, claims, todo_id, data.model_dump(exclude_unset=True), if_match)
 
 
 async def replace_todo(
-    db: UnitOfWork,
+    session: AsyncSession,
     claims: AccessClaims,
     todo_id: uuid.UUID,
     data: TodoCreate,
     if_match: str | None,
 ) -> VersionedTodo:
     """PUT: every writable field; the omitted ones come back as their defaults."""
-    return await _write(db, claims, todo_id, data.model_dump(), if_match)
+    return await _write(session, claims, todo_id, data.model_dump(), if_match)
 
 
 async def _write(
-    db: UnitOfWork,
+    session: AsyncSession,
     claims: AccessClaims,
     todo_id: uuid.UUID,
     changes: dict[str, Any],
@@ -272,9 +275,9 @@ async def _write(
     params = {f"new_{name}": value for name, value in values.items()}
     params.update(access.params(claims), todo_id=todo_id, now=utcnow(), versions=versions)
     stmt = _update_statement(frozenset(values), versions is not None)
-    row = (await db.execute(stmt, params)).first()
+    row = (await session.execute(stmt, params)).first()
     if row is None:
-        raise await _refusal(db, claims, todo_id, if_match=versions is not None)
+        raise await _refusal(session, claims, todo_id, if_match=versions is not None)
     return _versioned(row)
 
 
@@ -298,13 +301,13 @@ def _update_statement(fields: frozenset[str], if_match: bool) -> ReturningUpdate
 
 
 async def delete_todo(
-    db: UnitOfWork, claims: AccessClaims, todo_id: uuid.UUID, if_match: str | None
+    session: AsyncSession, claims: AccessClaims, todo_id: uuid.UUID, if_match: str | None
 ) -> None:
     versions = _matching_versions(if_match)
     params = {**access.params(claims), "todo_id": todo_id, "versions": versions}
     stmt = _delete_statement(versions is not None)
-    if (await db.execute(stmt, params)).first() is None:
-        raise await _refusal(db, claims, todo_id, if_match=versions is not None)
+    if (await session.execute(stmt, params)).first() is None:
+        raise await _refusal(session, claims, todo_id, if_match=versions is not None)
 
 
 @lru_cache(maxsize=2)
@@ -339,7 +342,7 @@ def _column_values(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-async def list_page(db: UnitOfWork, claims: AccessClaims, query: TodoListQuery) -> TodoPage:
+async def list_page(session: AsyncSession, claims: AccessClaims, query: TodoListQuery) -> TodoPage:
     order = SortOrder.parse(query.sort)
     fingerprint = query_signature(query)
     filters = _filter_params(query)
@@ -350,11 +353,11 @@ async def list_page(db: UnitOfWork, claims: AccessClaims, query: TodoListQuery) 
         null_tail = value is None
         params.update(after_params((value, last_id)))
     stmt = _list_statement(query.sort, null_tail, frozenset(filters))
-    result = await db.execute(stmt, params)
+    result = await session.execute(stmt, params)
     columns = tuple(result.keys())
     rows = result.all()
     if not rows:  # nothing of theirs, or a user who may no longer act
-        await access.authorize(db, claims)
+        await access.authorize(session, claims)
     page, last = split_page(rows, query.limit)
     next_cursor = encode_todo_cursor(order, fingerprint, last) if last else None
     # Plain dicts, not the rows themselves: pydantic reads a Row field by field through
@@ -412,9 +415,9 @@ _STATS = select(
 ).where(Todo.owner_id == bindparam("user_id"))
 
 
-async def stats(db: UnitOfWork, claims: AccessClaims) -> TodoStats:
+async def stats(session: AsyncSession, claims: AccessClaims) -> TodoStats:
     params = {**access.params(claims), "now": utcnow()}
-    admitted, total, completed, overdue = (await db.execute(_STATS, params)).one()
+    admitted, total, completed, overdue = (await session.execute(_STATS, params)).one()
     if not admitted:
         raise Unauthorized()
     return TodoStats(total=total, completed=completed, open=total - completed, overdue=overdue)

@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from app.auth.dependencies import CurrentSuperuser, CurrentUser, HasherDep
-from app.database import Db
+from app.database import SessionDep
 from app.errors import error_responses
 from app.users import service
 from app.users.schemas import (
@@ -26,36 +26,36 @@ async def read_me(user: CurrentUser) -> object:
 
 
 @router.patch("/me", response_model=UserRead, responses=error_responses(409))
-async def update_me(changes: UserUpdateMe, user: CurrentUser, db: Db) -> object:
+async def update_me(changes: UserUpdateMe, user: CurrentUser, session: SessionDep) -> object:
     """Change the current user's name or email."""
-    return await service.update_me(db, user, changes)
+    return await service.update_me(session, user, changes)
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(400))
 async def change_password(
-    data: PasswordChange, user: CurrentUser, db: Db, hasher: HasherDep
+    data: PasswordChange, user: CurrentUser, session: SessionDep, hasher: HasherDep
 ) -> None:
     """Change the password; every existing login and access token stops working."""
-    await service.change_password(db, hasher, user, data.current_password, data.new_password)
+    await service.change_password(session, hasher, user, data.current_password, data.new_password)
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_me(user: CurrentUser, db: Db) -> None:
+async def delete_me(user: CurrentUser, session: SessionDep) -> None:
     """Delete the current user with all their todos and tokens."""
-    await service.delete_user(db, user)
+    await service.delete_user(session, user)
 
 
 @router.get("", responses=error_responses(403))
 async def list_users(
-    query: Annotated[UserListQuery, Query()], _: CurrentSuperuser, db: Db
+    query: Annotated[UserListQuery, Query()], _: CurrentSuperuser, session: SessionDep
 ) -> UserPage:
     """All users, oldest first, a page at a time (superusers only)."""
-    return await service.list_page(db, query)
+    return await service.list_page(session, query)
 
 
 @router.patch("/{user_id}", response_model=UserRead, responses=error_responses(403, 404))
 async def update_user(
-    user_id: uuid.UUID, changes: UserAdminUpdate, _: CurrentSuperuser, db: Db
+    user_id: uuid.UUID, changes: UserAdminUpdate, _: CurrentSuperuser, session: SessionDep
 ) -> object:
     """Activate, deactivate, promote or rename a user (superusers only)."""
-    return await service.admin_update(db, user_id, changes)
+    return await service.admin_update(session, user_id, changes)
