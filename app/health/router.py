@@ -1,10 +1,13 @@
+import contextlib
 import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.database import SessionDep
 
 router = APIRouter(tags=["meta"])
 
@@ -28,13 +31,17 @@ async def health(request: Request) -> Health:
     return Health(status="healthy", version=state.settings.version, uptime_seconds=uptime)
 
 
-async def _ping(engine: AsyncEngine) -> bool:
+_PING = text("SELECT 1")
+
+
+async def _ping(session: AsyncSession) -> bool:
     try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        return True
+        await session.execute(_PING)
     except Exception:  # any failure to reach the database means "not ready"
+        with contextlib.suppress(Exception):
+            await session.rollback()  # so that the dependency's commit has nothing to do
         return False
+    return True
 
 
 @router.get(
@@ -42,8 +49,8 @@ async def _ping(engine: AsyncEngine) -> bool:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "The database is unreachable"}},
 )
-async def ready(request: Request) -> JSONResponse:
+async def ready(session: SessionDep) -> JSONResponse:
     """Readiness: the database answers."""
-    if await _ping(request.app.state.engine):
+    if await _ping(session):
         return JSONResponse({"status": "ready", "database": "ok"})
     return JSONResponse({"status": "unavailable", "database": "error"}, status_code=503)
