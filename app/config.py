@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     db_connect_timeout: int = Field(default=3, ge=1)
     # One bad query cannot hold a worker forever; 0 disables (migrations never have one).
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    # "transaction": DATABASE_URL is a pooler in transaction mode (PgBouncer, CloudNativePG's
+    # Pooler), where consecutive transactions may run on different server connections
+    # (app.database.create_db_engine says what changes, and what it costs).
+    db_pooler: Literal["none", "transaction"] = "none"
 
     secret_key: SecretStr | None = None
     # Development only: where the generated key is kept, so every worker and restart shares it.

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -100,11 +101,21 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
         )
         _configure_sqlite(engine.sync_engine)
         return engine
-    server_settings = {"application_name": settings.project_name}
     timeout = settings.db_statement_timeout_ms
-    if timeout:
-        server_settings["statement_timeout"] = str(timeout)
-        server_settings["idle_in_transaction_session_timeout"] = str(max(timeout * 2, 10_000))
+    timeouts = _server_timeouts(timeout)
+    pooled = settings.db_pooler == "transaction"
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout,
+        # The client-side bound behind the server's statement timeout: a query to a peer that
+        # vanished without closing the connection fails instead of waiting forever. Behind a
+        # pooler it is the statement timeout itself (asyncpg cancels the query on the server).
+        "command_timeout": timeout / 1000 * (1 if pooled else 2) if timeout else None,
+        # A pooler refuses other startup parameters; their values come from _set_local then.
+        "server_settings": {"application_name": settings.project_name}
+        | ({} if pooled else timeouts),
+    }
+    if pooled:
+        connect_args |= _TRANSACTION_POOLER_ARGS
     engine = create_async_engine(
         url,
         isolation_level="AUTOCOMMIT",
@@ -115,16 +126,48 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=settings.db_pool_recycle,
-        connect_args={
-            "timeout": settings.db_connect_timeout,
-            # The client-side bound behind the server's statement timeout: a query to a peer
-            # that vanished without closing the connection fails instead of waiting forever.
-            "command_timeout": timeout / 1000 * 2 if timeout else None,
-            "server_settings": server_settings,
-        },
+        connect_args=connect_args,
     )
     event.listen(engine.sync_engine, "checkout", _discard_closed)
+    if pooled and timeouts:
+        calls = (f"set_config('{name}', '{value}', true)" for name, value in timeouts.items())
+        event.listen(engine.sync_engine, "begin", partial(_set_local, "SELECT " + ", ".join(calls)))
     return engine
+
+
+def _server_timeouts(statement_timeout_ms: int) -> dict[str, str]:
+    if not statement_timeout_ms:
+        return {}
+    idle = max(statement_timeout_ms * 2, 10_000)
+    return {
+        "statement_timeout": str(statement_timeout_ms),
+        "idle_in_transaction_session_timeout": str(idle),
+    }
+
+
+# DB_POOLER=transaction: behind PgBouncer (or any pooler) in transaction mode, each exchange
+# that ends a transaction may land on another server connection, so no statement may rely on
+# one prepared earlier. Statements are unnamed and never cached: asyncpg then sends Parse
+# again with every Bind and Execute, in the same exchange ("we always do this when
+# stmt_cache_size is set to 0 assuming people are running PgBouncer", asyncpg's
+# _get_statement). SQLAlchemy's documented alternative, unique names, leaves every statement
+# prepared on some server connection for ever (its docs' warning). The cost: asyncpg still
+# asks the server for the statement's types first, so a statement takes two round trips
+# instead of one (README, "Behind a connection pooler").
+_TRANSACTION_POOLER_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,  # asyncpg's own cache
+    "prepared_statement_cache_size": 0,  # SQLAlchemy's asyncpg adapter's cache
+    "prepared_statement_name_func": str,  # str() == "": the unnamed statement
+}
+
+
+def _set_local(statement: str, connection: Connection) -> None:
+    # A transaction through a pooler sets its own timeouts (SET LOCAL ends with it), as the
+    # startup parameters would have: a statement or an idle transaction cannot hold a
+    # server connection, and its locks, for ever.
+    if connection.get_execution_options().get(AUTOCOMMIT):
+        return  # one statement: bounded by command_timeout
+    connection.exec_driver_sql(statement)
 
 
 def _discard_closed(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:

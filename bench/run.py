@@ -39,11 +39,14 @@ sys.path.insert(0, str(ROOT))
 
 from app.auth.security import PasswordHasher, TokenCodec  # noqa: E402
 from app.config import Settings  # noqa: E402
+from app.database import create_migration_engine  # noqa: E402
+from app.migrations import upgrade_to_head  # noqa: E402
 from app.pagination import encode_cursor  # noqa: E402
 from app.todos.models import Todo  # noqa: E402
 from app.todos.pagination import query_signature  # noqa: E402
 from app.todos.schemas import TodoListQuery  # noqa: E402
 from app.users.models import User  # noqa: E402
+from tests.pgbouncer import pgbouncer  # noqa: E402
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 DURATION = 5 if QUICK else 15
@@ -64,6 +67,9 @@ ALL_SCENARIOS = "health,get_todo,list_todos,create_todo,update_todo,mixed,login"
 # BENCH_SCENARIOS=get_todo,list_todos: only those (and no login storm or scale runs), for A/B.
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", ALL_SCENARIOS).split(",")
 PARTIAL = "BENCH_SCENARIOS" in os.environ
+# BENCH_POOLER=pgbouncer: the service reaches PostgreSQL through PgBouncer in transaction mode
+# (DB_POOLER=transaction, migrated beforehand over a direct connection), as on Kubernetes.
+POOLER = os.environ.get("BENCH_POOLER") or None
 
 
 def main() -> None:
@@ -83,32 +89,36 @@ def main() -> None:
         "duration_s": DURATION,
         "repeat": REPEAT,
         "quick": QUICK,
+        "pooler": POOLER,
     }
     ceiling_cmd = ["gunicorn", "-c", "gunicorn_conf.py", "bench.ceiling:app"]
-    with _database() as database_url, _server(ceiling_cmd, {}, "ceiling") as ceiling_url:
-        env = {"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "ENVIRONMENT": "production"}
-        with _server(["./start.sh"], env, "service") as url:
-            engine = create_engine(database_url)
-            try:
-                data, deletable = seed(engine)
-                for name in SCENARIOS:  # every path warm: pools full, statements prepared
-                    if name != "login":
-                        wrk(url, name, duration=WARMUP, data=data, delete=deletable.take(name))
-                samples = _rounds(ceiling_url, url, data, deletable)
-                ceiling = samples.pop("ceiling")
-                results["ceiling_rps"] = _median(ceiling)["rps"]
-                results["ceiling_samples"] = [run["rps"] for run in ceiling]
-                results["scenarios"] = {
-                    name: {**_median(runs), "ratio": 0.0, "samples": [r["rps"] for r in runs]}
-                    for name, runs in samples.items()
-                }
-                for figures in results["scenarios"].values():
-                    figures["ratio"] = round(figures["rps"] / results["ceiling_rps"], 4)
-                if not PARTIAL:
-                    results["login_storm"] = login_storm(url, data)
-                    results["scale"] = scale(engine, url)
-            finally:
-                engine.dispose()
+    with (
+        _database() as database_url,
+        _server(ceiling_cmd, {}, "ceiling") as ceiling_url,
+        _service_env(database_url) as env,
+        _server(["./start.sh"], env, "service") as url,
+    ):
+        engine = create_engine(database_url)
+        try:
+            data, deletable = seed(engine)
+            for name in SCENARIOS:  # every path warm: pools full, statements prepared
+                if name != "login":
+                    wrk(url, name, duration=WARMUP, data=data, delete=deletable.take(name))
+            samples = _rounds(ceiling_url, url, data, deletable)
+            ceiling = samples.pop("ceiling")
+            results["ceiling_rps"] = _median(ceiling)["rps"]
+            results["ceiling_samples"] = [run["rps"] for run in ceiling]
+            results["scenarios"] = {
+                name: {**_median(runs), "ratio": 0.0, "samples": [r["rps"] for r in runs]}
+                for name, runs in samples.items()
+            }
+            for figures in results["scenarios"].values():
+                figures["ratio"] = round(figures["rps"] / results["ceiling_rps"], 4)
+            if not PARTIAL:
+                results["login_storm"] = login_storm(url, data)
+                results["scale"] = scale(engine, url)
+        finally:
+            engine.dispose()
     report(results)
 
 
@@ -361,6 +371,29 @@ def _database() -> Iterator[str]:
         with engine.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+@contextmanager
+def _service_env(database_url: str) -> Iterator[dict[str, str]]:
+    env = {"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "ENVIRONMENT": "production"}
+    if POOLER is None:
+        yield env
+        return
+    if POOLER != "pgbouncer":
+        raise SystemExit(f"BENCH_POOLER={POOLER}: only pgbouncer is known")
+    settings = Settings(
+        _env_file=None, database_url=database_url, migration_lock_path=WORK / "migrate.lock"
+    )
+    engine = create_migration_engine(settings)
+    try:
+        upgrade_to_head(settings, engine)
+    finally:
+        engine.dispose()
+    # As many server connections as the two workers' pools: this measures what the setting
+    # costs per statement, not queueing for a scarce server connection.
+    with pgbouncer(WORK, database_url, pool_size=WORKERS * 10) as bouncer:
+        yield {**env, "DATABASE_URL": bouncer.url(database_url), "DB_POOLER": "transaction",
+               "MIGRATE_ON_STARTUP": "false"}  # fmt: skip
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -73,11 +74,18 @@ class TempPostgres:
             engine.dispose()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    if request.param == "sqlite":
+@pytest.fixture(scope="session", params=["sqlite", "postgres", "pgbouncer"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Where the API tests run: in process on SQLite or PostgreSQL, or (the core paths only,
+    see pytest_collection_modifyitems) over HTTP against gunicorn behind PgBouncer."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The database itself (for pgbouncer: the direct URL, for the tests' own checks)."""
+    if backend == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
         return
     database = TempPostgres.create(postgres_admin_url())
@@ -122,12 +130,47 @@ def app(settings: Settings) -> FastAPI:
 
 
 @pytest.fixture
-def client(app: FastAPI, db_engine: Engine) -> Iterator[TestClient]:
+def client(request: pytest.FixtureRequest, backend: str, db_engine: Engine) -> Iterator[TestClient]:
     try:
-        with TestClient(app) as test_client:
-            yield test_client
+        if backend == "pgbouncer":
+            # httpx's Client, which TestClient is too: the tests read the same either way.
+            with request.getfixturevalue("pooled_server").client() as http_client:
+                yield http_client
+        else:
+            with TestClient(request.getfixturevalue("app")) as test_client:
+                yield test_client
     finally:
         empty_tables(db_engine)
+
+
+@pytest.fixture(scope="session")
+def pooled_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """gunicorn (2 workers) as a Kubernetes pod runs it behind PgBouncer in transaction mode:
+    DB_POOLER=transaction, no migration at startup (done before, over a direct connection)."""
+    from app.database import create_migration_engine
+    from app.migrations import upgrade_to_head
+    from tests.pgbouncer import APP_POOL_SIZE, pgbouncer
+    from tests.runtime.server import app_env, gunicorn
+
+    tmp_path = tmp_path_factory.mktemp("pooled")
+    direct = Settings(_env_file=None, database_url=database_url)
+    engine = create_migration_engine(direct)
+    try:
+        upgrade_to_head(
+            direct.model_copy(update={"migration_lock_path": tmp_path / "m.lock"}), engine
+        )
+    finally:
+        engine.dispose()
+    with pgbouncer(tmp_path, database_url) as bouncer:
+        env = app_env(
+            bouncer.url(database_url),
+            tmp_path,
+            DB_POOLER="transaction",
+            DB_POOL_SIZE=str(APP_POOL_SIZE),
+            MIGRATE_ON_STARTUP="false",
+        )
+        with gunicorn(env, tmp_path, workers=2) as server:
+            yield server
 
 
 def empty_tables(engine: Engine) -> None:
@@ -206,9 +249,35 @@ def other_user(client: TestClient) -> ApiUser:
 # (they spawn processes of their own and measure time); the in-process API tests spread
 # over the other.
 _PROCESS_TESTS = ("tests/runtime/", "tests/faults/", "tests/browser/")
+# The API's core paths, run once more over HTTP behind PgBouncer: CRUD with If-Match, list
+# walks, idempotent create races, refresh rotation and reuse, throttle races, password
+# change, admin deactivation. Tests that build an app in process (they ask for `app` or
+# `settings`) are about that app, not the pooler, and run on the other backends only.
+_POOLED_MODULES = (
+    "tests/todos/test_crud.py",
+    "tests/todos/test_list.py",
+    "tests/todos/test_idempotency.py",
+    "tests/auth/test_refresh.py",
+    "tests/auth/test_throttle.py",
+    "tests/users/test_password.py",
+    "tests/users/test_admin.py",
+)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept, dropped = [], []
     for item in items:
         if item.nodeid.startswith(_PROCESS_TESTS):
             item.add_marker(pytest.mark.xdist_group("processes"))
+        (dropped if _in_process_only(item) else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _in_process_only(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or callspec.params.get("backend") != "pgbouncer":
+        return False
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return not item.nodeid.startswith(_POOLED_MODULES) or bool(fixtures & {"app", "settings"})

@@ -12,10 +12,8 @@ from httpx2 import Response
 from sqlalchemy import Engine, select, update
 
 from app.auth.models import RefreshToken
-from app.config import Settings
 from app.database import utcnow
-from app.main import create_app
-from tests.conftest import ApiUser, assert_bearer_401, deactivate, empty_tables, login, make_user
+from tests.conftest import ApiUser, assert_bearer_401, deactivate, login, make_user
 
 REFRESH = "/api/v1/auth/refresh"
 LOGOUT = "/api/v1/auth/logout"
@@ -177,26 +175,20 @@ def test_access_token_as_refresh_token_is_401(client: TestClient, user: ApiUser)
     assert refresh(client, user.refresh_token).status_code == 200
 
 
-def test_concurrent_refreshes_with_one_token(settings: Settings, db_engine: Engine) -> None:
+def test_concurrent_refreshes_with_one_token(client: TestClient, db_engine: Engine) -> None:
     attempts = 8
-    try:
-        with (
-            TestClient(create_app(settings), raise_server_exceptions=False) as client,
-            ThreadPoolExecutor(max_workers=attempts) as pool,
-        ):
-            user = make_user(client)
-            futures = [pool.submit(refresh, client, user.refresh_token) for _ in range(attempts)]
-            responses = [future.result() for future in futures]
-            statuses = sorted(response.status_code for response in responses)
-            assert statuses.count(200) == 1, statuses
-            assert statuses.count(401) == attempts - 1, statuses
-            winner = next(r for r in responses if r.status_code == 200).json()
-            # The losers presented a rotated token: that revoked the winner's new one too.
-            assert_bearer_401(refresh(client, winner["refresh_token"]))
-            assert_bearer_401(refresh(client, user.refresh_token))
-            assert all(revoked_flags(db_engine, family_of(db_engine, user.refresh_token)))
-    finally:
-        empty_tables(db_engine)
+    user = make_user(client)
+    with ThreadPoolExecutor(max_workers=attempts) as pool:
+        futures = [pool.submit(refresh, client, user.refresh_token) for _ in range(attempts)]
+        responses = [future.result() for future in futures]
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses.count(200) == 1, statuses
+    assert statuses.count(401) == attempts - 1, statuses
+    winner = next(r for r in responses if r.status_code == 200).json()
+    # The losers presented a rotated token: that revoked the winner's new one too.
+    assert_bearer_401(refresh(client, winner["refresh_token"]))
+    assert_bearer_401(refresh(client, user.refresh_token))
+    assert all(revoked_flags(db_engine, family_of(db_engine, user.refresh_token)))
 
 
 def test_logout_needs_no_bearer_and_ends_the_refresh_token(

@@ -60,13 +60,13 @@ class Server:
             raise
 
 
-def wait_ready(server: Server, timeout: float = 60) -> None:
+def wait_ready(server: Server, timeout: float = 60, path: str = "/health/ready") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.log()}")
         try:
-            if httpx.get(f"{server.base_url}/health/ready", timeout=2).status_code == 200:
+            if httpx.get(f"{server.base_url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -103,10 +103,16 @@ def serve(
 
 
 @contextmanager
-def gunicorn(env: Mapping[str, str], tmp_path: Path, *, workers: int = 3) -> Iterator[Server]:
-    """gunicorn with the project's configuration, as start.sh runs it, from this checkout."""
+def gunicorn(
+    env: Mapping[str, str], tmp_path: Path, *, workers: int = 3, ready: bool = True
+) -> Iterator[Server]:
+    """gunicorn with the project's configuration, as start.sh runs it, from this checkout.
+    ready=False: wait only until it answers /health (the database may be unreachable)."""
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn_conf.py", "app.main:app"]
     settings = {"BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers), **env}
-    with serve(command, settings, tmp_path / f"gunicorn-{port}.log", port) as server:
+    log = tmp_path / f"gunicorn-{port}.log"
+    with serve(command, settings, log, port, ready=ready) as server:
+        if not ready:
+            wait_ready(server, path="/health")
         yield server

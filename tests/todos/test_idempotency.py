@@ -206,12 +206,22 @@ def test_different_keys_create_different_todos(
 def test_invalid_key_is_422_and_creates_nothing(
     client: TestClient, user: ApiUser, db_engine: Engine, key: str
 ) -> None:
+    over_http = not isinstance(client, TestClient)
+    if over_http and "\x00" in key:
+        pytest.skip("an HTTP client refuses to send NUL in a header (h11); in process only")
     response = post(client, user, key)
 
-    assert response.status_code == 422, response.text
-    detail = response.json()["detail"]
-    assert detail
-    assert all({"loc", "msg", "type"} <= set(error) for error in detail)
+    # Over a real connection (the pgbouncer backend) the HTTP server itself refuses control
+    # bytes in a field value (RFC 9110 5.5) with 400, before the app sees them; in process
+    # they reach the app's own check.
+    controls = any((char < " " and char != "\t") or char == "\x7f" for char in key)
+    if controls and over_http:
+        assert response.status_code == 400, response.text
+    else:
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert detail
+        assert all({"loc", "msg", "type"} <= set(error) for error in detail)
     assert listed_ids(client, user) == []
     assert count_rows(db_engine, Todo) == 0
     assert count_rows(db_engine, IdempotencyKey) == 0
