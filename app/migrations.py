@@ -1,11 +1,15 @@
-"""Bring the schema to head at startup, once, however many processes start together.
+"""Bring the schema to head, once, however many processes start together.
 
-Every worker of every replica runs this in its lifespan. A file lock serialises the workers of
-one machine or container; on PostgreSQL an advisory lock also serialises replicas that share
-the database. Whoever gets the locks first migrates; everyone after finds the schema at head.
+Every worker of every replica runs this in its lifespan (unless MIGRATE_ON_STARTUP=false), and
+`python -m app.migrations` runs it as a step of its own (the Kubernetes Job). A file lock
+serialises the workers of one machine or container; on PostgreSQL an advisory lock also
+serialises replicas that share the database. Whoever gets the locks first migrates; everyone
+after finds the schema at head. Both paths connect with MIGRATION_DATABASE_URL when it is set:
+the advisory lock belongs to a session, which a transaction-mode pooler does not keep.
 """
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +21,9 @@ from filelock import FileLock
 from sqlalchemy import Connection, Engine, text
 
 from alembic import command
-from app.config import Settings
+from app.config import Settings, get_settings
+from app.database import create_migration_engine
+from app.logs import configure_logging
 
 logger = logging.getLogger(__name__)
 
@@ -78,3 +84,23 @@ def reset_database(settings: Settings, engine: Engine) -> None:
         command.downgrade(alembic_config(connection), "base")
         command.upgrade(alembic_config(connection), "head")
         connection.commit()
+
+
+def main() -> int:
+    """Migrate to head behind the same locks as startup; 0 when the schema is at head."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    engine = create_migration_engine(settings.for_schema_work())
+    try:
+        migrated = upgrade_to_head(settings, engine)
+    except Exception:
+        logger.exception("migration failed")
+        return 1
+    finally:
+        engine.dispose()
+    logger.info("schema at head %s (%s)", head_revision(), "migrated" if migrated else "unchanged")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
