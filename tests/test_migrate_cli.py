@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
+from alembic import command
 from app.config import Settings
 from app.main import create_app
-from app.migrations import ROOT
+from app.migrations import ROOT, alembic_config, schema_is_current
 from app.models import Base
 from tests.conftest import TEST_SECRET, TempPostgres, postgres_admin_url, table_names
 
@@ -71,9 +73,9 @@ def _job_env(workdir: Path, **env: str) -> dict[str, str]:
     return clean | {"PYTHONPATH": str(ROOT), "MIGRATION_LOCK_PATH": str(workdir / "m.lock"), **env}
 
 
-def _migrate(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _migrate(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
-        MIGRATE,
+        [*MIGRATE, *args],
         cwd=tmp_path,  # no .env of the checkout's
         env=_job_env(tmp_path, **env),
         capture_output=True,
@@ -106,6 +108,34 @@ def test_cli_failure_exits_non_zero_without_the_password(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "migration failed" in result.stdout
     assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_wait_passes_only_once_the_schema_is_current(tmp_path: Path) -> None:
+    # The pods' init container: fails (and is retried) until the Job has migrated.
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    early = _migrate(tmp_path, "--wait", "0", DATABASE_URL=url)
+    assert early.returncode == 1
+    assert "has the migration run?" in early.stdout
+    assert table_names(url) == set()  # waiting never migrates
+    assert _migrate(tmp_path, DATABASE_URL=url).returncode == 0
+    assert _migrate(tmp_path, "--wait", "0", DATABASE_URL=url).returncode == 0
+
+
+def test_a_newer_release_schema_counts_as_current(tmp_path: Path) -> None:
+    # After a rollback the database is at a revision this code has never seen: expand/contract
+    # keeps that schema usable by the release before, so its pods must not wait forever.
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    engine = create_engine(url)
+    try:
+        assert not schema_is_current(engine)
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "head")
+        assert schema_is_current(engine)
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = 'f00dfeedbeef'"))
+        assert schema_is_current(engine)
+    finally:
+        engine.dispose()
 
 
 def test_concurrent_cli_runs_migrate_exactly_once(tmp_path: Path) -> None:
