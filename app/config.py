@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values people copy from examples; a production deployment must not run with one of them.
@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
 
     database_url: str = "sqlite:///./todo.db"
+    # Schema work's own connection (default: DATABASE_URL). Direct to PostgreSQL when
+    # DATABASE_URL goes through a transaction-mode pooler: the migration's session advisory
+    # lock would not survive one.
+    migration_database_url: str | None = None
     # Per worker process: workers x (pool size + overflow) must stay under max_connections.
     # No overflow by default: a connection opened for a burst and closed after it costs more
     # than waiting a moment for a pooled one (measured with bench/, issue 5).
@@ -78,20 +82,25 @@ class Settings(BaseSettings):
         )
     )
     reset_db: bool = False
+    # Migrate at startup and load no demo data, whatever MIGRATE_ON_STARTUP says.
+    update_db: bool = False
 
-    @field_validator("secret_key", "first_superuser_password", mode="before")
+    @field_validator(
+        "secret_key", "first_superuser_password", "migration_database_url", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # SECRET_KEY= (an empty variable, as compose passes an unset one) means "not set",
         # never an empty key that anyone could sign tokens with.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "migration_database_url")
     @classmethod
-    def _known_database(cls, value: str) -> str:
+    def _known_database(cls, value: str | None, info: ValidationInfo) -> str | None:
         # The driver part is ours to choose (app.database): any PostgreSQL or SQLite URL works.
-        if _scheme(value) not in _BACKENDS:
-            raise ValueError("DATABASE_URL must start with postgresql:// or sqlite://")
+        if value is not None and _scheme(value) not in _BACKENDS:
+            name = (info.field_name or "").upper()
+            raise ValueError(f"{name} must start with postgresql:// or sqlite://")
         return value
 
     @field_validator("cors_origins", mode="before")
@@ -114,6 +123,24 @@ class Settings(BaseSettings):
         if key.strip().lower() in PLACEHOLDER_SECRETS:
             raise ValueError("SECRET_KEY is a placeholder value; generate a random one")
         return self
+
+    @property
+    def schema_on_startup(self) -> Literal["reset", "migrate", "skip"]:
+        """What startup does to the schema: a switch that asks for more work wins.
+
+        RESET_DB=1 rebuilds with demo data (refused in production) whatever else is set;
+        otherwise UPDATE_DB=1 or MIGRATE_ON_STARTUP=true migrates; only with both off (as on
+        Kubernetes, where a Job migrates before the rollout) is the schema left alone.
+        """
+        if self.reset_db:
+            return "reset"
+        return "migrate" if self.update_db or self.migrate_on_startup else "skip"
+
+    def for_schema_work(self) -> "Settings":
+        """These settings with MIGRATION_DATABASE_URL, when set, as the database to connect to."""
+        if self.migration_database_url is None:
+            return self
+        return self.model_copy(update={"database_url": self.migration_database_url})
 
     @property
     def refresh_token_ttl(self) -> timedelta:

@@ -79,7 +79,7 @@ async def _reset_with_demo_data(
 
 
 def _prepare_schema(settings: Settings, work: Callable[[Settings, Engine], object]) -> None:
-    engine = create_migration_engine(settings)
+    engine = create_migration_engine(settings.for_schema_work())
     try:
         work(settings, engine)
     finally:
@@ -89,9 +89,9 @@ def _prepare_schema(settings: Settings, work: Callable[[Settings, Engine], objec
 async def _prepare_database(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     sessionmaker = app.state.sessionmaker
-    if settings.reset_db:
+    if settings.schema_on_startup == "reset":
         await _reset_with_demo_data(settings, sessionmaker, app.state.hasher)
-    elif settings.migrate_on_startup:
+    elif settings.schema_on_startup == "migrate":
         await run_in_threadpool(_prepare_schema, settings, migrations.upgrade_to_head)
     if settings.first_superuser_email and settings.first_superuser_password:
         async with sessionmaker() as session:

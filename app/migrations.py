@@ -1,11 +1,19 @@
-"""Bring the schema to head at startup, once, however many processes start together.
+"""Bring the schema to head, once, however many processes start together.
 
-Every worker of every replica runs this in its lifespan. A file lock serialises the workers of
-one machine or container; on PostgreSQL an advisory lock also serialises replicas that share
-the database. Whoever gets the locks first migrates; everyone after finds the schema at head.
+Every worker of every replica runs this in its lifespan (unless MIGRATE_ON_STARTUP=false), and
+`python -m app.migrations` runs it as a step of its own (the Kubernetes Job). A file lock
+serialises the workers of one machine or container; on PostgreSQL an advisory lock also
+serialises replicas that share the database. Whoever gets the locks first migrates; everyone
+after finds the schema at head. Both paths connect with MIGRATION_DATABASE_URL when it is set:
+the advisory lock belongs to a session, which a transaction-mode pooler does not keep.
+`python -m app.migrations --wait SECONDS` migrates nothing: it waits for the schema to reach
+this code's head (a pod's init container, so that no new pod serves before the Job is done).
 """
 
+import argparse
 import logging
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,9 +23,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from filelock import FileLock
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError
 
 from alembic import command
-from app.config import Settings
+from app.config import Settings, get_settings
+from app.database import create_migration_engine
+from app.logs import configure_logging
 
 logger = logging.getLogger(__name__)
 
@@ -78,3 +89,68 @@ def reset_database(settings: Settings, engine: Engine) -> None:
         command.downgrade(alembic_config(connection), "base")
         command.upgrade(alembic_config(connection), "head")
         connection.commit()
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """At this code's head, or at a revision this code does not know (a newer release's, after
+    a rollback): expand/contract migrations keep the schema usable by the release before."""
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    scripts = ScriptDirectory.from_config(alembic_config())
+    known = {script.revision for script in scripts.walk_revisions()}
+    return current is not None and (current == scripts.get_current_head() or current not in known)
+
+
+def wait_until_current(engine: Engine, timeout: float, interval: float = 2.0) -> bool:
+    """Poll until the schema is current (another process migrates it); False on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if schema_is_current(engine):
+                return True
+        except OperationalError as exc:  # the database not up yet is one more reason to wait
+            logger.info("database not reachable yet: %s", type(exc.orig).__name__)
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Migrate to head behind the same locks as startup (or, with --wait, only wait for
+    someone else to); 0 when the schema is at head."""
+    parser = argparse.ArgumentParser(prog="python -m app.migrations", description=__doc__)
+    parser.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="do not migrate: wait up to SECONDS for the schema to reach this code's head",
+    )
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    engine = create_migration_engine(settings.for_schema_work())
+    try:
+        if args.wait is not None:
+            return _wait(engine, args.wait)
+        migrated = upgrade_to_head(settings, engine)
+    except Exception:
+        logger.exception("migration failed")
+        return 1
+    finally:
+        engine.dispose()
+    logger.info("schema at head %s (%s)", head_revision(), "migrated" if migrated else "unchanged")
+    return 0
+
+
+def _wait(engine: Engine, timeout: float) -> int:
+    if wait_until_current(engine, timeout):
+        logger.info("schema is current for head %s", head_revision())
+        return 0
+    logger.error(
+        "schema not at head %s after %s s: has the migration run?", head_revision(), timeout
+    )
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

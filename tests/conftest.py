@@ -16,7 +16,7 @@ import httpx2 as httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text, update
+from sqlalchemy import Engine, create_engine, inspect, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -103,6 +103,27 @@ def database() -> Iterator[TempPostgres]:
         yield created
     finally:
         created.drop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no schema at all, for one test (migration and startup tests)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    database = TempPostgres.create(postgres_admin_url(), prefix="todo_migrate")
+    try:
+        yield database.url
+    finally:
+        database.drop()
+
+
+def table_names(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")

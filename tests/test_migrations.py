@@ -4,34 +4,19 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
 
 from alembic import command
 from app.config import Settings
 from app.database import create_migration_engine
 from app.migrations import ROOT, alembic_config, head_revision, upgrade_to_head
 from app.models import Base
-from tests.conftest import TempPostgres, postgres_admin_url
+from tests.conftest import table_names
 
 APP_TABLES = set(Base.metadata.tables)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    database = TempPostgres.create(postgres_admin_url(), prefix="todo_migrate")
-    try:
-        yield database.url
-    finally:
-        database.drop()
 
 
 def _settings(url: str, tmp_path: Path) -> Settings:
@@ -43,14 +28,6 @@ def _settings(url: str, tmp_path: Path) -> Settings:
     )
 
 
-def _tables(url: str) -> set[str]:
-    engine = create_engine(url)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
 def test_upgrade_downgrade_upgrade(empty_database_url: str, tmp_path: Path) -> None:
     engine = create_migration_engine(_settings(empty_database_url, tmp_path))
     try:
@@ -58,7 +35,7 @@ def test_upgrade_downgrade_upgrade(empty_database_url: str, tmp_path: Path) -> N
             with engine.begin() as connection:
                 run = command.upgrade if target == "head" else command.downgrade
                 run(alembic_config(connection), target)
-            assert _tables(empty_database_url) - {"alembic_version"} == expected
+            assert table_names(empty_database_url) - {"alembic_version"} == expected
     finally:
         engine.dispose()
 
@@ -83,7 +60,7 @@ def test_alembic_command_line(empty_database_url: str, tmp_path: Path) -> None:
             [*alembic, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
         )
         assert result.returncode == 0, result.stderr
-        assert _tables(empty_database_url) - {"alembic_version"} == expected
+        assert table_names(empty_database_url) - {"alembic_version"} == expected
 
 
 def test_concurrent_startups_migrate_exactly_once(empty_database_url: str, tmp_path: Path) -> None:

@@ -1,0 +1,168 @@
+"""The promises of deploy/kubernetes, read off the rendered manifests (`kubectl kustomize`):
+an edit that breaks one fails here, not on a cluster."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; tests only
+
+ROOT = Path(__file__).resolve().parents[2]
+KUSTOMIZATIONS = ["deploy/kubernetes", "deploy/kubernetes/cloudnativepg"]
+Manifest = dict[str, Any]
+
+
+def _kubectl() -> str:
+    found = ROOT / ".venv-k8s/bin/kubectl"  # make lint-k8s installs it
+    if found.exists():
+        return str(found)
+    on_path = shutil.which("kubectl")
+    if on_path:
+        return on_path
+    reason = "kubectl not found (make lint-k8s installs it into .venv-k8s)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true requires the Kubernetes manifest tests to run: {reason}")
+    pytest.skip(f"SKIPPING KUBERNETES MANIFEST TESTS: {reason}")
+
+
+def _render(kustomization: str) -> list[Manifest]:
+    result = subprocess.run(  # noqa: S603 - a fixed command on the repository's own files
+        [_kubectl(), "kustomize", str(ROOT / kustomization)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module", params=KUSTOMIZATIONS)
+def rendered(request: pytest.FixtureRequest) -> list[Manifest]:
+    return _render(request.param)
+
+
+def _one(manifests: list[Manifest], kind: str, name: str | None = None) -> Manifest:
+    found = [m for m in manifests if m["kind"] == kind and name in (None, m["metadata"]["name"])]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def _settings(manifests: list[Manifest]) -> dict[str, str]:
+    data: dict[str, str] = _one(manifests, "ConfigMap")["data"]
+    return data
+
+
+def _env(container: Manifest) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container.get("env", []) if "value" in item}
+
+
+def _pod(manifests: list[Manifest], kind: str) -> Manifest:
+    spec: Manifest = _one(manifests, kind)["spec"]["template"]["spec"]
+    return spec
+
+
+def _server(manifests: list[Manifest]) -> Manifest:
+    container: Manifest = _pod(manifests, "Deployment")["containers"][0]
+    return container
+
+
+def test_probes_liveness_never_touches_the_database(rendered: list[Manifest]) -> None:
+    server = _server(rendered)
+    assert server["startupProbe"]["httpGet"]["path"] == "/health"
+    assert server["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert server["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+
+
+def test_grace_period_outlasts_the_pause_and_the_graceful_timeout(
+    rendered: list[Manifest],
+) -> None:
+    pod = _pod(rendered, "Deployment")
+    pause = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    graceful = int(_settings(rendered).get("GRACEFUL_TIMEOUT", "30"))  # gunicorn_conf's default
+    assert pause > 0
+    assert pod["terminationGracePeriodSeconds"] > pause + graceful
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "Job"])
+def test_every_container_runs_locked_down(rendered: list[Manifest], kind: str) -> None:
+    pod = _pod(rendered, kind)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    writable = {volume["name"] for volume in pod["volumes"]}
+    assert all("emptyDir" in volume for volume in pod["volumes"])
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        context = container["securityContext"]
+        assert context["runAsNonRoot"] is True
+        assert context["runAsUser"] == 10001  # the image's user (Dockerfile)
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"]["drop"] == ["ALL"]
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+        assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+        assert {mount["name"] for mount in container.get("volumeMounts", [])} <= writable
+
+
+def test_metrics_files_live_on_a_writable_volume(rendered: list[Manifest]) -> None:
+    mounts = {mount["mountPath"] for mount in _server(rendered)["volumeMounts"]}
+    assert {"/tmp", _settings(rendered)["PROMETHEUS_MULTIPROC_DIR"]} <= mounts  # noqa: S108
+
+
+def test_pods_never_migrate_the_job_does(rendered: list[Manifest]) -> None:
+    env = _env(_server(rendered))
+    assert env["MIGRATE_ON_STARTUP"] == "false"
+    assert env["UPDATE_DB"] == "0"
+    assert env["RESET_DB"] == "0"
+    job = _pod(rendered, "Job")["containers"][0]
+    assert job["command"] == ["python", "-m", "app.migrations"]
+    wait = _pod(rendered, "Deployment")["initContainers"][0]
+    assert wait["command"][:4] == ["python", "-m", "app.migrations", "--wait"]
+    for container in (job, wait, _server(rendered)):
+        assert container["image"] == _server(rendered)["image"]
+        assert {"secretRef": {"name": "todo-api"}} in container["envFrom"]
+    spec = _one(rendered, "Job")["spec"]
+    assert {"backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"} <= set(spec)
+
+
+def test_no_secret_is_shipped(rendered: list[Manifest]) -> None:
+    # The pods need the Secret the user creates; the repository holds none, not even a
+    # placeholder that a cluster would accept.
+    assert [m for m in rendered if m["kind"] == "Secret"] == []
+    assert not {"SECRET_KEY", "DATABASE_URL", "MIGRATION_DATABASE_URL"} & set(_settings(rendered))
+    assert _settings(rendered)["ENVIRONMENT"] == "production"  # refuses a missing or weak key
+
+
+def test_hpa_pdb_and_service_select_the_server_pods(rendered: list[Manifest]) -> None:
+    deployment = _one(rendered, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    target = _one(rendered, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
+    selectors = [
+        _one(rendered, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"],
+        _one(rendered, "Service")["spec"]["selector"],
+    ]
+    job_labels = _one(rendered, "Job")["spec"]["template"]["metadata"]["labels"]
+    for selector in selectors:
+        assert selector.items() <= pod_labels.items()
+        assert not selector.items() <= job_labels.items()  # the Job's pod is no endpoint
+
+
+def test_connections_fit_under_max_connections(rendered: list[Manifest]) -> None:
+    settings = _settings(rendered)
+    per_worker = int(settings["DB_POOL_SIZE"]) + int(settings.get("DB_MAX_OVERFLOW", "0"))
+    most = _one(rendered, "HorizontalPodAutoscaler")["spec"]["maxReplicas"]
+    # PostgreSQL's default max_connections (100) less superuser_reserved_connections (3) and
+    # the migration Job's one.
+    assert most * int(settings["WEB_CONCURRENCY"]) * per_worker <= 100 - 3 - 1
+
+
+def test_cloudnativepg_requests_go_through_the_transaction_pooler() -> None:
+    manifests = _render("deploy/kubernetes/cloudnativepg")
+    assert _one(manifests, "Cluster")["spec"]["instances"] == 3
+    assert _one(manifests, "Pooler")["spec"]["pgbouncer"]["poolMode"] == "transaction"
+    assert _settings(manifests)["DB_POOLER"] == "transaction"
