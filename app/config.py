@@ -111,6 +111,17 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _migrations_bypass_the_pooler(self) -> "Settings":
+        # The migration lock is a session-level advisory lock, which a transaction-mode pooler
+        # hands to another client at the end of the lock's own transaction.
+        if self.db_pooler == "transaction" and self.migrates and not self.migration_database_url:
+            raise ValueError(
+                "DB_POOLER=transaction: set MIGRATION_DATABASE_URL to a direct connection to "
+                "PostgreSQL for migrations, or MIGRATE_ON_STARTUP=false and migrate separately"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _production_secret(self) -> "Settings":
         # A forgeable token signs in as anyone: production never runs on a weak or copied key.
         if self.environment != "production":
@@ -135,6 +146,10 @@ class Settings(BaseSettings):
         if self.reset_db:
             return "reset"
         return "migrate" if self.update_db or self.migrate_on_startup else "skip"
+
+    @property
+    def migrates(self) -> bool:
+        return self.schema_on_startup != "skip"
 
     def for_schema_work(self) -> "Settings":
         """These settings with MIGRATION_DATABASE_URL, when set, as the database to connect to."""

@@ -128,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    if (
+        args.wait is None
+        and settings.db_pooler == "transaction"
+        and not settings.migration_database_url
+    ):
+        logger.error("DB_POOLER=transaction: set MIGRATION_DATABASE_URL to a direct connection")
+        return 2  # the advisory lock would not hold through the pooler
     engine = create_migration_engine(settings.for_schema_work())
     try:
         if args.wait is not None:

@@ -64,6 +64,16 @@ def test_migration_url_must_name_a_known_database() -> None:
         Settings(_env_file=None, migration_database_url="mysql://x@y/z")
 
 
+def test_behind_a_transaction_pooler_startup_migrations_need_a_direct_url() -> None:
+    pooled = {"database_url": UNREACHABLE, "db_pooler": "transaction"}
+    with pytest.raises(ValueError, match="MIGRATION_DATABASE_URL"):
+        Settings(_env_file=None, **pooled)  # MIGRATE_ON_STARTUP defaults to true
+    with pytest.raises(ValueError, match="MIGRATION_DATABASE_URL"):
+        Settings(_env_file=None, migrate_on_startup=False, update_db=True, **pooled)
+    Settings(_env_file=None, migrate_on_startup=False, **pooled)  # a Job migrates instead
+    Settings(_env_file=None, migration_database_url="postgresql://x@db-rw/todo", **pooled)
+
+
 MIGRATE = [sys.executable, "-m", "app.migrations"]
 
 
@@ -108,6 +118,14 @@ def test_cli_failure_exits_non_zero_without_the_password(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "migration failed" in result.stdout
     assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_cli_refuses_to_migrate_through_a_transaction_pooler(tmp_path: Path) -> None:
+    result = _migrate(
+        tmp_path, DATABASE_URL=UNREACHABLE, DB_POOLER="transaction", MIGRATE_ON_STARTUP="false"
+    )
+    assert result.returncode == 2
+    assert "MIGRATION_DATABASE_URL" in result.stdout + result.stderr
 
 
 def test_wait_passes_only_once_the_schema_is_current(tmp_path: Path) -> None:
