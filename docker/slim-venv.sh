@@ -8,6 +8,9 @@
 # same virtualenv. Each cut and its cost:
 #   tests shipped inside packages (sqlalchemy.testing, alembic.testing, greenlet/tests, ...):
 #     test-suite support that nothing imports outside a test run.
+#   SQLAlchemy's MySQL, SQL Server and Oracle dialects: the service accepts only postgresql://
+#     and sqlite:// URLs (app/config.py), so nothing can ever load them (alembic names them
+#     for type checking only). A third database would need them back.
 #   Cython/C sources and headers (*.pyx *.pxd *.pxi *.c *.h *.cpp *.hpp) and stubs (*.pyi):
 #     inputs for compilers and type checkers. Every .py stays: tracebacks show source lines.
 #   strip --strip-unneeded on the packages' extension modules: debug info and symbol tables
@@ -32,9 +35,11 @@ cut)
     command -v strip >/dev/null && command -v readelf >/dev/null \
         || { echo "slim-venv.sh: needs strip and readelf (binutils)" >&2; exit 1; }
     before=$(du -sk "$venv" | cut -f1)
-    for tests in sqlalchemy/testing alembic/testing mako/testing greenlet/tests aiosqlite/tests
+    for unused in sqlalchemy/testing alembic/testing mako/testing greenlet/tests \
+        aiosqlite/tests sqlalchemy/dialects/mssql sqlalchemy/dialects/mysql \
+        sqlalchemy/dialects/oracle
     do
-        rm -rf "${site:?}/$tests"
+        rm -rf "${site:?}/$unused"
     done
     find "$site" -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.c' \
         -o -name '*.h' -o -name '*.cpp' -o -name '*.hpp' -o -name '*.pyi' \) -delete

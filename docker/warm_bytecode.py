@@ -97,6 +97,7 @@ async def serve_once(config: Any) -> None:
         ("GET", "/openapi.json", b"", {}),
         ("GET", "/docs", b"", {}),
         ("GET", "/redoc", b"", {}),
+        ("GET", "/static-offline-docs/swagger-ui.css", b"", {}),  # the docs' own assets
     ]:
         checks.append(await request(asgi, method, path, payload, headers))
     await lifespan.shutdown()
@@ -118,8 +119,10 @@ def main() -> None:
         LOG_FORMAT="json",
     )
     sys.path.insert(0, os.getcwd())
-    # gunicorn's master: its CLI and arbiter, and the config file start.sh names.
-    for module in ("gunicorn.app.wsgiapp", "gunicorn.arbiter", "gunicorn_conf"):
+    # gunicorn's master: its CLI and arbiter, the logger class it loads by name, and the
+    # config file start.sh names.
+    master = ("gunicorn.app.wsgiapp", "gunicorn.arbiter", "gunicorn.glogging", "gunicorn_conf")
+    for module in master:
         importlib.import_module(module)
 
     # Both PostgreSQL paths, without a server: the asyncpg engine the requests use and the
