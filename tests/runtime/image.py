@@ -2,8 +2,9 @@
 
 There is no container engine here, so the runtime tests rebuild the image's layout in a
 temporary directory: the files the Dockerfile copies, a virtualenv installed from the same
-locked requirements (main group only), the Dockerfile's ENV, and a non-root user. The
-Python must be one that user can run (pyenv's interpreters under /root are not).
+locked requirements (main group only) and cut down by the same docker/slim-venv.sh, the
+Dockerfile's ENV, and a non-root user. The Python must be one that user can run (pyenv's
+interpreters under /root are not).
 """
 
 import json
@@ -21,6 +22,7 @@ from app.migrations import ROOT
 RUNTIME_FILES = ("app", "alembic", "alembic.ini", "gunicorn_conf.py", "start.sh")
 USER, GROUP = "nobody", "nogroup"
 DOCKERFILE = ROOT / "Dockerfile"
+SLIM_VENV = ROOT / "docker" / "slim-venv.sh"
 RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
 
 
@@ -112,10 +114,15 @@ def build(destination: Path, python: str) -> ImageRuntime:
     requirements = ROOT / ".venv" / "requirements-main.txt"  # written by `make install`
     subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=300)  # noqa: S603
     subprocess.run(  # noqa: S603 - the locked, hashed requirements
-        [str(venv / "bin" / "pip"), "install", "-q", "--require-hashes", "--no-deps",
-         "-r", str(requirements)],
+        [str(venv / "bin" / "pip"), "install", "-q", "--no-compile", "--require-hashes",
+         "--no-deps", "-r", str(requirements)],
         check=True, timeout=600, capture_output=True,
     )  # fmt: skip
+    # The Dockerfile's own cuts and bytecode, so these tests run the image's slimmed venv.
+    for step in (["cut", str(venv)], ["bytecode", str(venv), str(root)]):
+        subprocess.run(  # noqa: S603 - the repository's script
+            ["/bin/sh", str(SLIM_VENV), *step], check=True, timeout=600, capture_output=True
+        )
     # Readable by everyone, like an image's layers; only the data directory is the app's.
     for path in [destination, *destination.rglob("*")]:
         if not path.is_symlink():
