@@ -2,10 +2,11 @@
 
 Starts the service as production does (start.sh, PostgreSQL, 2 workers, JSON logs), seeds
 many users with todos, drives each scenario with wrk (bench/wrk/scenario.lua) at a fixed
-concurrency, and measures the ceiling (bench/ceiling.py under the same gunicorn setup) in
-the same run: after a warm-up, BENCH_REPEAT interleaved rounds of the ceiling and every
-scenario, each reported as its median round. Then a login storm, and lists at 1k and 1M
-todos. Prints a table and writes bench/results/<date-time>.json.
+concurrency, and measures two references under the same gunicorn setup in the same run:
+the ceiling (bench/ceiling.py, one FastAPI route) and the server's limit (bench/ceiling_asgi.py,
+a bare ASGI callable). After a warm-up, BENCH_REPEAT interleaved rounds of the references and
+every scenario, each reported as its median round and as a ratio of both references. Then a
+login storm, and lists at 1k and 1M todos. Prints a table and writes bench/results/<date-time>.json.
 
 PostgreSQL: BENCH_DATABASE_URL (a server where databases may be created), else the local
 one at 127.0.0.1:5432; the run creates its own database and drops it afterwards.
@@ -92,9 +93,11 @@ def main() -> None:
         "pooler": POOLER,
     }
     ceiling_cmd = ["gunicorn", "-c", "gunicorn_conf.py", "bench.ceiling:app"]
+    server_cmd = ["gunicorn", "-c", "gunicorn_conf.py", "bench.ceiling_asgi:app"]
     with (
         _database() as database_url,
         _server(ceiling_cmd, {}, "ceiling") as ceiling_url,
+        _server(server_cmd, {}, "server") as server_url,
         _service_env(database_url) as env,
         _server(["./start.sh"], env, "service") as url,
     ):
@@ -104,16 +107,15 @@ def main() -> None:
             for name in SCENARIOS:  # every path warm: pools full, statements prepared
                 if name != "login":
                     wrk(url, name, duration=WARMUP, data=data, delete=deletable.take(name))
-            samples = _rounds(ceiling_url, url, data, deletable)
-            ceiling = samples.pop("ceiling")
-            results["ceiling_rps"] = _median(ceiling)["rps"]
-            results["ceiling_samples"] = [run["rps"] for run in ceiling]
+            samples = _rounds({"ceiling": ceiling_url, "server": server_url}, url, data, deletable)
+            for reference in ("ceiling", "server"):
+                runs = samples.pop(reference)
+                results[f"{reference}_rps"] = _median(runs)["rps"]
+                results[f"{reference}_samples"] = [run["rps"] for run in runs]
             results["scenarios"] = {
-                name: {**_median(runs), "ratio": 0.0, "samples": [r["rps"] for r in runs]}
+                name: _figures(runs, results["ceiling_rps"], results["server_rps"])
                 for name, runs in samples.items()
             }
-            for figures in results["scenarios"].values():
-                figures["ratio"] = round(figures["rps"] / results["ceiling_rps"], 4)
             if not PARTIAL:
                 results["login_storm"] = login_storm(url, data)
                 results["scale"] = scale(engine, url)
@@ -123,12 +125,13 @@ def main() -> None:
 
 
 def _rounds(
-    ceiling_url: str, url: str, data: Path, deletable: "Deletable"
+    references: dict[str, str], url: str, data: Path, deletable: "Deletable"
 ) -> dict[str, list[dict[str, Any]]]:
-    """REPEAT rounds of the ceiling and every scenario, one after another."""
-    samples: dict[str, list[dict[str, Any]]] = {"ceiling": []}
+    """REPEAT rounds of the references (the ceilings) and every scenario, one after another."""
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in references}
     for _ in range(REPEAT):
-        samples["ceiling"].append(wrk(ceiling_url, "ceiling"))
+        for reference, reference_url in references.items():
+            samples[reference].append(wrk(reference_url, "ceiling"))
         for name in SCENARIOS:
             run = wrk(url, name, data=data, delete=deletable.take(name))
             samples.setdefault(name, []).append(run)
@@ -136,6 +139,18 @@ def _rounds(
             if os.environ.get("BENCH_PROFILE"):  # hold the server for a profiler
                 time.sleep(float(os.environ["BENCH_PROFILE"]))
     return samples
+
+
+def _figures(runs: list[dict[str, Any]], ceiling_rps: float, server_rps: float) -> dict[str, Any]:
+    """A scenario's median round, as ratios of both references, and its tail (p99/p50)."""
+    median = _median(runs)
+    return {
+        **median,
+        "ratio": round(median["rps"] / ceiling_rps, 4),
+        "ratio_server": round(median["rps"] / server_rps, 4),
+        "p99_over_p50": round(median["p99_ms"] / median["p50_ms"], 2) if median["p50_ms"] else None,
+        "samples": [run["rps"] for run in runs],
+    }
 
 
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -309,13 +324,16 @@ def report(results: dict[str, Any]) -> None:
     setup = f"{results['workers']} workers, {results['connections']} connections"
     rounds = f"median of {results['repeat']}" if results["repeat"] > 1 else "one run"
     print(f"\n{results['machine']}, {setup}, {results['duration_s']} s per scenario, {rounds}")
-    print(f"ceiling: {ceiling:.0f} req/s (runs: {results['ceiling_samples']})")
+    print(f"ceiling (one FastAPI route): {ceiling:.0f} req/s (runs: {results['ceiling_samples']})")
     print(
-        f"{'scenario':<14}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}{'x ceiling':>11}"
+        f"server (bare ASGI): {results['server_rps']:.0f} req/s (runs: {results['server_samples']})"
     )
+    print(f"{'scenario':<14}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'p99/p50':>9}"
+          f"{'non-2xx':>9}{'x ceiling':>11}{'x server':>10}")  # fmt: skip
     for name, s in results["scenarios"].items():
         print(f"{name:<14}{s['rps']:>10.1f}{s['p50_ms']:>10.2f}{s['p99_ms']:>10.2f}"
-              f"{s['non2xx']:>9}{s['ratio']:>11.3f}")  # fmt: skip
+              f"{s['p99_over_p50'] or 0:>9.2f}{s['non2xx']:>9}{s['ratio']:>11.3f}"
+              f"{s['ratio_server']:>10.4f}")  # fmt: skip
     for extra in ("login_storm", "scale"):
         if extra in results:
             print(f"{extra}:", json.dumps(results[extra]))
