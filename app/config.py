@@ -3,6 +3,7 @@
 import contextlib
 import os
 import secrets
+import stat
 import tempfile
 from datetime import timedelta
 from functools import lru_cache
@@ -12,11 +13,30 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Values people copy from examples; a production deployment must not run with one of them.
+from app.auth.schemas import password_length
+from app.validation import reject_nul
+
+# Values people copy from examples; no deployment may run with one of them.
 PLACEHOLDER_SECRETS = frozenset(
     {"changeme", "change-me", "changethis", "secret", "your-secret-key"}
 )
 MIN_SECRET_BYTES = 32
+# Outside production, with neither SECRET_KEY nor SECRET_KEY_FILE: the key generated here.
+DEVELOPMENT_KEY_FILE = Path(".secret_key")
+
+
+class WeakSecretKey(ValueError):
+    """A signing key anyone could guess or read: the service refuses to start with it."""
+
+
+def check_key_strength(key: str, source: str) -> None:
+    """Refuse an empty, short or placeholder signing key (the message never repeats it)."""
+    if len(key.encode()) < MIN_SECRET_BYTES:
+        raise WeakSecretKey(f"{source} must be at least {MIN_SECRET_BYTES} bytes")
+    if key.strip().lower() in PLACEHOLDER_SECRETS:
+        raise WeakSecretKey(f"{source} is a placeholder value; generate a random one")
+
+
 _BACKENDS = {"postgresql": "postgresql", "postgres": "postgresql", "sqlite": "sqlite"}
 
 
@@ -27,8 +47,11 @@ def _scheme(url: str) -> str:
 
 class Settings(BaseSettings):
     # hide_input_in_errors: a rejected setting must not print every other one (the database
-    # password, the superuser password) into the startup log.
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
+    # password, the superuser password) into the startup log. env_ignore_empty: compose
+    # forwards every setting, as an empty variable when it is not set; empty means "default".
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", hide_input_in_errors=True, env_ignore_empty=True
+    )
 
     project_name: str = "todo-api"
     version: str = "1.0.0"
@@ -56,8 +79,10 @@ class Settings(BaseSettings):
     db_pooler: Literal["none", "transaction"] = "none"
 
     secret_key: SecretStr | None = None
-    # Development only: where the generated key is kept, so every worker and restart shares it.
-    secret_key_file: Path = Path(".secret_key")
+    # Where a generated key is kept (created once, 0600), so every worker and restart shares
+    # it. Outside production it defaults to DEVELOPMENT_KEY_FILE; production uses one only when
+    # this is set explicitly (compose does, in its private volume: README, "Security").
+    secret_key_file: Path | None = None
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_expire_minutes: int = Field(default=30, ge=1)
     refresh_token_expire_days: int = Field(default=14, ge=1)
@@ -121,18 +146,31 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # A forgeable token signs in as anyone, and a development server is often reachable
+        # too: no environment runs on a weak or copied key.
+        if value is not None:
+            check_key_strength(value.get_secret_value(), "SECRET_KEY")
+        return value
+
+    @field_validator("first_superuser_password")
+    @classmethod
+    def _superuser_password_rule(cls, value: SecretStr | None) -> SecretStr | None:
+        # The rule every other password follows (and bcrypt's 72-byte limit).
+        if value is not None:
+            password_length(reject_nul(value.get_secret_value()))
+        return value
+
     @model_validator(mode="after")
     def _production_secret(self) -> "Settings":
-        # A forgeable token signs in as anyone: production never runs on a weak or copied key.
-        if self.environment != "production":
-            return self
-        key = self.secret_key.get_secret_value() if self.secret_key else ""
-        if not key:
-            raise ValueError("SECRET_KEY is required when ENVIRONMENT=production")
-        if len(key.encode()) < MIN_SECRET_BYTES:
-            raise ValueError(f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes in production")
-        if key.strip().lower() in PLACEHOLDER_SECRETS:
-            raise ValueError("SECRET_KEY is a placeholder value; generate a random one")
+        # Production never falls back to a key file nobody asked for.
+        if self.environment == "production" and not (self.secret_key or self.secret_key_file):
+            raise ValueError(
+                "SECRET_KEY is required when ENVIRONMENT=production "
+                "(or SECRET_KEY_FILE, a key file the service generates once: see the README)"
+            )
         return self
 
     @property
@@ -171,13 +209,28 @@ class Settings(BaseSettings):
         return self.database_backend == "sqlite"
 
     def signing_key(self) -> str:
-        """The JWT key: configured, or in development generated once and kept in a file."""
+        """The JWT key: SECRET_KEY, or the one kept in SECRET_KEY_FILE (generated if missing)."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
-        return _shared_dev_key(self.secret_key_file)
+        path = self.secret_key_file or DEVELOPMENT_KEY_FILE
+        key = _shared_key(path)
+        source = f"SECRET_KEY_FILE ({path})"
+        check_key_strength(key, source)
+        if self.environment == "production":
+            _check_private(path, source)
+        return key
 
 
-def _shared_dev_key(path: Path) -> str:
+def _check_private(path: Path, source: str) -> None:
+    # Whoever can read the key can sign tokens as anyone: in production it is the service's
+    # alone (an operator's own file too: chmod 600 or 400).
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise WeakSecretKey(f"{source} must not be readable by group or others (mode {mode:o})")
+
+
+def _shared_key(path: Path) -> str:
+    """The key in `path`; if there is none, a new random one, written there first."""
     try:
         return path.read_text().strip()
     except FileNotFoundError:

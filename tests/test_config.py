@@ -285,3 +285,142 @@ def test_the_service_runs_on_a_postgres_scheme_url(settings: Settings, db_engine
             make_user(client)
     finally:
         empty_tables(db_engine)
+
+
+# --- Weak keys in every environment (issue 12) ------------------------------------------------
+
+
+@pytest.mark.parametrize("environment", ["development", "test"])
+@pytest.mark.parametrize(
+    "key",
+    ["changeme", "your-secret-key", "tooshort-key-value", "é" * 15 + "a"],
+    ids=lambda k: k[:8],
+)
+def test_a_weak_configured_key_is_refused_outside_production_too(
+    environment: str, key: str, tmp_path: Path
+) -> None:
+    # Compose's old default was SECRET_KEY=changeme, published on 0.0.0.0.
+    with pytest.raises(ValidationError, match="SECRET_KEY") as excinfo:
+        Settings(
+            _env_file=None,
+            environment=environment,
+            secret_key=key,
+            secret_key_file=tmp_path / "key",
+        )
+    assert key not in str(excinfo.value)
+
+
+@pytest.mark.parametrize("environment", ["development", "test", "production"])
+@pytest.mark.parametrize(
+    "content",
+    ["", "\n", "changeme\n", "short-key"],
+    ids=["empty", "newline", "placeholder", "short"],
+)
+def test_a_weak_key_file_is_refused_in_every_environment(
+    environment: str, content: str, tmp_path: Path
+) -> None:
+    # An empty key file used to give the key "": anyone could sign tokens with it.
+    key_file = tmp_path / "key"
+    key_file.write_text(content)
+    key_file.chmod(0o600)
+    settings = Settings(
+        _env_file=None, environment=environment, secret_key=None, secret_key_file=key_file
+    )
+    with pytest.raises(ValueError, match="SECRET_KEY_FILE") as excinfo:
+        settings.signing_key()
+    assert not content.strip() or content.strip() not in str(excinfo.value)
+    assert key_file.read_text() == content  # refused, never silently replaced
+
+
+def test_an_app_with_an_empty_key_file_does_not_start(settings: Settings, tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text("")
+    dev = settings.model_copy(
+        update={"environment": "development", "secret_key": None, "secret_key_file": key_file}
+    )
+    with pytest.raises(ValueError, match="SECRET_KEY_FILE"), TestClient(create_app(dev)):
+        pass
+
+
+# --- Production's generated key file: an explicit opt-in (issue 12) ---------------------------
+
+
+def test_production_generates_a_private_key_file_when_asked_to(tmp_path: Path) -> None:
+    key_file = tmp_path / "data" / ".secret_key"
+    key_file.parent.mkdir()
+    settings = Settings(_env_file=None, environment="production", secret_key_file=key_file)
+    key = settings.signing_key()
+    assert len(key.encode()) >= 32
+    assert key_file.read_text().strip() == key
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    # Every worker and every restart reads the same key.
+    again = Settings(_env_file=None, environment="production", secret_key_file=key_file)
+    assert again.signing_key() == key
+
+
+def test_production_never_uses_the_development_key_file_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".secret_key").write_text(secrets.token_urlsafe(48))
+    with pytest.raises(ValidationError, match="SECRET_KEY is required"):
+        Settings(_env_file=None, environment="production")
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660], ids=oct)
+def test_production_refuses_a_key_file_others_can_read(mode: int, tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(secrets.token_urlsafe(48))
+    key_file.chmod(mode)
+    settings = Settings(_env_file=None, environment="production", secret_key_file=key_file)
+    with pytest.raises(ValueError, match="SECRET_KEY_FILE"):
+        settings.signing_key()
+
+
+def test_production_accepts_an_operators_read_only_key_file(tmp_path: Path) -> None:
+    key = secrets.token_urlsafe(48)
+    key_file = tmp_path / "key"
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o400)
+    settings = Settings(_env_file=None, environment="production", secret_key_file=key_file)
+    assert settings.signing_key() == key
+
+
+# --- The first superuser's password follows the password rule (issue 12) ----------------------
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["short", "seven77", "é" * 36 + "x", "a" * 73, "nul\x00-in-the-password"],
+    ids=["5-bytes", "7-bytes", "73-bytes-multibyte", "73-bytes", "nul"],
+)
+def test_first_superuser_password_follows_the_password_rule(password: str) -> None:
+    with pytest.raises(ValidationError, match="first_superuser_password") as exc:
+        Settings(
+            _env_file=None,
+            first_superuser_email="admin@example.com",
+            first_superuser_password=password,
+        )
+    assert password not in str(exc.value)
+
+
+@pytest.mark.parametrize("password", ["eight888", "é" * 36, "a" * 72])
+def test_first_superuser_password_of_8_to_72_bytes_is_accepted(password: str) -> None:
+    settings = Settings(
+        _env_file=None, first_superuser_email="admin@example.com", first_superuser_password=password
+    )
+    assert settings.first_superuser_password is not None
+    assert settings.first_superuser_password.get_secret_value() == password
+
+
+# --- Empty variables mean "not set" (compose forwards every setting, empty when unset) ---------
+
+
+def test_empty_environment_variables_fall_back_to_the_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.setenv(name.upper(), "")
+    settings = Settings(_env_file=None)
+    for name, field in Settings.model_fields.items():
+        assert getattr(settings, name) == field.get_default(call_default_factory=True), name
