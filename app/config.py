@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=900, ge=1)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Serve /metrics from gunicorn's master on this port (not published with the API), and
+    # answer 404 for it on the API port. Unset: /metrics on the API port.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     cors_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"

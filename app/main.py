@@ -198,6 +198,9 @@ def _add_meta_routes(app: FastAPI) -> None:
             "openapi_url": app.openapi_url,
         }
 
+    if app.state.settings.metrics_port is not None:
+        return  # gunicorn's master serves them on METRICS_PORT (gunicorn_conf.py)
+
     @app.get("/metrics", tags=["meta"], response_class=Response)
     async def metrics() -> Response:
         """Prometheus metrics, summed over every worker process."""

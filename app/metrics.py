@@ -4,7 +4,8 @@ Under gunicorn every worker is a process of its own: with PROMETHEUS_MULTIPROC_D
 (gunicorn_conf.py sets it), each worker writes its samples to files there and /metrics sums
 them over all workers, live and dead (gunicorn_conf.py marks dead workers so their gauges
 go, while their counts stay in the totals). Without it (a single process), the default
-registry serves.
+registry serves. With METRICS_PORT, gunicorn's master serves the same sums on that port
+instead (serve_from_master), and the app has no /metrics route.
 """
 
 import os
@@ -17,6 +18,7 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    start_http_server,
 )
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -73,11 +75,24 @@ def _live_worker_pids(directory: str) -> set[int]:
     return pids
 
 
+def multiprocess_registry(directory: str) -> CollectorRegistry:
+    """Every worker's samples, read from their files at each collection."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    registry.register(WorkerProcessCollector(directory))
+    return registry
+
+
 def render() -> tuple[bytes, str]:
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    registry.register(WorkerProcessCollector(directory))
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(multiprocess_registry(directory)), CONTENT_TYPE_LATEST
+
+
+def serve_from_master(host: str, port: int) -> None:
+    """prometheus_client's multiprocess pattern: the gunicorn master, which serves no request,
+    answers scrapes on a port of its own from a background thread."""
+    start_http_server(
+        port, addr=host, registry=multiprocess_registry(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    )
