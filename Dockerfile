@@ -55,17 +55,16 @@ RUN sh docker/slim-venv.sh bytecode /opt/venv /build/service
 # ---- runtime: the venv and the service's own files, nothing else -----------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 
-# DATABASE_URL/SECRET_KEY_FILE: SQLite and the development signing key in /app/data, the one
-# directory the app user may write (mount a volume there); compose points DATABASE_URL at
-# PostgreSQL. Production also needs ENVIRONMENT=production and SECRET_KEY (>= 32 bytes).
+# Production unless told otherwise: a forgotten setting must not skip the signing-key check or
+# allow RESET_DB. So the image needs SECRET_KEY (>= 32 bytes), or SECRET_KEY_FILE pointing into
+# a private volume where the service generates one (compose does: README, "Security"); no key
+# is baked in or invented. DATABASE_URL: SQLite in /app/data, the one directory the app user
+# may write (mount a volume there); compose points it at PostgreSQL.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    ENVIRONMENT=production \
     DATABASE_URL=sqlite:////app/data/todo.db
-# SECRET_KEY_FILE is a path (where development keeps its generated key), not a secret: the
-# variable's name is what DL3064 matches. No key is ever baked into the image.
-# hadolint ignore=DL3064
-ENV SECRET_KEY_FILE=/app/data/.secret_key
 
 # A system user with no home directory: nothing in the service writes outside /app/data and
 # /tmp (gunicorn's control socket, which would want $HOME, is off in gunicorn_conf.py).

@@ -1,6 +1,8 @@
 """start.sh as the image runs it: non-root, the Dockerfile's environment, several workers."""
 
 import json
+import pwd
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -11,6 +13,7 @@ from pathlib import Path
 import httpx2 as httpx
 
 from tests.conftest import PASSWORD, TEST_SECRET, TempPostgres
+from tests.deploy.test_compose import compose_app_environment
 from tests.runtime import image
 from tests.runtime.server import Server, free_port, serve
 
@@ -19,21 +22,33 @@ from tests.runtime.server import Server, free_port, serve
 def start_image(
     runtime: image.ImageRuntime, database: TempPostgres, tmp_path: Path, **env: str
 ) -> Iterator[Server]:
-    port = free_port()
-    settings = runtime.env(
-        DATABASE_URL=database.url,
-        ENVIRONMENT="production",
-        SECRET_KEY=TEST_SECRET,
-        HOST="127.0.0.1",
-        PORT=str(port),
-        WEB_CONCURRENCY="3",
-        LOG_FORMAT="json",
+    settings = {
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": TEST_SECRET,
+        "WEB_CONCURRENCY": "3",
+        "LOG_FORMAT": "json",
         **env,
-    )
+    }
+    with run_image(runtime, database, tmp_path, settings) as server:
+        yield server
+
+
+@contextmanager
+def run_image(
+    runtime: image.ImageRuntime,
+    database: TempPostgres,
+    tmp_path: Path,
+    env: dict[str, str],
+    log_name: str = "server.log",
+) -> Iterator[Server]:
+    """The image's CMD with the Dockerfile's ENV, then `env`, on this test's database and port."""
+    port = free_port()
+    settings = runtime.env(**{**env, "DATABASE_URL": database.url})
+    settings.update(HOST="127.0.0.1", PORT=str(port))
     with serve(
         image.dockerfile_cmd(),
         settings,
-        tmp_path / "server.log",
+        tmp_path / log_name,
         port,
         cwd=runtime.root,
         user=image.USER,
@@ -131,3 +146,50 @@ def test_sigterm_lets_in_flight_requests_finish(
             statuses = [f.result() for f in in_flight]
     assert statuses == [200] * 6
     assert exit_code == 0
+
+
+def test_compose_with_no_env_file_serves_in_production_on_a_generated_key(
+    image_runtime: image.ImageRuntime, database: TempPostgres, tmp_path: Path
+) -> None:
+    """A first `docker compose up`: compose's own defaults, nothing in .env or the shell."""
+    env = {
+        key: value.replace(image.WORKDIR + "/", f"{image_runtime.root}/")
+        for key, value in compose_app_environment().items()
+    }
+    assert env["ENVIRONMENT"] == "production"
+    assert not env["SECRET_KEY"]
+    key_file = Path(env["SECRET_KEY_FILE"])
+    assert key_file.parent == image_runtime.root / "data"  # the image's private directory
+    metrics_port = free_port()
+    env.update(BCRYPT_ROUNDS="4", METRICS_PORT=str(metrics_port))  # a free port on this machine
+    try:
+        with run_image(image_runtime, database, tmp_path, env) as server, server.client() as client:
+            user = {"email": "compose@example.com", "password": PASSWORD}
+            assert client.post("/api/v1/auth/register", json=user).status_code == 201
+            form = {"username": user["email"], "password": PASSWORD}
+            tokens = client.post("/api/v1/auth/token", data=form).json()
+            auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+            assert client.get("/api/v1/users/me", headers=auth).status_code == 200
+            assert client.get("/metrics").status_code == 404
+            scrape = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+            assert 'route="/api/v1/users/me",status="200"' in scrape.text
+        key_mode = stat.S_IMODE(key_file.stat().st_mode)
+        assert key_mode == 0o600
+        assert key_file.stat().st_uid == _uid_of(image.USER)
+        key = key_file.read_text()
+        assert len(key.strip().encode()) >= 32
+
+        # A restart signs with the same key: the token issued before still works.
+        restarted = run_image(image_runtime, database, tmp_path, env, "restart.log")
+        with restarted as again, again.client() as client:
+            assert client.get("/api/v1/users/me", headers=auth).status_code == 200
+        assert key_file.read_text() == key
+        for log in (server.log(), again.log()):
+            records = _json_lines(log)
+            assert not [r for r in records if r["level"] in ("ERROR", "CRITICAL")], log
+    finally:
+        key_file.unlink(missing_ok=True)  # the runtime is shared by this session's tests
+
+
+def _uid_of(user: str) -> int:
+    return pwd.getpwnam(user).pw_uid

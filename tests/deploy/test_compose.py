@@ -1,0 +1,104 @@
+"""The promises of docker-compose.yml and the image's defaults, read off the files themselves:
+a first `docker compose up` needs no .env and runs in production; every setting the service
+reads can be set from .env; nothing fails open when a setting is forgotten."""
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; tests only
+
+from app.config import Settings
+from tests.runtime.image import dockerfile_env
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+# The container's own listening address: compose publishes 8000 (APP_PORT moves the published
+# side) and its healthcheck probes it there.
+FIXED_IN_THE_CONTAINER = {"BIND", "HOST", "PORT"}
+_VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+# Every way gunicorn_conf.py reads a variable.
+_GUNICORN_READ = re.compile(r'(?:_env\(|os\.environ\.get\(|os\.environ\[)"([A-Z_0-9]+)"')
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return loaded
+
+
+def _app() -> dict[str, Any]:
+    app: dict[str, Any] = _compose()["services"]["app"]
+    return app
+
+
+def interpolate(value: str, env: Mapping[str, str]) -> str:
+    """Compose's ${VAR:-default} and ${VAR}: the default when VAR is unset or empty."""
+    return _VARIABLE.sub(lambda m: env.get(m[1]) or (m[2] or ""), value)
+
+
+def compose_app_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The app container's environment as compose sets it, with `env` as the shell and .env
+    (none by default: a first try)."""
+    return {key: interpolate(str(value), env or {}) for key, value in _app()["environment"].items()}
+
+
+def gunicorn_settings() -> set[str]:
+    return set(_GUNICORN_READ.findall((ROOT / "gunicorn_conf.py").read_text()))
+
+
+def test_compose_forwards_every_setting_the_service_reads() -> None:
+    # A setting missing here is silently dropped when a user puts it in .env.
+    read = {name.upper() for name in Settings.model_fields} | gunicorn_settings()
+    assert {"FORWARDED_ALLOW_IPS", "WEB_CONCURRENCY", "TIMEOUT"} <= read  # the parser works
+    assert set(_app()["environment"]) == read - FIXED_IN_THE_CONTAINER
+
+
+def test_every_forwarded_setting_comes_from_the_users_environment() -> None:
+    # ${NAME:-default} or ${NAME:-} (docker-compose 1.29 syntax), never a value .env can't change.
+    fixed = {"DATABASE_URL"}  # built from POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB
+    for key, value in _app()["environment"].items():
+        if key not in fixed:
+            assert re.fullmatch(rf"\$\{{{key}:-[^}}]*\}}", str(value)), (key, value)
+
+
+def test_a_first_compose_up_runs_production_on_a_key_in_its_private_volume() -> None:
+    env = compose_app_environment()
+    assert env["ENVIRONMENT"] == "production"  # RESET_DB refused, weak keys refused
+    assert env["SECRET_KEY"] == ""
+    volumes = {mount.split(":")[1]: mount.split(":")[0] for mount in _app()["volumes"]}
+    key_file = Path(env["SECRET_KEY_FILE"])
+    assert str(key_file.parent) in volumes  # survives restarts, shared by the workers
+    assert volumes[str(key_file.parent)] in _compose()["volumes"]  # a named volume, no host path
+    # These settings start: production accepts the generated key file.
+    values = {k.lower(): v for k, v in env.items() if v and k.lower() in Settings.model_fields}
+    settings = Settings(_env_file=None, **values)
+    assert settings.environment == "production"
+    assert settings.secret_key is None
+    assert settings.secret_key_file == key_file
+
+
+def test_a_configured_key_still_wins_in_compose() -> None:
+    env = compose_app_environment({"SECRET_KEY": "k" * 8 + "-from-the-users-env-file-0123456789"})
+    values = {k.lower(): v for k, v in env.items() if v and k.lower() in Settings.model_fields}
+    settings = Settings(_env_file=None, **values)
+    assert settings.signing_key() == env["SECRET_KEY"]
+
+
+def test_the_image_defaults_to_production_with_no_key_of_its_own() -> None:
+    env = dockerfile_env()
+    assert env["ENVIRONMENT"] == "production"
+    # A bare `docker run` without SECRET_KEY refuses to start rather than invent a key in the
+    # container's layer: the key-file opt-in belongs to a deployment with a private volume.
+    assert "SECRET_KEY" not in env
+    assert "SECRET_KEY_FILE" not in env
+
+
+def test_compose_keeps_metrics_off_the_published_port() -> None:
+    env = compose_app_environment()
+    metrics_port = env["METRICS_PORT"]
+    assert metrics_port.isdigit()
+    for mapping in _app().get("ports", []):
+        parts = interpolate(str(mapping), {}).split(":")
+        if parts[-1] == metrics_port:
+            assert parts[0] == "127.0.0.1", mapping  # never on every interface
