@@ -4,11 +4,16 @@ The same configuration serves the app, uvicorn and gunicorn (gunicorn_conf.py pa
 logconfig_dict), so every line a container prints has one shape. Request lines come from
 the request middleware (with request id, route template, status and duration); uvicorn's own
 access log is silenced so nothing is logged twice.
+
+A record is one line, whatever a client sent: JSON escapes every control character itself,
+and the console format escapes them in the message (the request path is the client's), and
+indents a traceback's lines under the record they belong to.
 """
 
 import json
 import logging
 import logging.config
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +22,19 @@ from app.context import request_id_var
 ACCESS_LOGGER = "app.access"
 # Extra fields the request middleware attaches to access records, in output order.
 REQUEST_FIELDS = ("request_id", "method", "route", "path", "status", "duration_ms", "client")
+CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s [%(name)s] [%(request_id)s] %(message)s"
+# C0 and C1 controls and DEL (line feeds, carriage returns, terminal escapes), Unicode's line
+# and paragraph separators, and the invisible bidi and zero-width formatting characters.
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every unsafe character written as a Python escape (\\n, \\x1b, \\u2028)."""
+    if _UNSAFE.search(text) is None:  # the common case: nothing to copy
+        return text
+    return _UNSAFE.sub(lambda match: match[0].encode("unicode_escape").decode("ascii"), text)
 
 
 class RequestIdFilter(logging.Filter):
@@ -45,6 +63,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+class ConsoleFormatter(logging.Formatter):
+    """Readable lines that a client cannot break: the first line is the record, escaped;
+    a traceback or stack follows on indented lines, escaped too."""
+
+    def __init__(self) -> None:
+        super().__init__(CONSOLE_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return escape_controls(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's name
+        return _indented(super().formatStack(stack_info))
+
+
+def _indented(text: str) -> str:
+    return "\n".join("    " + escape_controls(line) for line in text.splitlines())
+
+
 def logging_config(level: str = "INFO", fmt: str = "console") -> dict[str, Any]:
     stdout = {
         "class": "logging.StreamHandler",
@@ -58,9 +97,7 @@ def logging_config(level: str = "INFO", fmt: str = "console") -> dict[str, Any]:
         "filters": {"request_id": {"()": RequestIdFilter}},
         "formatters": {
             "json": {"()": JsonFormatter},
-            "console": {
-                "format": "%(asctime)s %(levelname)-7s [%(name)s] [%(request_id)s] %(message)s"
-            },
+            "console": {"()": ConsoleFormatter},
         },
         "handlers": {"stdout": stdout},
         "root": {"level": level.upper(), "handlers": ["stdout"]},

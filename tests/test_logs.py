@@ -1,0 +1,104 @@
+"""Log lines cannot be forged: what a client sends never starts a line of its own.
+
+The access log writes the decoded request path; a %0a in it used to end the real line and
+start a forged one. Both formats are checked with the app's own configuration
+(app.logs.logging_config), on records the real middleware writes.
+"""
+
+import io
+import json
+import logging
+import logging.config
+import sys
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.logs import ACCESS_LOGGER, logging_config
+
+FORGED = "1999-12-31 23:59:59,999 INFO    [app.access] [-] POST /api/v1/users/me/password 204"
+# Everything that ends a line or rewrites one on a terminal or in a log viewer.
+BREAKERS = ["\n", "\r", "\r\n", "\x0b", "\x0c", "\x1b[2K\r", "\x85", "\u2028", "\u2029", "\x00"]
+
+
+def _handler(fmt: str) -> tuple[logging.Handler, io.StringIO]:
+    """A handler with the formatter and filters LOG_FORMAT=fmt configures, into a buffer."""
+    config = logging_config("INFO", fmt)
+    configurator = logging.config.DictConfigurator(config)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(configurator.configure_formatter(dict(config["formatters"][fmt])))
+    for spec in config["filters"].values():
+        handler.addFilter(configurator.configure_filter(dict(spec)))
+    return handler, stream
+
+
+@pytest.fixture(params=["console", "json"])
+def access_log(request: pytest.FixtureRequest) -> Iterator[tuple[str, io.StringIO]]:
+    handler, stream = _handler(request.param)
+    logger = logging.getLogger(ACCESS_LOGGER)
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield request.param, stream
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+@pytest.mark.parametrize("breaker", BREAKERS, ids=repr)
+def test_a_request_path_cannot_forge_an_access_log_line(
+    client: TestClient, access_log: tuple[str, io.StringIO], breaker: str
+) -> None:
+    fmt, stream = access_log
+    path = f"/x{breaker}{FORGED}"
+    response = client.get("/x" + "".join(f"%{b:02X}" for b in (breaker + FORGED).encode()))
+    assert response.status_code == 404
+
+    output = stream.getvalue()
+    lines = output.splitlines()  # splits on every breaker above, as viewers may
+    assert len(lines) == 1, output
+    assert not any(line.startswith(FORGED[:10]) for line in lines)
+    if fmt == "json":
+        record = json.loads(output)
+        assert record["path"] == path  # the exact bytes survive, escaped by JSON
+        assert path in record["message"]
+    else:
+        assert FORGED in output  # still readable, on the real line
+        assert all(c.isprintable() for c in output.rstrip("\n")), repr(output)
+
+
+def test_every_field_of_a_json_record_is_escaped() -> None:
+    handler, stream = _handler("json")
+    evil = "a\nb\rc\x1bd\u2028e\x85f"
+    record = logging.LogRecord(ACCESS_LOGGER, logging.INFO, __file__, 1, evil, None, None)
+    for field in ("request_id", "method", "route", "path", "client"):
+        setattr(record, field, evil)
+    handler.handle(record)
+    output = stream.getvalue()
+    assert len(output.splitlines()) == 1
+    assert output.isascii()
+    parsed = json.loads(output)
+    assert {parsed[f] for f in ("message", "request_id", "method", "route", "path", "client")} == {
+        evil
+    }
+
+
+def test_a_traceback_cannot_forge_a_console_line() -> None:
+    # An exception's message may carry client input (a driver's error quoting a value).
+    handler, stream = _handler("console")
+    try:
+        raise ValueError(f"bad value\n{FORGED}\r\x1b[2K")
+    except ValueError:
+        record = logging.LogRecord(
+            "app.errors", logging.ERROR, __file__, 1, "database error", None, sys.exc_info()
+        )
+    handler.handle(record)
+    first, *rest = stream.getvalue().splitlines()
+    assert first.endswith("database error")
+    assert rest, "the traceback is kept"
+    assert all(line.startswith(" ") for line in rest), rest  # continuation lines, indented
+    assert any("Traceback (most recent call last):" in line for line in rest)
+    assert all(c.isprintable() for line in rest for c in line)
