@@ -166,3 +166,32 @@ def test_cloudnativepg_requests_go_through_the_transaction_pooler() -> None:
     assert _one(manifests, "Cluster")["spec"]["instances"] == 3
     assert _one(manifests, "Pooler")["spec"]["pgbouncer"]["poolMode"] == "transaction"
     assert _settings(manifests)["DB_POOLER"] == "transaction"
+
+
+def test_metrics_have_a_port_of_their_own_off_the_service(rendered: list[Manifest]) -> None:
+    port = int(_settings(rendered)["METRICS_PORT"])
+    server = _server(rendered)
+    ports = {p["name"]: p["containerPort"] for p in server["ports"]}
+    assert ports["metrics"] == port
+    assert ports["http"] != port
+    annotations = _one(rendered, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(port)
+    # The Service (so any Ingress in front of it) carries only the API.
+    service_targets = {p["targetPort"] for p in _one(rendered, "Service")["spec"]["ports"]}
+    assert service_targets <= {"http", ports["http"]}
+
+
+def test_network_policy_lets_in_the_api_and_scrapes_from_pods_only(
+    rendered: list[Manifest],
+) -> None:
+    port = int(_settings(rendered)["METRICS_PORT"])
+    http = next(p["containerPort"] for p in _server(rendered)["ports"] if p["name"] == "http")
+    rules = _one(rendered, "NetworkPolicy")["spec"]["ingress"]
+    by_port = {p["port"]: rule for rule in rules for p in rule["ports"]}
+    assert set(by_port) == {http, port}
+    assert "from" not in by_port[http]  # ingress controllers: their labels are the cluster's
+    # Scrapes only from pods (a selector), never from outside the cluster.
+    sources = by_port[port]["from"]
+    assert sources
+    assert all("ipBlock" not in source for source in sources)
