@@ -10,11 +10,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.auth.schemas import password_length
-from app.validation import reject_nul
+from app.auth.schemas import Password
 
 # Values people copy from examples; no deployment may run with one of them.
 PLACEHOLDER_SECRETS = frozenset(
@@ -38,6 +45,7 @@ def check_key_strength(key: str, source: str) -> None:
 
 
 _BACKENDS = {"postgresql": "postgresql", "postgres": "postgresql", "sqlite": "sqlite"}
+_PASSWORD_RULE: TypeAdapter[str] = TypeAdapter(Password)
 
 
 def _scheme(url: str) -> str:
@@ -161,9 +169,13 @@ class Settings(BaseSettings):
     @field_validator("first_superuser_password")
     @classmethod
     def _superuser_password_rule(cls, value: SecretStr | None) -> SecretStr | None:
-        # The rule every other password follows (and bcrypt's 72-byte limit).
+        # The rule every other password follows (and bcrypt's 72-byte limit). Only the rule's
+        # message goes on, never the inner error, which would carry the password itself.
         if value is not None:
-            password_length(reject_nul(value.get_secret_value()))
+            try:
+                _PASSWORD_RULE.validate_python(value.get_secret_value())
+            except ValidationError as exc:
+                raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
         return value
 
     @model_validator(mode="after")

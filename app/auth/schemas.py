@@ -8,8 +8,7 @@ MIN_PASSWORD_BYTES = 8
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores (or, since bcrypt 5, rejects) anything longer
 
 
-def password_length(value: str) -> str:
-    """The password rule (also the first superuser's, app.config)."""
+def _password_length(value: str) -> str:
     size = len(value.encode())
     if not MIN_PASSWORD_BYTES <= size <= MAX_PASSWORD_BYTES:
         raise ValueError(
@@ -23,7 +22,7 @@ def _normalize_email(value: str) -> str:
     return value.lower()
 
 
-Password = Annotated[str, NoNul, AfterValidator(password_length)]
+Password = Annotated[str, NoNul, AfterValidator(_password_length)]
 Email = Annotated[EmailStr, AfterValidator(_normalize_email)]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoNul]
 
