@@ -171,6 +171,7 @@ def test_transactions_through_the_pooler_carry_their_own_timeouts(
         database_url=bouncer.url(migrated),
         db_pooler="transaction",
         db_statement_timeout_ms=1234,
+        migrate_on_startup=False,  # migrations never go through the pooler
     )
 
     async def observe() -> tuple[str, str, str]:
