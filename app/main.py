@@ -115,7 +115,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = app.state.engine = create_db_engine(settings)
     app.state.sessionmaker = create_sessionmaker(engine)
     # Building these costs a bcrypt hash (the dummy one) and may create the dev key file.
-    app.state.hasher = await run_in_threadpool(PasswordHasher, settings.bcrypt_rounds)
+    app.state.hasher = await run_in_threadpool(
+        PasswordHasher, settings.bcrypt_rounds, settings.hash_queue_limit
+    )
     app.state.token_codec = await run_in_threadpool(TokenCodec, settings)
     try:
         await _prepare_database(app)
