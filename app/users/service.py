@@ -149,8 +149,12 @@ async def _record_wrong_password(
         await throttle.record_failure(session, settings, email, address, now)
 
 
+# FOR NO KEY UPDATE: it waits for a password change (an UPDATE) and makes one wait, yet lets
+# refresh-token inserts (a foreign key check: FOR KEY SHARE) for the user through.
 _GENERATION_FOR_UPDATE = (
-    select(User.credential_generation).where(User.id == bindparam("user_id")).with_for_update()
+    select(User.credential_generation)
+    .where(User.id == bindparam("user_id"))
+    .with_for_update(key_share=True)
 )
 
 
