@@ -6,17 +6,20 @@ may work afterwards: no access token passes, no refresh token rotates.
 """
 
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi.testclient import TestClient
 from httpx2 import Response
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Engine, delete, func, select, update
 
-from app.auth.models import LoginFailure
+from app.auth.models import LoginFailure, RefreshToken
+from app.config import Settings
+from app.main import create_app
 from app.users.models import User
-from tests.conftest import PASSWORD, ApiUser, login, make_user
+from tests.conftest import PASSWORD, ApiUser, empty_tables, login, make_user
 
 TOKEN = "/api/v1/auth/token"
 REFRESH = "/api/v1/auth/refresh"
@@ -135,3 +138,38 @@ def test_logins_in_flight_during_a_deactivation_get_no_working_token(
     assert client.get(ME, headers=user.headers).status_code == 401
     fresh = login(client, user.email)
     assert client.get(ME, headers=bearer(str(fresh["access_token"]))).status_code == 200
+
+
+def test_a_login_whose_verified_hash_was_replaced_meanwhile_issues_nothing(
+    settings: Settings, db_engine: Engine
+) -> None:
+    """Deterministic: the stored hash costs about a second to check (cost 14), and the
+    password changes in the database (as another replica would commit it) during that
+    second. The login verified the old password correctly, yet gets no token at all."""
+    slow = settings.model_copy(update={"bcrypt_rounds": 14})
+    try:
+        with TestClient(create_app(slow)) as client, ThreadPoolExecutor(1) as pool:
+            user = make_user(client)
+            with db_engine.connect() as connection:
+                tokens_before = connection.scalar(select(func.count(RefreshToken.id)))
+            pending = pool.submit(
+                client.post, TOKEN, data={"username": user.email, "password": PASSWORD}
+            )
+            time.sleep(0.4)  # the login has read the user and is inside bcrypt now
+            assert not pending.done()
+            with db_engine.begin() as connection:
+                connection.execute(
+                    update(User)
+                    .where(User.id == uuid.UUID(user.id))
+                    .values(
+                        hashed_password="$2b$04$" + "x" * 53,
+                        credential_generation=User.credential_generation + 1,
+                    )
+                )
+            response = pending.result()
+            assert response.status_code == 401, response.text
+            assert response.json() == {"detail": "Incorrect email or password"}
+            with db_engine.connect() as connection:
+                assert connection.scalar(select(func.count(RefreshToken.id))) == tokens_before
+    finally:
+        empty_tables(db_engine)
