@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     first_superuser_password: SecretStr | None = None
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: int = Field(default=900, ge=1)
+    # Failures from one client address, across any emails, that lock the address for all.
+    login_max_address_failures: int = Field(default=100, ge=1)
+    # Per worker: password checks and hashes that may wait for its hashing thread; past this,
+    # a login, sign-up or password change is 503 at once instead of queueing for seconds.
+    hash_queue_limit: int = Field(default=32, ge=1)
+    # How often each worker deletes expired login failures and idempotency records.
+    purge_interval_seconds: float = Field(default=300, gt=0)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     # Serve /metrics from gunicorn's master on this port (not published with the API), and

@@ -73,6 +73,16 @@ class TooManyRequests(AppError):
         super().__init__(detail, {"Retry-After": str(max(1, retry_after))})
 
 
+class ServiceUnavailable(AppError):
+    """Overloaded right now: the client may retry after Retry-After seconds."""
+
+    status_code = 503
+    detail = "Service busy, try again shortly"
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail, {"Retry-After": str(max(1, retry_after))})
+
+
 class InvalidInput(AppError):
     """A 422 raised by a service, in the same shape as FastAPI's request validation errors."""
 

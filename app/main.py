@@ -1,6 +1,7 @@
 """The application factory: settings → engine → migrations → routers, middleware, handlers."""
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -31,6 +32,7 @@ from app.health.router import router as health_router
 from app.logs import configure_logging
 from app.metrics import render as render_metrics
 from app.middleware import RequestContextMiddleware
+from app.purge import purge_periodically
 from app.todos.router import router as todos_router
 from app.users import service as users
 from app.users.router import router as users_router
@@ -115,7 +117,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = app.state.engine = create_db_engine(settings)
     app.state.sessionmaker = create_sessionmaker(engine)
     # Building these costs a bcrypt hash (the dummy one) and may create the dev key file.
-    app.state.hasher = await run_in_threadpool(PasswordHasher, settings.bcrypt_rounds)
+    app.state.hasher = await run_in_threadpool(
+        PasswordHasher, settings.bcrypt_rounds, settings.hash_queue_limit
+    )
     app.state.token_codec = await run_in_threadpool(TokenCodec, settings)
     try:
         await _prepare_database(app)
@@ -124,7 +128,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # (a pause of tens of milliseconds each, paid by whichever request is in flight).
         gc.collect()
         gc.freeze()
-        yield
+        purge = asyncio.create_task(purge_periodically(app.state.sessionmaker, settings))
+        try:
+            yield
+        finally:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
     finally:
         await engine.dispose()
         app.state.hasher.close()

@@ -30,7 +30,8 @@ def decode_cursor(cursor: str, fingerprint: str) -> tuple[Any, uuid.UUID]:
         if payload["f"] != fingerprint:
             raise ValueError("cursor from another query")
         return payload["v"], uuid.UUID(payload["id"])
-    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
+    # RecursionError: JSON nested deeper than the parser's stack (a cursor of "[[[[...").
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise bad_cursor() from exc
 
 

@@ -1,27 +1,26 @@
 """Whether an access token's user may still act, written once, as SQL.
 
-The token's user must exist, be active, and not have changed its password since the token
-was issued: a deactivated user's tokens stop working at once, and so does every token from
-before a password change. Being SQL, the rule goes into the very statement that reads or
-writes the user's data, so checking it costs no round trip of its own; a statement that
-finds nothing asks authorize() why.
+The token's user must exist, be active, and still be at the credential generation the token
+was issued for: a password change or a deactivation moves the generation on, so every token
+from before it stops working at once, whatever the clocks of the replicas say. Being SQL, the
+rule goes into the very statement that reads or writes the user's data, so checking it costs
+no round trip of its own; a statement that finds nothing asks authorize() why.
 """
 
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, or_, select
+from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.security import AccessClaims
 from app.errors import Unauthorized
 from app.users.models import User
 
-# Parameters: user_id and issued_at, from params().
+# Parameters: user_id and generation, from params().
 ADMITS = and_(
     User.id == bindparam("user_id"),
     User.is_active,
-    or_(User.password_changed_at.is_(None), User.password_changed_at <= bindparam("issued_at")),
+    User.credential_generation == bindparam("generation"),
 )
 
 ADMITTED = exists().where(ADMITS)
@@ -29,10 +28,7 @@ _AUTHORIZE = select(ADMITTED)
 
 
 def params(claims: AccessClaims) -> dict[str, Any]:
-    return {
-        "user_id": claims.user_id,
-        "issued_at": datetime.fromtimestamp(claims.issued_at, UTC),
-    }
+    return {"user_id": claims.user_id, "generation": claims.generation}
 
 
 async def authorize(session: AsyncSession, claims: AccessClaims) -> None:

@@ -1,9 +1,9 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from app.auth import service
+from app.auth import service, throttle
 from app.auth.dependencies import HasherDep, SettingsDep, TokenCodecDep
 from app.auth.schemas import RefreshRequest, TokenPair, UserRegister
 from app.database import SessionDep
@@ -30,6 +30,7 @@ async def register(
 
 @router.post("/token", responses=error_responses(401, 403, 429))
 async def login(
+    request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     hasher: HasherDep,
@@ -37,7 +38,8 @@ async def login(
     settings: SettingsDep,
 ) -> TokenPair:
     """Log in with email (as `username`) and password; OAuth2 password grant."""
-    return await service.login(session, hasher, codec, settings, form.username, form.password)
+    attempt = service.LoginAttempt(form.username, form.password, throttle.client_address(request))
+    return await service.login(session, hasher, codec, settings, attempt)
 
 
 @router.post("/refresh", responses=error_responses(401))

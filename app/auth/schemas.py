@@ -18,11 +18,23 @@ def _password_length(value: str) -> str:
     return value
 
 
+def _at_most_72_bytes(value: str) -> str:
+    size = len(value.encode())
+    if size > MAX_PASSWORD_BYTES:
+        raise ValueError(
+            f"Password must be at most {MAX_PASSWORD_BYTES} bytes long in UTF-8 "
+            f"(bcrypt's limit); this one is {size}"
+        )
+    return value
+
+
 def _normalize_email(value: str) -> str:
     return value.lower()
 
 
 Password = Annotated[str, NoNul, AfterValidator(_password_length)]
+# A password to check rather than to set (the current one): only bcrypt's limit applies.
+PasswordToCheck = Annotated[str, NoNul, AfterValidator(_at_most_72_bytes)]
 Email = Annotated[EmailStr, AfterValidator(_normalize_email)]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoNul]
 

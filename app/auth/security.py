@@ -12,19 +12,26 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from jose import JWTError, jwt
 from passlib.context import CryptContext
 
 from app.config import Settings
+from app.errors import ServiceUnavailable
+
+T = TypeVar("T")
 
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
-REQUIRED_CLAIMS = ("sub", "exp", "iat", "jti", "type")
+# Required of every token by python-jose; "type" and GENERATION_CLAIM are checked in _verify.
+REQUIRED_CLAIMS = ("sub", "exp", "iat", "jti")
+# The user's credential generation the token was issued for (app.auth.access).
+GENERATION_CLAIM = "gen"
 
 
 # How much nicer than the rest of the process the hashing thread runs: under load, requests
@@ -32,8 +39,13 @@ REQUIRED_CLAIMS = ("sub", "exp", "iat", "jti", "type")
 HASHING_NICENESS = 10
 
 
+# Seconds a client turned away by a full hashing queue is asked to wait before retrying.
+HASHING_RETRY_AFTER = 1
+HASHING_BUSY = "Too many password checks in progress; try again shortly"
+
+
 class PasswordHasher:
-    def __init__(self, rounds: int) -> None:
+    def __init__(self, rounds: int, queue_limit: int = 32) -> None:
         self._context = CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds)
         # Verified against when the email is unknown, so that answer costs a real bcrypt check
         # too: response time must not tell which emails have accounts.
@@ -45,14 +57,28 @@ class PasswordHasher:
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="bcrypt", initializer=_lower_priority
         )
+        # The queue is bounded: a flood of logins or sign-ups with made-up emails would
+        # otherwise queue for seconds and starve real users. Past the limit, 503 at once.
+        self._queue_limit = queue_limit
+        self._queued = 0
+        self._queued_lock = threading.Lock()
 
     async def hash_async(self, password: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self.hash, password)
+        return await self._run(self.hash, password)
 
     async def verify_async(self, password: str, hashed: str | None) -> bool:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, self.verify, password, hashed
-        )
+        return await self._run(self.verify, password, hashed)
+
+    async def _run(self, work: Callable[..., T], *args: Any) -> T:
+        with self._queued_lock:
+            if self._queued >= self._queue_limit:
+                raise ServiceUnavailable(HASHING_RETRY_AFTER, HASHING_BUSY)
+            self._queued += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+        finally:
+            with self._queued_lock:
+                self._queued -= 1
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -81,6 +107,7 @@ class AccessClaims:
     issued_at: float
     jti: str
     expires_at: float
+    generation: int
 
 
 # Verified access tokens, by their exact text: a client sends the same token with every
@@ -98,7 +125,9 @@ class TokenCodec:
         self.access_ttl = timedelta(minutes=settings.access_token_expire_minutes)
         self._verified = lru_cache(maxsize=VERIFIED_TOKENS_CACHED)(self._verify)
 
-    def encode_access(self, user_id: uuid.UUID, now: datetime | None = None) -> str:
+    def encode_access(
+        self, user_id: uuid.UUID, generation: int, now: datetime | None = None
+    ) -> str:
         now = now or datetime.now(UTC)
         claims: dict[str, Any] = {
             "sub": str(user_id),
@@ -108,6 +137,7 @@ class TokenCodec:
             "exp": int((now + self.access_ttl).timestamp()),
             "jti": uuid.uuid4().hex,
             "type": ACCESS_TOKEN_TYPE,
+            GENERATION_CLAIM: generation,
         }
         return jwt.encode(claims, self._key, algorithm=self._algorithm)
 
@@ -127,15 +157,18 @@ class TokenCodec:
                 token,
                 self._key,
                 algorithms=[self._algorithm],
-                options={f"require_{claim}": True for claim in REQUIRED_CLAIMS if claim != "type"},
+                options={f"require_{claim}": True for claim in REQUIRED_CLAIMS},
             )
-            if claims.get("type") != ACCESS_TOKEN_TYPE:
+            generation = claims.get(GENERATION_CLAIM)
+            # A token from before generations existed has none: it is refused, not guessed.
+            if claims.get("type") != ACCESS_TOKEN_TYPE or type(generation) is not int:
                 return None
             return AccessClaims(
                 uuid.UUID(claims["sub"]),
                 float(claims["iat"]),
                 str(claims["jti"]),
                 float(claims["exp"]),
+                generation,
             )
         except (JWTError, ValueError, TypeError, AttributeError):
             return None

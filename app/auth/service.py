@@ -1,4 +1,5 @@
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,9 +15,18 @@ from app.validation import NUL_MESSAGE
 
 BAD_CREDENTIALS = "Incorrect email or password"
 BAD_REFRESH_TOKEN = "Invalid or expired refresh token"  # noqa: S105 - a message
+MAX_EMAIL_LENGTH = 320  # the longest address RFC 5321 allows, and the column's size
+USERNAME_TOO_LONG = f"The username (an email) must be at most {MAX_EMAIL_LENGTH} characters"
 PASSWORD_TOO_LONG = (
     f"Password must be at most {MAX_PASSWORD_BYTES} bytes long in UTF-8 (bcrypt's limit)"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    username: str
+    password: str
+    address: str  # the client's, for the throttle (app.auth.throttle.client_address)
 
 
 async def current_user(session: AsyncSession, claims: AccessClaims) -> UserRecord:
@@ -39,39 +49,48 @@ async def login(
     hasher: PasswordHasher,
     codec: TokenCodec,
     settings: Settings,
-    username: str,
-    password: str,
+    credentials: LoginAttempt,
 ) -> TokenPair:
-    _check_login_input(username, password)
-    email = username.lower()
-    # A throttled email is turned away before any bcrypt work.
-    await throttle.check(session, settings, email, utcnow())
+    _check_login_input(credentials.username, credentials.password)
+    email, address = credentials.username.lower(), credentials.address
+    # A throttled email or address is turned away before any bcrypt work.
+    await throttle.check(session, settings, email, address, utcnow())
     user = await users.get_by_email(session, email)
     # Neither a lock nor a database connection is held through bcrypt: commit() ends the
     # autocommit transaction and gives its connection back to the pool.
     await session.commit()
     # Unknown email and wrong password: the same bcrypt cost, the same answer.
     stored = user.hashed_password if user else None
-    valid = await hasher.verify_async(password, stored) and user is not None
+    valid = await hasher.verify_async(credentials.password, stored) and user is not None
     async with transaction(session):
         # The verdict is given under the email's lock and counts the failures recorded
         # meanwhile: however many guesses arrive at once, no more than the limit get an
         # answer but 429.
         now = utcnow()
         await throttle.lock_email(session, email)
-        await throttle.check(session, settings, email, now)
+        await throttle.check(session, settings, email, address, now)
         if not valid or user is None:
-            await throttle.record_failure(session, settings, email, now)
+            await throttle.record_failure(session, settings, email, address, now)
         elif not user.is_active:
             raise Forbidden("Inactive user")
         else:
-            await throttle.clear(session, email)
-            return await _issue_tokens(session, codec, settings, user.id)
+            # The hash was verified with no lock held: a password change, deactivation or
+            # deletion may have ended it meanwhile. Tokens go out only for the generation
+            # the verified hash belonged to, and only while it is still the user's.
+            if await users.lock_generation(session, user.id) != user.credential_generation:
+                raise Unauthorized(BAD_CREDENTIALS)
+            await throttle.clear(session, email, address)
+            return await _issue_tokens(
+                session, codec, settings, user.id, user.credential_generation
+            )
     # Only now, with the failure committed: it must count even though the answer is an error.
     raise Unauthorized(BAD_CREDENTIALS)
 
 
 def _check_login_input(username: str, password: str) -> None:
+    # Before anything is stored or hashed: a failure records the username.
+    if len(username) > MAX_EMAIL_LENGTH:
+        raise InvalidInput(("body", "username"), USERNAME_TOO_LONG)
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         raise InvalidInput(("body", "password"), PASSWORD_TOO_LONG)
     for field, value in (("username", username), ("password", password)):
@@ -84,15 +103,20 @@ async def _issue_tokens(
     codec: TokenCodec,
     settings: Settings,
     user_id: uuid.UUID,
+    generation: int,
     family_id: uuid.UUID | None = None,
 ) -> TokenPair:
-    """A new access token and a refresh token; a new login starts a new family."""
+    """A new access token and a refresh token for the user's credential generation; a new
+    login starts a new family."""
     now = utcnow()
     refresh_token = await tokens.create(
-        session, user_id, family_id or uuid.uuid4(), now, now + settings.refresh_token_ttl
+        session,
+        tokens.NewToken(user_id, family_id or uuid.uuid4(), generation),
+        now,
+        now + settings.refresh_token_ttl,
     )
     return TokenPair(
-        access_token=codec.encode_access(user_id, now),
+        access_token=codec.encode_access(user_id, generation, now),
         expires_in=int(codec.access_ttl.total_seconds()),
         refresh_token=refresh_token,
     )
@@ -109,10 +133,19 @@ async def refresh(
             raise Unauthorized(BAD_REFRESH_TOKEN)
         if token.rotated_at is None:
             user = await users.get_by_id(session, token.user_id)
-            if token.expires_at <= now or user is None or not user.is_active:
+            # The generation, not the user's row lock, decides: a change committed after this
+            # read moves it on, and the pair issued here (carrying the old one) dies with it.
+            if (
+                token.expires_at <= now
+                or user is None
+                or not user.is_active
+                or user.credential_generation != token.credential_generation
+            ):
                 raise Unauthorized(BAD_REFRESH_TOKEN)
             await tokens.mark_rotated(session, token.id, now)
-            return await _issue_tokens(session, codec, settings, user.id, token.family_id)
+            return await _issue_tokens(
+                session, codec, settings, user.id, token.credential_generation, token.family_id
+            )
         # Someone presents a token that was already exchanged: either the client or a thief
         # holds a stale copy. We cannot tell which, so that whole login ends.
         await tokens.revoke_family(session, token.family_id, now)

@@ -3,7 +3,7 @@ users (a password change or deactivation ends every login)."""
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,25 +18,28 @@ _BY_HASH = select(
     RefreshToken.expires_at,
     RefreshToken.rotated_at,
     RefreshToken.revoked_at,
+    RefreshToken.credential_generation,
 ).where(RefreshToken.token_hash == bindparam("token_hash"))
 # Two refreshes racing with one token: the second waits here, then sees it rotated.
 _BY_HASH_FOR_UPDATE = _BY_HASH.with_for_update()
 
 
-async def create(
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    family_id: uuid.UUID,
-    now: datetime,
-    expires_at: datetime,
-) -> str:
+class NewToken(NamedTuple):
+    user_id: uuid.UUID
+    family_id: uuid.UUID
+    # The user's credential generation the login was verified against.
+    credential_generation: int
+
+
+async def create(session: AsyncSession, new: NewToken, now: datetime, expires_at: datetime) -> str:
     """Store a new refresh token (its hash only) and return the raw token for the client."""
     raw = new_refresh_token()
     await session.execute(
         insert(RefreshToken).values(
             id=uuid.uuid4(),
-            user_id=user_id,
-            family_id=family_id,
+            user_id=new.user_id,
+            family_id=new.family_id,
+            credential_generation=new.credential_generation,
             token_hash=hash_refresh_token(raw),
             created_at=now,
             expires_at=expires_at,
@@ -46,7 +49,8 @@ async def create(
 
 
 async def find(session: AsyncSession, raw: str, *, for_update: bool = False) -> Any:
-    """The stored token (id, user_id, family_id, expires_at, rotated_at, revoked_at), or None."""
+    """The stored token (id, user_id, family_id, expires_at, rotated_at, revoked_at,
+    credential_generation), or None."""
     stmt = _BY_HASH_FOR_UPDATE if for_update else _BY_HASH
     return (await session.execute(stmt, {"token_hash": hash_refresh_token(raw)})).first()
 

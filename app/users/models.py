@@ -2,7 +2,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Boolean, String, Uuid
+from sqlalchemy import Boolean, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Base, UTCDateTime, utcnow
@@ -20,8 +20,12 @@ class User(Base):
     is_superuser: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    # Access tokens issued before this instant are rejected (their iat is compared to it).
+    # When the password last changed; informational, revocation never compares clocks.
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped whenever every existing login must end (password change, deactivation). Access
+    # tokens and refresh tokens carry the generation they were issued for, and only the
+    # current one is admitted (app.auth.access): no wall-clock comparison across replicas.
+    credential_generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,7 @@ class UserRecord:
     is_superuser: bool
     created_at: datetime
     password_changed_at: datetime | None
+    credential_generation: int
 
 
 USER_COLUMNS = (
@@ -47,4 +52,5 @@ USER_COLUMNS = (
     User.is_superuser,
     User.created_at,
     User.password_changed_at,
+    User.credential_generation,
 )

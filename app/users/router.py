@@ -1,9 +1,10 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
-from app.auth.dependencies import CurrentSuperuser, CurrentUser, HasherDep
+from app.auth import throttle
+from app.auth.dependencies import CurrentSuperuser, CurrentUser, HasherDep, SettingsDep
 from app.database import SessionDep
 from app.errors import error_responses
 from app.users import service
@@ -31,12 +32,22 @@ async def update_me(changes: UserUpdateMe, user: CurrentUser, session: SessionDe
     return await service.update_me(session, user, changes)
 
 
-@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(400))
+@router.post(
+    "/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(400, 429)
+)
 async def change_password(
-    data: PasswordChange, user: CurrentUser, session: SessionDep, hasher: HasherDep
+    request: Request,
+    data: PasswordChange,
+    user: CurrentUser,
+    session: SessionDep,
+    hasher: HasherDep,
+    settings: SettingsDep,
 ) -> None:
     """Change the password; every existing login and access token stops working."""
-    await service.change_password(session, hasher, user, data.current_password, data.new_password)
+    change = service.PasswordChangeAttempt(
+        data.current_password, data.new_password, throttle.client_address(request)
+    )
+    await service.change_password(session, hasher, settings, user, change)
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,11 +1,9 @@
 import uuid
 from datetime import datetime
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from app.auth.schemas import Email, FullName, Password
-from app.validation import NoNul
+from app.auth.schemas import Email, FullName, Password, PasswordToCheck
 
 
 class UserRead(BaseModel):
@@ -32,8 +30,9 @@ class UserAdminUpdate(BaseModel):
 
 
 class PasswordChange(BaseModel):
-    # Any length a stored password could have had; the rules apply to the new one.
-    current_password: Annotated[str, StringConstraints(max_length=72), NoNul]
+    # Any length a stored password could have had, up to bcrypt's 72 bytes (not characters:
+    # 72 "é" are 144 bytes, which bcrypt refuses); the other rules apply to the new one.
+    current_password: PasswordToCheck
     new_password: Password
 
 

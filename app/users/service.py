@@ -1,17 +1,19 @@
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import tokens
+from app.auth import throttle, tokens
 from app.auth.access import ADMITS
 from app.auth.security import PasswordHasher
+from app.config import Settings
 from app.database import transaction, utcnow
-from app.errors import BadRequest, Conflict, NotFound
+from app.errors import BadRequest, Conflict, NotFound, Unauthorized
 from app.pagination import (
     after_params,
     bad_cursor,
@@ -23,6 +25,14 @@ from app.pagination import (
 )
 from app.users.models import USER_COLUMNS, User, UserRecord
 from app.users.schemas import UserAdminUpdate, UserListQuery, UserPage, UserRead, UserUpdateMe
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordChangeAttempt:
+    current: str
+    new: str
+    address: str  # the client's, for the throttle (app.auth.throttle.client_address)
+
 
 EMAIL_TAKEN = "A user with this email already exists"
 _USERS_CURSOR = "users"  # the one order users are listed in: created_at, then id
@@ -91,20 +101,71 @@ async def update_me(session: AsyncSession, user: UserRecord, changes: UserUpdate
 
 
 async def change_password(
-    session: AsyncSession, hasher: PasswordHasher, user: UserRecord, current: str, new: str
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    settings: Settings,
+    user: UserRecord,
+    change: PasswordChangeAttempt,
 ) -> None:
+    # A wrong current password is a failed password check like a login's: throttled the same
+    # way, or a stolen access token would allow guessing it at bcrypt speed.
+    await throttle.check(session, settings, user.email, change.address, utcnow())
     # Nothing holds a connection through the two bcrypt runs (the user was read already):
     # commit() ends the autocommit transaction and gives its connection back to the pool.
     await session.commit()
-    if not await hasher.verify_async(current, user.hashed_password):
+    if not await hasher.verify_async(change.current, user.hashed_password):
+        await _record_wrong_password(session, settings, user.email, change.address)
         raise BadRequest("Current password is incorrect")
-    hashed = await hasher.hash_async(new)
+    hashed = await hasher.hash_async(change.new)
     now = utcnow()
-    # Access tokens issued before now are refused from here on (app.auth.access), and every
-    # login's refresh token dies with the old password.
     async with transaction(session):
-        await _update(session, user.id, {"hashed_password": hashed, "password_changed_at": now})
+        # Only while the password just verified is still the user's (the generation has not
+        # moved on). Moving it on ends every access token and refresh token issued so far,
+        # and every login in flight with the old password (app.auth.service.login).
+        changed = await session.execute(
+            update(User)
+            .where(ADMITS)
+            .values(
+                hashed_password=hashed,
+                password_changed_at=now,
+                credential_generation=User.credential_generation + 1,
+            )
+            .returning(User.id),
+            {"user_id": user.id, "generation": user.credential_generation},
+        )
+        if changed.first() is None:
+            raise Unauthorized()
         await tokens.revoke_all(session, user.id, now)
+
+
+async def _record_wrong_password(
+    session: AsyncSession, settings: Settings, email: str, address: str
+) -> None:
+    async with transaction(session):
+        now = utcnow()
+        await throttle.lock_email(session, email)
+        # Parallel guesses: the verdict under the lock counts those recorded meanwhile.
+        await throttle.check(session, settings, email, address, now)
+        await throttle.record_failure(session, settings, email, address, now)
+
+
+# FOR NO KEY UPDATE: it waits for a password change (an UPDATE) and makes one wait, yet lets
+# refresh-token inserts (a foreign key check: FOR KEY SHARE) for the user through.
+_GENERATION_FOR_UPDATE = (
+    select(User.credential_generation)
+    .where(User.id == bindparam("user_id"))
+    .with_for_update(key_share=True)
+)
+
+
+async def lock_generation(session: AsyncSession, user_id: uuid.UUID) -> int | None:
+    """The user's credential generation (None: no such user), locked until the transaction
+    ends on PostgreSQL: a password change cannot commit between this read and the tokens
+    issued on it. (SQLite's writers are serialised by BEGIN IMMEDIATE already.)"""
+    generation: int | None = (
+        await session.execute(_GENERATION_FOR_UPDATE, {"user_id": user_id})
+    ).scalar()
+    return generation
 
 
 async def delete_user(session: AsyncSession, user: UserRecord) -> None:
@@ -137,7 +198,9 @@ async def admin_update(session: AsyncSession, user_id: uuid.UUID, changes: UserA
             raise NotFound("User not found")
         values = changes.model_dump(exclude_unset=True)
         if values.get("is_active") is False and user.is_active:
-            # Deactivation ends every login now; access tokens already fail on is_active.
+            # Deactivation ends every login for good: a later reactivation does not revive
+            # the tokens of before (their generation is gone), nor a login in flight.
+            user.credential_generation += 1
             await tokens.revoke_all(session, user.id, utcnow())
         for name, value in values.items():
             setattr(user, name, value)

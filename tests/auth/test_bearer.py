@@ -31,6 +31,7 @@ def valid_claims(user_id: str) -> dict[str, Any]:
         "exp": now + 600,
         "jti": uuid.uuid4().hex,
         "type": "access",
+        "gen": 0,  # a new user's credential generation
     }
 
 
@@ -131,7 +132,7 @@ def test_an_overlong_token_is_refused(client: TestClient, user: ApiUser, path: s
 
 
 @pytest.mark.parametrize("path", PROTECTED)
-@pytest.mark.parametrize("claim", ["sub", "exp", "iat", "jti", "type"])
+@pytest.mark.parametrize("claim", ["sub", "exp", "iat", "jti", "type", "gen"])
 def test_missing_required_claim(client: TestClient, user: ApiUser, path: str, claim: str) -> None:
     claims = valid_claims(user.id)
     del claims[claim]
@@ -144,6 +145,15 @@ def test_type_other_than_access(
     client: TestClient, user: ApiUser, path: str, token_type: str | None
 ) -> None:
     claims = {**valid_claims(user.id), "type": token_type}
+    assert_bearer_401(client.get(path, headers=bearer(sign(claims))))
+
+
+@pytest.mark.parametrize("path", PROTECTED)
+@pytest.mark.parametrize("generation", [1, -1, "0", 0.0, True, False, None, [0]])
+def test_generation_other_than_the_users(
+    client: TestClient, user: ApiUser, path: str, generation: object
+) -> None:
+    claims = {**valid_claims(user.id), "gen": generation}
     assert_bearer_401(client.get(path, headers=bearer(sign(claims))))
 
 

@@ -185,7 +185,11 @@ def test_concurrent_signups_for_one_email_create_one_user(
     payload = {"email": "race@example.com", "password": PASSWORD}
     try:
         with (
-            TestClient(create_app(settings), raise_server_exceptions=False) as client,
+            # Room for all 50 in the hashing queue: the race is about the unique email.
+            TestClient(
+                create_app(settings.model_copy(update={"hash_queue_limit": 50})),
+                raise_server_exceptions=False,
+            ) as client,
             ThreadPoolExecutor(max_workers=50) as pool,
         ):
             futures = [pool.submit(client.post, REGISTER, json=payload) for _ in range(50)]

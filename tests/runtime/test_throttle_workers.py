@@ -51,3 +51,45 @@ def test_failures_spread_over_workers_lock_the_email(server: Server) -> None:
         )
     assert [r.status_code for r in after] == [429] * (2 * WORKERS)
     assert all(1 <= int(r.headers["retry-after"]) <= 900 for r in after)
+
+
+def _guess(server: Server, email: str, password: str, forwarded_for: str) -> httpx.Response:
+    with server.client() as client:
+        return client.post(
+            "/api/v1/auth/token",
+            data={"username": email, "password": password},
+            headers={"X-Forwarded-For": forwarded_for},
+        )
+
+
+def _register(server: Server, email: str) -> None:
+    with server.client() as client:
+        response = client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+
+
+def test_a_trusted_proxy_s_client_address_is_the_one_throttled(server: Server) -> None:
+    # The default FORWARDED_ALLOW_IPS trusts the loopback, where these requests come from:
+    # X-Forwarded-For names the client, as a reverse proxy on the same host would send it.
+    email = "behind-proxy@example.com"
+    _register(server, email)
+    for _ in range(5):
+        assert _guess(server, email, "wrong-password", "203.0.113.7").status_code == 401
+    assert _guess(server, email, PASSWORD, "203.0.113.7").status_code == 429
+    # The owner, another client of the same proxy, still logs in.
+    assert _guess(server, email, PASSWORD, "198.51.100.9").status_code == 200
+
+
+def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(tmp_path: Path) -> None:
+    database = TempPostgres.create(postgres_admin_url(), prefix="todo_runtime")
+    env = app_env(database.url, tmp_path, FORWARDED_ALLOW_IPS="192.0.2.1")
+    try:
+        with gunicorn(env, tmp_path, workers=2) as server:
+            email = "no-proxy@example.com"
+            _register(server, email)
+            # Each guess claims another address; the peer (the loopback) is what counts.
+            for n in range(5):
+                assert _guess(server, email, "wrong-password", f"10.0.0.{n}").status_code == 401
+            assert _guess(server, email, PASSWORD, "10.0.0.99").status_code == 429
+    finally:
+        database.drop()

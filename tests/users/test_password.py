@@ -204,6 +204,33 @@ def test_changing_twice_in_a_row(client: TestClient, user: ApiUser) -> None:
     assert try_login(client, user.email, NEW_PASSWORD).status_code == 401
 
 
+def assert_throttled(response: Response) -> None:
+    assert response.status_code == 429, response.text
+    assert set(response.json()) == {"detail"}
+    assert 1 <= int(response.headers["retry-after"]) <= 900
+
+
+def test_wrong_current_passwords_are_throttled_like_failed_logins(
+    client: TestClient, user: ApiUser
+) -> None:
+    guesses = [change(client, user, f"guess-number-{n}", NEW_PASSWORD) for n in range(5)]
+    assert [response.status_code for response in guesses] == [400] * 5
+    # Past the limit: 429 before any bcrypt work, even for the right current password.
+    assert_throttled(change(client, user, "guess-number-6", NEW_PASSWORD))
+    assert_throttled(change(client, user, PASSWORD, NEW_PASSWORD))
+    # They count for the account's logins from this address as well.
+    assert_throttled(try_login(client, user.email, PASSWORD))
+    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 200
+
+
+def test_a_login_failure_counts_against_the_password_change(
+    client: TestClient, user: ApiUser
+) -> None:
+    for _ in range(5):
+        assert try_login(client, user.email, "not-the-password").status_code == 401
+    assert_throttled(change(client, user, PASSWORD, NEW_PASSWORD))
+
+
 def test_requires_a_bearer_token(client: TestClient, user: ApiUser) -> None:
     response = client.post(
         CHANGE, json={"current_password": PASSWORD, "new_password": NEW_PASSWORD}

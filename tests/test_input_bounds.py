@@ -1,0 +1,92 @@
+"""Input an attacker can make as large or as deep as they like is a 422 before it is stored,
+hashed or parsed any further: never a 500, never a row in the database."""
+
+import base64
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select, update
+
+from app.auth.models import LoginFailure
+from app.users.models import User
+from tests.conftest import PASSWORD, ApiUser
+
+TOKEN = "/api/v1/auth/token"
+CHANGE = "/api/v1/users/me/password"
+
+
+def stored_failures(db_engine: Engine) -> int:
+    with db_engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(LoginFailure)) or 0
+
+
+@pytest.mark.parametrize("length", [321, 100_000])
+def test_a_username_longer_than_an_email_can_be_is_422_and_not_stored(
+    client: TestClient, db_engine: Engine, length: int
+) -> None:
+    username = "a" * (length - len("@example.com")) + "@example.com"
+    response = client.post(TOKEN, data={"username": username, "password": "wrong-password"})
+    assert response.status_code == 422, response.text[:300]
+    assert response.json()["detail"][0]["loc"] == ["body", "username"]
+    assert "320" in response.json()["detail"][0]["msg"]
+    assert username not in response.text
+    assert stored_failures(db_engine) == 0
+
+
+def test_a_username_of_320_characters_is_an_ordinary_failed_login(
+    client: TestClient, db_engine: Engine
+) -> None:
+    username = "a" * (320 - len("@example.com")) + "@example.com"
+    response = client.post(TOKEN, data={"username": username, "password": "wrong-password"})
+    assert response.status_code == 401, response.text
+    assert stored_failures(db_engine) == 1
+
+
+def nested_cursor(depth: int) -> str:
+    return base64.urlsafe_b64encode(b"[" * depth).decode().rstrip("=")
+
+
+def test_a_deeply_nested_cursor_is_422(client: TestClient, user: ApiUser) -> None:
+    cursor = nested_cursor(1500)
+    assert len(cursor) <= 2048  # within the cursor's length limit: the parser sees it
+    response = client.get("/api/v1/todos", params={"cursor": cursor}, headers=user.headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+def test_a_deeply_nested_cursor_is_422_for_the_user_list(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    with db_engine.begin() as connection:
+        connection.execute(update(User).values(is_superuser=True))
+    response = client.get(
+        "/api/v1/users", params={"cursor": nested_cursor(1500)}, headers=user.headers
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+@pytest.mark.parametrize(
+    "current",
+    ["é" * 72, "€" * 25, "x" * 73],  # 144, 75 and 73 bytes in UTF-8
+)
+def test_a_current_password_over_72_bytes_is_422(
+    client: TestClient, user: ApiUser, current: str
+) -> None:
+    body = {"current_password": current, "new_password": "new-staple-horse-battery"}
+    response = client.post(CHANGE, json=body, headers=user.headers)
+    assert response.status_code == 422, response.text
+    errors = response.json()["detail"]
+    assert [error["loc"][-1] for error in errors] == ["current_password"]
+    assert "72" in errors[0]["msg"]
+    assert "bytes" in errors[0]["msg"]
+    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 200
+    assert (
+        client.post(TOKEN, data={"username": user.email, "password": PASSWORD}).status_code == 200
+    )
+
+
+def test_a_current_password_of_72_bytes_is_checked(client: TestClient, user: ApiUser) -> None:
+    body = {"current_password": "é" * 36, "new_password": "new-staple-horse-battery"}
+    response = client.post(CHANGE, json=body, headers=user.headers)
+    assert response.status_code == 400, response.text

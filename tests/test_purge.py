@@ -1,0 +1,120 @@
+"""Expired login failures and idempotency records go away by themselves (no external cron);
+the ones still in force stay."""
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, insert, select, update
+
+from app.auth.models import LoginFailure
+from app.config import Settings
+from app.database import create_db_engine, create_sessionmaker
+from app.main import create_app
+from app.purge import BATCH, purge_expired
+from app.todos.models import IdempotencyKey
+from tests.conftest import ApiUser
+
+WINDOW = 900
+
+
+def seed(client: TestClient, user: ApiUser, db_engine: Engine, old: int, live: int) -> None:
+    """`old` expired and `live` current rows of each kind, the expired ones made by the API
+    and then moved into the past (the bulk of old failures is inserted directly)."""
+    for n in range(old + live):
+        response = client.post(
+            "/api/v1/todos",
+            json={"title": f"t{n}"},
+            headers={**user.headers, "Idempotency-Key": f"key-{n}"},
+        )
+        assert response.status_code == 201, response.text
+    now = datetime.now(UTC)
+    with db_engine.begin() as connection:
+        keys = [f"key-{n}" for n in range(old)]
+        connection.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.key.in_(keys))
+            .values(created_at=now - timedelta(hours=25))
+        )
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "email": f"gone-{n % 7}@example.com",
+                "client_address": "203.0.113.7",
+                "failed_at": now - timedelta(seconds=WINDOW + 60 + n),
+            }
+            for n in range(old)
+        ] + [
+            {
+                "id": uuid.uuid4(),
+                "email": "recent@example.com",
+                "client_address": "203.0.113.7",
+                "failed_at": now - timedelta(seconds=60),
+            }
+            for _ in range(live)
+        ]
+        connection.execute(insert(LoginFailure), rows)
+
+
+def counts(db_engine: Engine) -> tuple[int, int]:
+    with db_engine.connect() as connection:
+        failures = connection.scalar(select(func.count()).select_from(LoginFailure)) or 0
+        records = connection.scalar(select(func.count()).select_from(IdempotencyKey)) or 0
+    return failures, records
+
+
+def test_purge_deletes_the_expired_rows_in_batches_and_keeps_the_live_ones(
+    client: TestClient, user: ApiUser, db_engine: Engine, settings: Settings
+) -> None:
+    seed(client, user, db_engine, old=3, live=2)
+    with db_engine.begin() as connection:  # more old failures than two batches hold
+        connection.execute(
+            insert(LoginFailure),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "email": "bulk@example.com",
+                    "client_address": "198.51.100.1",
+                    "failed_at": datetime.now(UTC) - timedelta(days=2),
+                }
+                for _ in range(2 * BATCH + 10)
+            ],
+        )
+    assert counts(db_engine) == (2 * BATCH + 10 + 3 + 2, 5)
+
+    async def purge() -> int:
+        engine = create_db_engine(settings)
+        try:
+            return await purge_expired(create_sessionmaker(engine), settings, datetime.now(UTC))
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(purge()) == 2 * BATCH + 10 + 3 + 3
+    assert counts(db_engine) == (2, 2)
+    with db_engine.connect() as connection:
+        left = connection.scalars(select(IdempotencyKey.key).order_by(IdempotencyKey.key)).all()
+    assert left == ["key-3", "key-4"]
+    # A live record still replays.
+    replay = client.post(
+        "/api/v1/todos", json={"title": "t3"}, headers={**user.headers, "Idempotency-Key": "key-3"}
+    )
+    assert replay.status_code == 201
+
+
+def test_every_worker_purges_by_itself_in_the_background(
+    client: TestClient, user: ApiUser, db_engine: Engine, settings: Settings
+) -> None:
+    seed(client, user, db_engine, old=4, live=3)
+    assert counts(db_engine) == (7, 7)
+    app = create_app(settings.model_copy(update={"purge_interval_seconds": 0.2}))
+    with TestClient(app):
+        deadline = time.monotonic() + 10
+        while counts(db_engine) != (3, 3) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert counts(db_engine) == (3, 3)
+
+
+def test_the_purge_runs_every_five_minutes_by_default() -> None:
+    assert Settings(_env_file=None).purge_interval_seconds == 300
