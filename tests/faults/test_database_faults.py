@@ -30,6 +30,16 @@ from sqlalchemy.pool import NullPool
 
 from tests.conftest import PASSWORD
 from tests.faults.cluster import PostgresCluster
+from tests.load import (
+    NO_RESPONSE,
+    Attempt,
+    Record,
+    Recorder,
+    State,
+    allowed_states,
+    clean_503,
+    listing,
+)
 from tests.runtime.server import Server, app_env, gunicorn
 
 pytestmark = pytest.mark.timeout(150)
@@ -50,78 +60,9 @@ PROBE_INTERVAL = 0.1
 LIVE_TODOS = 4  # a writer deletes its oldest todo when it has more than this
 STATEMENT_TIMEOUT_MS = 1000
 SETTLE_TIMEOUT = 5.0
-NO_RESPONSE = -1  # status of a request that got no HTTP response at all
 
 WRITES = frozenset({"create", "patch", "delete"})
 API_OPS = WRITES | {"read", "list"}
-# What a stack trace or a leaked query looks like in a response body.
-LEAKS = ("traceback", 'file "', "psycopg", "sqlalchemy", "select ", "insert into", "update todos")
-
-State = tuple[str, str | None, bool]  # title, description, completed
-
-
-# -- recording ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Record:
-    op: str
-    actor: str
-    todo_id: str | None
-    payload: dict[str, Any] | None
-    status: int
-    body: str
-    started: float
-    elapsed: float
-
-    @property
-    def ended(self) -> float:
-        return self.started + self.elapsed
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    def __str__(self) -> str:
-        return (
-            f"{self.actor} {self.op} {self.todo_id or ''} {self.payload or ''} -> {self.status} "
-            f"in {self.elapsed:.3f} s: {self.body[:300]!r}"
-        )
-
-
-class Recorder:
-    """Every request any thread sent, with what came back and how long it took."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._records: list[Record] = []
-
-    def send(
-        self,
-        client: httpx.Client,
-        actor: str,
-        op: str,
-        method: str,
-        url: str,
-        *,
-        todo_id: str | None = None,
-        payload: dict[str, Any] | None = None,
-    ) -> Record:
-        started = time.monotonic()
-        try:
-            response = client.request(method, url, json=payload)
-            status, body = response.status_code, response.text
-        except httpx.TransportError as exc:
-            status, body = NO_RESPONSE, f"{type(exc).__name__}: {exc}"
-        elapsed = time.monotonic() - started
-        record = Record(op, actor, todo_id, payload, status, body, started, elapsed)
-        with self._lock:
-            self._records.append(record)
-        return record
-
-    def snapshot(self) -> list[Record]:
-        with self._lock:
-            return list(self._records)
 
 
 def _client(base_url: str, headers: dict[str, str] | None = None) -> httpx.Client:
@@ -131,18 +72,6 @@ def _client(base_url: str, headers: dict[str, str] | None = None) -> httpx.Clien
 
 
 # -- the write workload -------------------------------------------------------------------------
-
-
-@dataclass
-class Attempt:
-    state: State | None  # None: a delete
-    acked: bool
-
-
-def allowed_states(attempts: Sequence[Attempt]) -> list[State | None]:
-    """What a todo may hold now: its last acknowledged state first, then failed writes after it."""
-    last = max(i for i, attempt in enumerate(attempts) if attempt.acked)
-    return [attempts[last].state] + [attempt.state for attempt in attempts[last + 1 :]]
 
 
 def _state(body: dict[str, Any]) -> State:
@@ -368,39 +297,20 @@ def verify_writes(database_url: str, writers: Sequence[Writer]) -> WriteReport:
     return report
 
 
-def _clean_503(record: Record) -> bool:
-    if any(leak in record.body.lower() for leak in LEAKS):
-        return False
-    try:
-        body = json.loads(record.body)
-    except ValueError:
-        return False
-    if record.op == "ready":
-        return bool(body == {"status": "unavailable", "database": "error"})
-    return isinstance(body, dict) and set(body) == {"detail"} and isinstance(body["detail"], str)
-
-
-def _listing(records: Sequence[Record], limit: int = 8) -> str:
-    lines = [str(r) for r in records[:limit]]
-    if len(records) > limit:
-        lines.append(f"... and {len(records) - limit} more")
-    return "\n".join(lines)
-
-
 def assert_answers(records: Sequence[Record]) -> None:
     """Every request answered, quickly, with a 2xx or a clean 503 (health always 200)."""
     no_answer = [r for r in records if r.status == NO_RESPONSE]
-    assert not no_answer, f"requests without a response:\n{_listing(no_answer)}"
+    assert not no_answer, f"requests without a response:\n{listing(no_answer)}"
     server_errors = [r for r in records if r.status >= 500 and r.status != 503]
-    assert not server_errors, f"5xx other than 503:\n{_listing(server_errors)}"
-    unclean = [r for r in records if r.status == 503 and not _clean_503(r)]
-    assert not unclean, f"503 bodies not as the contract says:\n{_listing(unclean)}"
+    assert not server_errors, f"5xx other than 503:\n{listing(server_errors)}"
+    unclean = [r for r in records if r.status == 503 and not clean_503(r)]
+    assert not unclean, f"503 bodies not as the contract says:\n{listing(unclean)}"
     others = [r for r in records if not r.ok and r.status != 503]
-    assert not others, f"unexpected statuses:\n{_listing(others)}"
+    assert not others, f"unexpected statuses:\n{listing(others)}"
     slow = [r for r in records if r.elapsed >= MAX_ELAPSED]
-    assert not slow, f"requests that took {MAX_ELAPSED} s or more:\n{_listing(slow)}"
+    assert not slow, f"requests that took {MAX_ELAPSED} s or more:\n{listing(slow)}"
     sick = [r for r in records if r.op == "health" and r.status != 200]
-    assert not sick, f"/health must never depend on the database:\n{_listing(sick)}"
+    assert not sick, f"/health must never depend on the database:\n{listing(sick)}"
 
 
 def recovery_times(records: Sequence[Record], since: float) -> tuple[float | None, float | None]:
