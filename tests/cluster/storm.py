@@ -3,10 +3,11 @@ compete with the test's own clients for one interpreter lock).
 
     python -m tests.cluster.storm URL --start T --on S --off S --cycles N --concurrency C
 
-registers a few users on URL, waits until time.monotonic() reaches T (the clock is the
-machine's, shared with the test), then logs in from C keep-alive connections at once for S
-seconds, pauses S seconds, N times over: mostly good passwords, some wrong ones (for
-addresses that exist nowhere, so the throttle records them and never locks anyone out).
+registers C users on URL, waits until time.monotonic() reaches T (the clock is the machine's,
+shared with the test), then logs them in from C keep-alive connections at once, one user per
+connection, for S seconds, pauses S seconds, N times over: mostly good passwords, some wrong
+ones (for addresses that exist nowhere, so the throttle records them and never locks anyone
+out). Many users, as after an outage: one user's logins queue behind its own lock.
 Prints one JSON line: the storm windows, the statuses, how many requests the replica
 answered.
 """
@@ -22,15 +23,14 @@ from collections import Counter
 import httpx2 as httpx
 
 PASSWORD = "correct-horse-battery"
-USERS = 4
 WRONG_EVERY = 4  # one login in four has a wrong password
 TIMEOUT = 10.0
 
 
-def _register(url: str) -> tuple[list[str], int]:
+def _register(url: str, count: int) -> tuple[list[str], int]:
     emails, answered = [], 0
     with httpx.Client(base_url=url, timeout=TIMEOUT) as http:
-        for _ in range(USERS):
+        for _ in range(count):
             email = f"storm-{uuid.uuid4().hex[:10]}@example.com"
             response = http.post(
                 "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
@@ -41,13 +41,13 @@ def _register(url: str) -> tuple[list[str], int]:
     return emails, answered
 
 
-def _storm(url: str, emails: list[str], until: float, statuses: Counter[int]) -> None:
+def _storm(url: str, email: str, until: float, statuses: Counter[int]) -> None:
     with httpx.Client(base_url=url, timeout=TIMEOUT) as http:
         n = 0
         while time.monotonic() < until:
             n += 1
             if n % WRONG_EVERY:
-                form = {"username": emails[n % len(emails)], "password": PASSWORD}
+                form = {"username": email, "password": PASSWORD}
             else:
                 form = {"username": f"nobody-{uuid.uuid4().hex}@example.com", "password": "x" * 9}
             try:
@@ -66,7 +66,7 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, required=True)
     parser.add_argument("--concurrency", type=int, required=True)
     args = parser.parse_args()
-    emails, answered = _register(args.url)
+    emails, answered = _register(args.url, args.concurrency)
     windows = []
     per_thread: list[Counter[int]] = [Counter() for _ in range(args.concurrency)]
     begin = args.start
@@ -74,8 +74,8 @@ def main() -> int:
         time.sleep(max(0.0, begin - time.monotonic()))
         until = begin + args.on
         threads = [
-            threading.Thread(target=_storm, args=(args.url, emails, until, counter))
-            for counter in per_thread
+            threading.Thread(target=_storm, args=(args.url, email, until, counter))
+            for email, counter in zip(emails, per_thread, strict=True)
         ]
         started = time.monotonic()
         for thread in threads:
