@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx2 as httpx
 
@@ -134,3 +134,43 @@ def listing(records: Sequence[Record], limit: int = 8) -> str:
     if len(records) > limit:
         lines.append(f"... and {len(records) - limit} more")
     return "\n".join(lines)
+
+
+class TodoWriter(Protocol):
+    """A client thread that owns its todos and writes them one request at a time."""
+
+    live: list[str]  # its todos that were created and not yet (tried to be) deleted
+
+    @property
+    def name(self) -> str: ...
+
+    def create(self, http: httpx.Client, recorder: Recorder, n: int) -> None: ...
+    def patch(self, http: httpx.Client, recorder: Recorder, todo_id: str, n: int) -> None: ...
+    def read(self, http: httpx.Client, recorder: Recorder, todo_id: str) -> None: ...
+    def delete(self, http: httpx.Client, recorder: Recorder, todo_id: str) -> None: ...
+
+
+def write_rounds(
+    writer: TodoWriter,
+    http: httpx.Client,
+    recorder: Recorder,
+    stop: threading.Event,
+    *,
+    live_todos: int,
+    pause: float,
+) -> None:
+    """Round after round until stopped: create; patch and read one live todo; delete the
+    oldest when more than live_todos are live; list."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        writer.create(http, recorder, n)
+        if writer.live:
+            todo_id = writer.live[n % len(writer.live)]
+            writer.patch(http, recorder, todo_id, n)
+            writer.read(http, recorder, todo_id)
+        if len(writer.live) > live_todos:
+            # A todo is never touched again after a delete was tried, whatever came back.
+            writer.delete(http, recorder, writer.live.pop(0))
+        recorder.send(http, writer.name, "list", "GET", "/api/v1/todos?limit=5")
+        stop.wait(pause)

@@ -89,7 +89,9 @@ class Scenario:
         """API requests each replica answered, as the client saw them (the app's X-Request-ID
         on the answer; X-Served-By or the port it was sent to names the replica)."""
         records = api_records(self.recorder.snapshot())
-        return Counter(r.served_by for r in records if r.request_id) + self.elsewhere
+        return (
+            Counter(r.served_by for r in records if r.request_id and r.served_by) + self.elsewhere
+        )
 
     def counted(self, replica: Replica) -> int:
         """API requests a replica counted during the scenario: its /metrics while it runs,

@@ -27,7 +27,15 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from tests.conftest import PASSWORD
-from tests.load import NO_RESPONSE, Attempt, Record, Recorder, State, allowed_states
+from tests.load import (
+    NO_RESPONSE,
+    Attempt,
+    Record,
+    Recorder,
+    State,
+    allowed_states,
+    write_rounds,
+)
 
 ACTORS = 6
 PAUSE = 0.05  # between an actor's rounds: a steady load the 2-core machine can carry
@@ -70,29 +78,17 @@ class Actor:
 
     def run(self, base_url: str, recorder: Recorder, stop: threading.Event) -> None:
         with client(base_url, self.headers()) as http:
-            n = 0
-            while not stop.is_set():
-                n += 1
-                self._create(http, recorder, n)
-                if self.live:
-                    todo_id = self.live[n % len(self.live)]
-                    self._patch(http, recorder, todo_id, n)
-                    self._read(http, recorder, todo_id)
-                if len(self.live) > LIVE_TODOS:
-                    # A todo is never touched again after a delete was tried, whatever came back.
-                    self._delete(http, recorder, self.live.pop(0))
-                recorder.send(http, self.name, "list", "GET", "/api/v1/todos?limit=5")
-                stop.wait(PAUSE)
+            write_rounds(self, http, recorder, stop, live_todos=LIVE_TODOS, pause=PAUSE)
 
     def create_one(self, base_url: str, recorder: Recorder) -> str:
         """One todo (for a reader that never writes); its id."""
         with client(base_url, self.headers()) as http:
-            self._create(http, recorder, 1)
+            self.create(http, recorder, 1)
         todo_id = self.creates[-1].todo_id
         assert todo_id is not None, "the create was not acknowledged"
         return todo_id
 
-    def _create(self, http: httpx.Client, recorder: Recorder, n: int) -> None:
+    def create(self, http: httpx.Client, recorder: Recorder, n: int) -> None:
         key = f"{self.name}-{n}-{uuid.uuid4().hex[:8]}"
         create = Create(key, (f"{self.name} #{n}", f"key {key}", False))
         self.creates.append(create)
@@ -120,7 +116,7 @@ class Actor:
         self.etags[body["id"]] = str(record.etag)
         self.live.append(body["id"])
 
-    def _patch(self, http: httpx.Client, recorder: Recorder, todo_id: str, n: int) -> None:
+    def patch(self, http: httpx.Client, recorder: Recorder, todo_id: str, n: int) -> None:
         previous = self.todos[todo_id][-1].state
         assert previous is not None
         k = len(self.todos[todo_id])
@@ -142,7 +138,7 @@ class Actor:
             self.etags[todo_id] = str(record.etag)
             self._check_echo(record, json.loads(record.body), state)
 
-    def _read(self, http: httpx.Client, recorder: Recorder, todo_id: str) -> None:
+    def read(self, http: httpx.Client, recorder: Recorder, todo_id: str) -> None:
         url = f"/api/v1/todos/{todo_id}"
         record = recorder.send(http, self.name, "read", "GET", url, todo_id=todo_id)
         if not record.ok:
@@ -152,7 +148,7 @@ class Actor:
         # The ETag of what is stored now: a PATCH that failed but committed moved it.
         self.etags[todo_id] = str(record.etag)
 
-    def _delete(self, http: httpx.Client, recorder: Recorder, todo_id: str) -> None:
+    def delete(self, http: httpx.Client, recorder: Recorder, todo_id: str) -> None:
         url = f"/api/v1/todos/{todo_id}"
         record = recorder.send(http, self.name, "delete", "DELETE", url, todo_id=todo_id)
         if record.status == 404:

@@ -39,6 +39,7 @@ from tests.load import (
     allowed_states,
     clean_503,
     listing,
+    write_rounds,
 )
 from tests.runtime.server import Server, app_env, gunicorn
 
@@ -98,24 +99,16 @@ class Writer:
     def actor(self) -> str:
         return f"writer-{self.index}"
 
+    @property
+    def name(self) -> str:
+        return self.actor
+
     def run(self, base_url: str, recorder: Recorder, stop: threading.Event) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
         with _client(base_url, headers) as client:
-            n = 0
-            while not stop.is_set():
-                n += 1
-                self._create(client, recorder, n)
-                if self.live:
-                    todo_id = self.live[n % len(self.live)]
-                    self._patch(client, recorder, todo_id, n)
-                    self._read(client, recorder, todo_id)
-                if len(self.live) > LIVE_TODOS:
-                    # A todo is never touched again after a delete was tried, whatever came back.
-                    self._delete(client, recorder, self.live.pop(0))
-                recorder.send(client, self.actor, "list", "GET", "/api/v1/todos?limit=5")
-                stop.wait(PAUSE)
+            write_rounds(self, client, recorder, stop, live_todos=LIVE_TODOS, pause=PAUSE)
 
-    def _create(self, client: httpx.Client, recorder: Recorder, n: int) -> None:
+    def create(self, client: httpx.Client, recorder: Recorder, n: int) -> None:
         state: State = (f"w{self.index}-{n}", f"created in round {n}", False)
         record = recorder.send(
             client, self.actor, "create", "POST", "/api/v1/todos", payload=_payload(state)
@@ -129,7 +122,7 @@ class Writer:
         self.todos[body["id"]] = [Attempt(state, acked=True)]
         self.live.append(body["id"])
 
-    def _patch(self, client: httpx.Client, recorder: Recorder, todo_id: str, n: int) -> None:
+    def patch(self, client: httpx.Client, recorder: Recorder, todo_id: str, n: int) -> None:
         k = len(self.todos[todo_id])
         state: State = (f"w{self.index}-{n}-v{k}", f"patched in round {n}", k % 2 == 1)
         record = recorder.send(
@@ -145,13 +138,13 @@ class Writer:
         if record.ok:
             self._check_echo(record, json.loads(record.body), state)
 
-    def _read(self, client: httpx.Client, recorder: Recorder, todo_id: str) -> None:
+    def read(self, client: httpx.Client, recorder: Recorder, todo_id: str) -> None:
         url = f"/api/v1/todos/{todo_id}"
         record = recorder.send(client, self.actor, "read", "GET", url, todo_id=todo_id)
         if record.ok and _state(json.loads(record.body)) not in allowed_states(self.todos[todo_id]):
             self.inconsistencies.append(f"read of something never written: {record}")
 
-    def _delete(self, client: httpx.Client, recorder: Recorder, todo_id: str) -> None:
+    def delete(self, client: httpx.Client, recorder: Recorder, todo_id: str) -> None:
         url = f"/api/v1/todos/{todo_id}"
         record = recorder.send(client, self.actor, "delete", "DELETE", url, todo_id=todo_id)
         self.todos[todo_id].append(Attempt(None, acked=record.ok))
