@@ -133,6 +133,11 @@ class Replica:
         if self.stopped is None:
             self.stopped = time.monotonic()
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) its live processes have used so far."""
+        ticks = sum(int(fields[11]) + int(fields[12]) for fields in _group_stats(self.process.pid))
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def api_requests(self) -> int:
         """Requests under /api/v1 this replica answered, from its workers' metric files.
 
@@ -154,8 +159,9 @@ class Replica:
         return _api_requests(response.text)
 
 
-def _group_alive(pgid: int) -> bool:
-    """Any process of the group left that is not a zombie (a zombie serves nothing)."""
+def _group_stats(pgid: int) -> list[list[str]]:
+    """/proc/<pid>/stat's fields after the command name, for every process of the group."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -164,9 +170,14 @@ def _group_alive(pgid: int) -> bool:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+        if int(fields[2]) == pgid:
+            found.append(fields)
+    return found
+
+
+def _group_alive(pgid: int) -> bool:
+    """Any process of the group left that is not a zombie (a zombie serves nothing)."""
+    return any(fields[0] != "Z" for fields in _group_stats(pgid))
 
 
 def _api_requests(exposition: str) -> int:
@@ -303,8 +314,9 @@ backend {BACKEND}
         return int(self._stats()[server]["scur"])
 
     def errors(self) -> Counter[str]:
-        """Per server, the transfers it aborted and the responses that failed (srv_abrt +
-        eresp: a request can count in both) since HAProxy started."""
+        """Per server, HAProxy's counts of transfers it aborted and of responses that failed
+        (srv_abrt + eresp) since HAProxy started. Not one per failed request (a request may
+        count in both, a connection closed on a reused one in neither): where, not how many."""
         return Counter(
             {name: int(row["srv_abrt"]) + int(row["eresp"]) for name, row in self._stats().items()}
         )

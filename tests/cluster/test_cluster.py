@@ -13,6 +13,7 @@ prints the table; the default `make test` leaves them out (the `cluster` marker)
 """
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -136,9 +137,9 @@ def test_lost_replica_fails_only_its_requests_in_flight(rig: Rig) -> None:
         f"marked DOWN {down_after:.2f} s after SIGKILL; replacement UP {joined_after:.1f} s"
     )
     scenario.row.notes.append(
-        f"{len(failed)} failed; HAProxy counted aborted transfers {dict(errors)}; it had "
-        f"{held} requests on the killed replica just before; the group took "
-        f"{gone_at - killed_at:.3f} s to die"
+        f"{len(failed)} failed; HAProxy's error counters (srv_abrt + eresp) moved for "
+        f"{dict(errors)} only; it had {held} requests on the killed replica just before; the "
+        f"group took {gone_at - killed_at:.3f} s to die"
     )
     # HAProxy closes the client's connection without an answer when the replica dies under a
     # request it sent on a kept-alive connection (the client may retry, as after a keep-alive
@@ -312,6 +313,7 @@ def test_login_storm_on_one_replica_leaves_the_others_alone(rig: Rig) -> None:
                     for r in others
                 ]
                 sampling = time.monotonic()
+                cpu_before = {r.key: r.cpu_seconds() for r in rig.replicas.values()}
                 storm = _storm(stormed, sampling + STORM_OFF)
                 try:
                     out, _ = storm.communicate(timeout=(STORM_ON + STORM_OFF) * STORM_CYCLES + 60)
@@ -322,6 +324,10 @@ def test_login_storm_on_one_replica_leaves_the_others_alone(rig: Rig) -> None:
                     stop.set()
                     for future in futures:
                         future.result(timeout=30)
+                cores = {
+                    r.key: (r.cpu_seconds() - cpu_before[r.key]) / (time.monotonic() - sampling)
+                    for r in rig.replicas.values()
+                }
     finally:
         rig.lb.set_state(stormed.name, "ready")
     assert storm.returncode == 0
@@ -351,7 +357,9 @@ def test_login_storm_on_one_replica_leaves_the_others_alone(rig: Rig) -> None:
     scenario.row.notes.append(
         f"storm: {logins} logins in {storm_seconds:.1f} s ({logins / storm_seconds:.0f}/s) on "
         f"{stormed.key}, statuses {dict(scenario.storm_statuses)}; latency samples "
-        f"{len(between)} between storms, {len(during)} during"
+        f"{len(between)} between storms, {len(during)} during; CPU cores used over the "
+        f"schedule: {', '.join(f'{key} {used:.2f}' for key, used in cores.items())}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     failed = [r for r in records if not r.ok]
     assert not failed, f"requests not 2xx:\n{listing(failed)}"
