@@ -225,6 +225,12 @@ defaults
     # A connection refused (a replica gone, not yet marked down) is retried on another one.
     retries 3
     option redispatch 1
+    # A new connection to the replica for every request (the client keeps its own alive).
+    # With kept-alive server connections, a replica that dies leaves dead idle connections
+    # that HAProxy reuses until its checks mark it down, and it closes the client's
+    # connection without an answer for each: every client session that comes by fails once,
+    # not only the requests the replica had under way (seen: all six actors, after it died).
+    option http-server-close
     errorfile 503 {directory}/503.http
 
 frontend api

@@ -3,11 +3,12 @@ compete with the test's own clients for one interpreter lock).
 
     python -m tests.cluster.storm URL --start T --on S --off S --cycles N --concurrency C
 
-registers C users on URL, waits until time.monotonic() reaches T (the clock is the machine's,
-shared with the test), then logs them in from C keep-alive connections at once, one user per
-connection, for S seconds, pauses S seconds, N times over: mostly good passwords, some wrong
-ones (for addresses that exist nowhere, so the throttle records them and never locks anyone
-out). Many users, as after an outage: one user's logins queue behind its own lock.
+registers C users on URL, opens C keep-alive connections, waits until time.monotonic()
+reaches T (the clock is the machine's, shared with the test), then logs the users in over
+them at once, one user per connection, for S seconds, pauses S seconds, N times over: mostly
+good passwords, some wrong ones (for addresses that exist nowhere, so the throttle records
+them and never locks anyone out). Many users, as after an outage: one user's logins queue
+behind its own lock.
 Prints one JSON line: the storm windows, the statuses, how many requests the replica
 answered.
 """
@@ -15,10 +16,10 @@ answered.
 import argparse
 import json
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx2 as httpx
 
@@ -41,20 +42,31 @@ def _register(url: str, count: int) -> tuple[list[str], int]:
     return emails, answered
 
 
-def _storm(url: str, email: str, until: float, statuses: Counter[int]) -> None:
+def _login(http: httpx.Client, email: str, n: int) -> int:
+    if n % WRONG_EVERY:
+        form = {"username": email, "password": PASSWORD}
+    else:
+        form = {"username": f"nobody-{uuid.uuid4().hex}@example.com", "password": "x" * 9}
+    try:
+        return http.post("/api/v1/auth/token", data=form).status_code
+    except httpx.TransportError:
+        return -1
+
+
+def _storm(
+    url: str, email: str, windows: list[tuple[float, float]], statuses: Counter[int]
+) -> list[float]:
+    """One connection, kept across the bursts; when each burst's last answer came."""
+    ends = []
     with httpx.Client(base_url=url, timeout=TIMEOUT) as http:
         n = 0
-        while time.monotonic() < until:
-            n += 1
-            if n % WRONG_EVERY:
-                form = {"username": email, "password": PASSWORD}
-            else:
-                form = {"username": f"nobody-{uuid.uuid4().hex}@example.com", "password": "x" * 9}
-            try:
-                status = http.post("/api/v1/auth/token", data=form).status_code
-            except httpx.TransportError:
-                status = -1
-            statuses[status] += 1  # this thread's own Counter
+        for begin, until in windows:
+            time.sleep(max(0.0, begin - time.monotonic()))
+            while time.monotonic() < until:
+                n += 1
+                statuses[_login(http, email, n)] += 1  # this thread's own Counter
+            ends.append(time.monotonic())
+    return ends
 
 
 def main() -> int:
@@ -67,24 +79,20 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, required=True)
     args = parser.parse_args()
     emails, answered = _register(args.url, args.concurrency)
-    windows = []
-    per_thread: list[Counter[int]] = [Counter() for _ in range(args.concurrency)]
-    begin = args.start
-    for _ in range(args.cycles):
-        time.sleep(max(0.0, begin - time.monotonic()))
-        until = begin + args.on
-        threads = [
-            threading.Thread(target=_storm, args=(args.url, email, until, counter))
-            for email, counter in zip(emails, per_thread, strict=True)
+    period = args.on + args.off
+    planned = [
+        (args.start + i * period, args.start + i * period + args.on) for i in range(args.cycles)
+    ]
+    counters: list[Counter[int]] = [Counter() for _ in emails]
+    with ThreadPoolExecutor(len(emails)) as pool:
+        futures = [
+            pool.submit(_storm, args.url, email, planned, counter)
+            for email, counter in zip(emails, counters, strict=True)
         ]
-        started = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        windows.append((started, time.monotonic()))
-        begin = until + args.off
-    statuses: Counter[int] = sum(per_thread, Counter())
+        ends = [future.result() for future in futures]
+    # A burst lasts until its last answer: requests sent before its end finish after it.
+    windows = [(begin, max(e[i] for e in ends)) for i, (begin, _) in enumerate(planned)]
+    statuses: Counter[int] = sum(counters, Counter())
     answered += sum(n for status, n in statuses.items() if status != -1)
     print(json.dumps({"windows": windows, "statuses": statuses, "answered": answered}))
     return 0
