@@ -160,7 +160,8 @@ class Replica:
 
 
 def _group_stats(pgid: int) -> list[list[str]]:
-    """/proc/<pid>/stat's fields after the command name, for every process of the group."""
+    """/proc/<pid>/stat's fields after the command name, then the pid, for every process of
+    the group."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -171,13 +172,23 @@ def _group_stats(pgid: int) -> list[list[str]]:
             continue
         fields = stat.rsplit(")", 1)[1].split()
         if int(fields[2]) == pgid:
-            found.append(fields)
+            found.append([*fields, entry.name])
     return found
 
 
 def _group_alive(pgid: int) -> bool:
-    """Any process of the group left that is not a zombie (a zombie serves nothing)."""
-    return any(fields[0] != "Z" for fields in _group_stats(pgid))
+    """Any thread of the group's processes still running. The process's own state is not
+    enough: its main thread is a zombie while its other threads still exit, and its sockets
+    close with the last of them."""
+    for fields in _group_stats(pgid):
+        pid = fields[-1]  # appended by _group_stats
+        for task in Path(f"/proc/{pid}/task").glob("*/stat"):
+            try:
+                if task.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def _api_requests(exposition: str) -> int:
@@ -255,7 +266,11 @@ backend {BACKEND}
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._wait_socket()
+        try:
+            self._wait_socket()
+        except BaseException:
+            self.stop()
+            raise
 
     @property
     def base_url(self) -> str:
