@@ -85,6 +85,7 @@ class Replica:
 
     name: str  # the HAProxy server (the Service endpoint slot) it fills
     port: int
+    metrics_port: int  # METRICS_PORT: gunicorn's master serves /metrics there
     process: subprocess.Popen[bytes]
     log_path: Path
     metrics_dir: Path
@@ -153,8 +154,8 @@ class Replica:
         return _api_requests(generate_latest(registry).decode())
 
     def scraped_api_requests(self) -> int:
-        """The same count, as /metrics serves it (the replica must be up)."""
-        response = httpx.get(f"{self.base_url}/metrics", timeout=10)
+        """The same count, as its METRICS_PORT serves it (the replica must be up)."""
+        response = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10)
         response.raise_for_status()
         return _api_requests(response.text)
 
@@ -408,7 +409,7 @@ class Rig:
 
     def spawn(self, name: str) -> Replica:
         """Start a pod for the slot `name` on a new port (not ready yet)."""
-        port = free_port()
+        port, metrics_port = free_port(), free_port()
         metrics = self.directory / f"metrics-{name}-{port}"
         env = {
             **os.environ,
@@ -419,6 +420,7 @@ class Rig:
                 PORT=str(port),
                 WEB_CONCURRENCY=str(WORKERS),
                 PROMETHEUS_MULTIPROC_DIR=str(metrics),
+                METRICS_PORT=str(metrics_port),
                 MIGRATE_ON_STARTUP="false",
                 DB_POOLER="transaction",
                 DB_POOL_SIZE=str(APP_POOL_SIZE),
@@ -438,7 +440,7 @@ class Rig:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a process group of its own: killed as one
             )
-        replica = Replica(name, port, process, log_path, metrics, time.monotonic())
+        replica = Replica(name, port, metrics_port, process, log_path, metrics, time.monotonic())
         if name in self.replicas:
             self.retired.append(self.replicas[name])
         self.replicas[name] = replica
