@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx2 as httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 NO_RESPONSE = -1  # status of a request that got no HTTP response at all
 # What a stack trace or a leaked query looks like in a response body.
@@ -102,6 +104,23 @@ class Recorder:
     def snapshot(self) -> list[Record]:
         with self._lock:
             return list(self._records)
+
+
+def stored_rows(
+    database_url: str, sql: str, params: dict[str, Any] | None = None, *, application_name: str
+) -> list[tuple[Any, ...]]:
+    """One query on a connection of its own, straight to the database (not the service's):
+    what is really stored, to hold against what the clients were told."""
+    engine = create_engine(
+        database_url,
+        poolclass=NullPool,
+        connect_args={"application_name": application_name, "connect_timeout": 3},
+    )
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(sql), params or {})]
+    finally:
+        engine.dispose()
 
 
 @dataclass

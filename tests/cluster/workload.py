@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2 as httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
 
 from tests.conftest import PASSWORD
 from tests.load import (
@@ -34,6 +32,7 @@ from tests.load import (
     Recorder,
     State,
     allowed_states,
+    stored_rows,
     write_rounds,
 )
 
@@ -219,23 +218,14 @@ class Writes:
 
 def verify_writes(direct_url: str, actors: Sequence[Actor]) -> Writes:
     """Compare the database, read directly, with what every actor was told."""
-    engine = create_engine(
-        direct_url,
-        poolclass=NullPool,
-        connect_args={"application_name": "todo-cluster-verify", "connect_timeout": 3},
-    )
     owners = [actor.user_id for actor in actors]
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text(
-                    "SELECT id::text, owner_id::text, title, description, completed FROM todos "
-                    "WHERE owner_id::text = ANY(:owners)"
-                ),
-                {"owners": owners},
-            ).all()
-    finally:
-        engine.dispose()
+    rows = stored_rows(
+        direct_url,
+        "SELECT id::text, owner_id::text, title, description, completed FROM todos "
+        "WHERE owner_id::text = ANY(:owners)",
+        {"owners": owners},
+        application_name="todo-cluster-verify",
+    )
     stored: dict[str, dict[str, State]] = {owner: {} for owner in owners}
     for todo_id, owner_id, title, description, completed in rows:
         stored[owner_id][todo_id] = (title, description, completed)

@@ -39,6 +39,7 @@ from tests.load import (
     allowed_states,
     clean_503,
     listing,
+    stored_rows,
     write_rounds,
 )
 from tests.runtime.server import Server, app_env, gunicorn
@@ -234,21 +235,12 @@ class WriteReport:
 
 def verify_writes(database_url: str, writers: Sequence[Writer]) -> WriteReport:
     """Compare the database, read directly, with what every writer was told."""
-    engine = create_engine(
+    rows = stored_rows(
         database_url,
-        poolclass=NullPool,
-        connect_args={"application_name": "todo-faults-verify", "connect_timeout": 3},
+        "SELECT id::text, owner_id::text, title, description, completed, "
+        "completed_at IS NOT NULL FROM todos",
+        application_name="todo-faults-verify",
     )
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text(
-                    "SELECT id::text, owner_id::text, title, description, completed, "
-                    "completed_at IS NOT NULL FROM todos"
-                )
-            ).all()
-    finally:
-        engine.dispose()
     report = WriteReport()
     stored_by_owner: dict[str, dict[str, State]] = {}
     for todo_id, owner_id, title, description, completed, has_completed_at in rows:
