@@ -44,10 +44,12 @@ PROBE_INTERVAL = 0.1
 LATENCY_FACTOR = 1.5
 # Short bursts, interleaved with pauses: the machine's load, which other people's work moves
 # all the time, weighs on both sides alike. A pause is longer than a burst, as the logins sent
-# before a burst's end take up to a second more to finish on this machine.
+# before a burst's end take up to a second more to finish on this machine. Six of each: a p99
+# over some 300 reads a side was the third-slowest read, which one hiccup of the machine moved
+# by half (baseline p99 from 62 to 162 ms between runs); twice the reads steady it.
 STORM_ON = 2.0
 STORM_OFF = 3.0
-STORM_CYCLES = 4
+STORM_CYCLES = 6
 STORM_CONCURRENCY = 16
 SAMPLE_PAUSE = 0.01
 EDGE = 0.2  # samples this close to a storm's start or end count for neither side
