@@ -19,11 +19,12 @@ PORT ?= 8000
 export POETRY_VIRTUALENVS_CREATE := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install install-dev run test test-deps lint lint-k8s format bench migrate clean
+.PHONY: help install install-dev run test test-deps test-cluster lint lint-k8s format bench migrate clean
 
 help:
 	@echo "make run      serve on http://$(HOST):$(PORT) (SQLite unless DATABASE_URL says otherwise)"
 	@echo "make test     lint, type-check and run the whole test suite (SQLite + PostgreSQL)"
+	@echo "make test-cluster  three replicas behind HAProxy: rolling restart, lost replica, ... (~2 min)"
 	@echo "make lint     ruff, mypy --strict, hadolint (Dockerfile), compose schema check, Kubernetes manifests"
 	@echo "make format   apply ruff's fixes and formatting"
 	@echo "make bench    load benchmark with wrk against PostgreSQL (BENCH_QUICK=1: short)"
@@ -86,6 +87,17 @@ test-deps:
 	@test -x /usr/sbin/pgbouncer || command -v pgbouncer >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; } || \
 	  echo "could not install pgbouncer: the PgBouncer tests will skip (fail with CI=true)" >&2
+
+# Three replicas behind HAProxy and PgBouncer on a private PostgreSQL, under load: a rolling
+# restart, a replica SIGKILLed, the database restarted, a login storm (tests/cluster). Not part
+# of `make test` (the `cluster` marker is deselected there); prints the scenario table.
+test-cluster: install-dev
+	@for pkg in haproxy pgbouncer; do \
+	  test -x /usr/sbin/$$pkg || command -v $$pkg >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; } || \
+	  echo "could not install $$pkg: the cluster tests will skip (fail with CI=true)" >&2; \
+	done
+	$(BIN)/pytest -m cluster tests/cluster $(PYTEST_ARGS)
 
 # BENCH_QUICK=1: under three minutes, without the 1M-row scale scenario.
 # BENCH_REPEAT=N: rounds per scenario, reported as the median (default 3; 1 when quick).

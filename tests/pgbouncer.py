@@ -11,7 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +65,14 @@ def _free_port() -> int:
 
 
 def _config(
-    directory: Path, port: int, upstream_host: str, upstream_port: int, pool_size: int
+    directory: Path,
+    port: int,
+    upstream_host: str,
+    upstream_port: int,
+    pool_size: int,
+    settings: Mapping[str, str],
 ) -> str:
+    extra = "".join(f"{key} = {value}\n" for key, value in settings.items())
     return f"""\
 [databases]
 * = host={upstream_host} port={upstream_port}
@@ -83,7 +89,7 @@ reserve_pool_size = 0
 max_client_conn = 1000
 logfile = {directory}/pgbouncer.log
 pidfile = {directory}/pgbouncer.pid
-"""
+{extra}"""
 
 
 @contextmanager
@@ -93,8 +99,10 @@ def pgbouncer(
     *,
     binary: str | None = None,
     pool_size: int = SERVER_POOL_SIZE,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[PgBouncer]:
-    """Start PgBouncer for the server at upstream_url (trust auth, as the local one has)."""
+    """Start PgBouncer for the server at upstream_url (trust auth, as the local one has);
+    settings: more [pgbouncer] options (e.g. server_login_retry), as PgBouncer spells them."""
     binary = binary or require_pgbouncer()
     upstream = make_url(upstream_url)
     directory = tmp_path / f"pgbouncer-{_free_port()}"
@@ -102,7 +110,14 @@ def pgbouncer(
     port = _free_port()
     (directory / "userlist.txt").write_text(f'"{upstream.username or "postgres"}" ""\n')
     (directory / "pgbouncer.ini").write_text(
-        _config(directory, port, upstream.host or "127.0.0.1", upstream.port or 5432, pool_size)
+        _config(
+            directory,
+            port,
+            upstream.host or "127.0.0.1",
+            upstream.port or 5432,
+            pool_size,
+            settings or {},
+        )
     )
     command = [binary, str(directory / "pgbouncer.ini")]
     if os.geteuid() == 0:

@@ -30,6 +30,18 @@ from sqlalchemy.pool import NullPool
 
 from tests.conftest import PASSWORD
 from tests.faults.cluster import PostgresCluster
+from tests.load import (
+    NO_RESPONSE,
+    Attempt,
+    Record,
+    Recorder,
+    State,
+    allowed_states,
+    clean_503,
+    listing,
+    stored_rows,
+    write_rounds,
+)
 from tests.runtime.server import Server, app_env, gunicorn
 
 pytestmark = pytest.mark.timeout(150)
@@ -50,78 +62,9 @@ PROBE_INTERVAL = 0.1
 LIVE_TODOS = 4  # a writer deletes its oldest todo when it has more than this
 STATEMENT_TIMEOUT_MS = 1000
 SETTLE_TIMEOUT = 5.0
-NO_RESPONSE = -1  # status of a request that got no HTTP response at all
 
 WRITES = frozenset({"create", "patch", "delete"})
 API_OPS = WRITES | {"read", "list"}
-# What a stack trace or a leaked query looks like in a response body.
-LEAKS = ("traceback", 'file "', "psycopg", "sqlalchemy", "select ", "insert into", "update todos")
-
-State = tuple[str, str | None, bool]  # title, description, completed
-
-
-# -- recording ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Record:
-    op: str
-    actor: str
-    todo_id: str | None
-    payload: dict[str, Any] | None
-    status: int
-    body: str
-    started: float
-    elapsed: float
-
-    @property
-    def ended(self) -> float:
-        return self.started + self.elapsed
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    def __str__(self) -> str:
-        return (
-            f"{self.actor} {self.op} {self.todo_id or ''} {self.payload or ''} -> {self.status} "
-            f"in {self.elapsed:.3f} s: {self.body[:300]!r}"
-        )
-
-
-class Recorder:
-    """Every request any thread sent, with what came back and how long it took."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._records: list[Record] = []
-
-    def send(
-        self,
-        client: httpx.Client,
-        actor: str,
-        op: str,
-        method: str,
-        url: str,
-        *,
-        todo_id: str | None = None,
-        payload: dict[str, Any] | None = None,
-    ) -> Record:
-        started = time.monotonic()
-        try:
-            response = client.request(method, url, json=payload)
-            status, body = response.status_code, response.text
-        except httpx.TransportError as exc:
-            status, body = NO_RESPONSE, f"{type(exc).__name__}: {exc}"
-        elapsed = time.monotonic() - started
-        record = Record(op, actor, todo_id, payload, status, body, started, elapsed)
-        with self._lock:
-            self._records.append(record)
-        return record
-
-    def snapshot(self) -> list[Record]:
-        with self._lock:
-            return list(self._records)
 
 
 def _client(base_url: str, headers: dict[str, str] | None = None) -> httpx.Client:
@@ -131,18 +74,6 @@ def _client(base_url: str, headers: dict[str, str] | None = None) -> httpx.Clien
 
 
 # -- the write workload -------------------------------------------------------------------------
-
-
-@dataclass
-class Attempt:
-    state: State | None  # None: a delete
-    acked: bool
-
-
-def allowed_states(attempts: Sequence[Attempt]) -> list[State | None]:
-    """What a todo may hold now: its last acknowledged state first, then failed writes after it."""
-    last = max(i for i, attempt in enumerate(attempts) if attempt.acked)
-    return [attempts[last].state] + [attempt.state for attempt in attempts[last + 1 :]]
 
 
 def _state(body: dict[str, Any]) -> State:
@@ -169,24 +100,16 @@ class Writer:
     def actor(self) -> str:
         return f"writer-{self.index}"
 
+    @property
+    def name(self) -> str:
+        return self.actor
+
     def run(self, base_url: str, recorder: Recorder, stop: threading.Event) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
         with _client(base_url, headers) as client:
-            n = 0
-            while not stop.is_set():
-                n += 1
-                self._create(client, recorder, n)
-                if self.live:
-                    todo_id = self.live[n % len(self.live)]
-                    self._patch(client, recorder, todo_id, n)
-                    self._read(client, recorder, todo_id)
-                if len(self.live) > LIVE_TODOS:
-                    # A todo is never touched again after a delete was tried, whatever came back.
-                    self._delete(client, recorder, self.live.pop(0))
-                recorder.send(client, self.actor, "list", "GET", "/api/v1/todos?limit=5")
-                stop.wait(PAUSE)
+            write_rounds(self, client, recorder, stop, live_todos=LIVE_TODOS, pause=PAUSE)
 
-    def _create(self, client: httpx.Client, recorder: Recorder, n: int) -> None:
+    def create(self, client: httpx.Client, recorder: Recorder, n: int) -> None:
         state: State = (f"w{self.index}-{n}", f"created in round {n}", False)
         record = recorder.send(
             client, self.actor, "create", "POST", "/api/v1/todos", payload=_payload(state)
@@ -200,7 +123,7 @@ class Writer:
         self.todos[body["id"]] = [Attempt(state, acked=True)]
         self.live.append(body["id"])
 
-    def _patch(self, client: httpx.Client, recorder: Recorder, todo_id: str, n: int) -> None:
+    def patch(self, client: httpx.Client, recorder: Recorder, todo_id: str, n: int) -> None:
         k = len(self.todos[todo_id])
         state: State = (f"w{self.index}-{n}-v{k}", f"patched in round {n}", k % 2 == 1)
         record = recorder.send(
@@ -216,13 +139,13 @@ class Writer:
         if record.ok:
             self._check_echo(record, json.loads(record.body), state)
 
-    def _read(self, client: httpx.Client, recorder: Recorder, todo_id: str) -> None:
+    def read(self, client: httpx.Client, recorder: Recorder, todo_id: str) -> None:
         url = f"/api/v1/todos/{todo_id}"
         record = recorder.send(client, self.actor, "read", "GET", url, todo_id=todo_id)
         if record.ok and _state(json.loads(record.body)) not in allowed_states(self.todos[todo_id]):
             self.inconsistencies.append(f"read of something never written: {record}")
 
-    def _delete(self, client: httpx.Client, recorder: Recorder, todo_id: str) -> None:
+    def delete(self, client: httpx.Client, recorder: Recorder, todo_id: str) -> None:
         url = f"/api/v1/todos/{todo_id}"
         record = recorder.send(client, self.actor, "delete", "DELETE", url, todo_id=todo_id)
         self.todos[todo_id].append(Attempt(None, acked=record.ok))
@@ -312,21 +235,12 @@ class WriteReport:
 
 def verify_writes(database_url: str, writers: Sequence[Writer]) -> WriteReport:
     """Compare the database, read directly, with what every writer was told."""
-    engine = create_engine(
+    rows = stored_rows(
         database_url,
-        poolclass=NullPool,
-        connect_args={"application_name": "todo-faults-verify", "connect_timeout": 3},
+        "SELECT id::text, owner_id::text, title, description, completed, "
+        "completed_at IS NOT NULL FROM todos",
+        application_name="todo-faults-verify",
     )
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text(
-                    "SELECT id::text, owner_id::text, title, description, completed, "
-                    "completed_at IS NOT NULL FROM todos"
-                )
-            ).all()
-    finally:
-        engine.dispose()
     report = WriteReport()
     stored_by_owner: dict[str, dict[str, State]] = {}
     for todo_id, owner_id, title, description, completed, has_completed_at in rows:
@@ -368,39 +282,20 @@ def verify_writes(database_url: str, writers: Sequence[Writer]) -> WriteReport:
     return report
 
 
-def _clean_503(record: Record) -> bool:
-    if any(leak in record.body.lower() for leak in LEAKS):
-        return False
-    try:
-        body = json.loads(record.body)
-    except ValueError:
-        return False
-    if record.op == "ready":
-        return bool(body == {"status": "unavailable", "database": "error"})
-    return isinstance(body, dict) and set(body) == {"detail"} and isinstance(body["detail"], str)
-
-
-def _listing(records: Sequence[Record], limit: int = 8) -> str:
-    lines = [str(r) for r in records[:limit]]
-    if len(records) > limit:
-        lines.append(f"... and {len(records) - limit} more")
-    return "\n".join(lines)
-
-
 def assert_answers(records: Sequence[Record]) -> None:
     """Every request answered, quickly, with a 2xx or a clean 503 (health always 200)."""
     no_answer = [r for r in records if r.status == NO_RESPONSE]
-    assert not no_answer, f"requests without a response:\n{_listing(no_answer)}"
+    assert not no_answer, f"requests without a response:\n{listing(no_answer)}"
     server_errors = [r for r in records if r.status >= 500 and r.status != 503]
-    assert not server_errors, f"5xx other than 503:\n{_listing(server_errors)}"
-    unclean = [r for r in records if r.status == 503 and not _clean_503(r)]
-    assert not unclean, f"503 bodies not as the contract says:\n{_listing(unclean)}"
+    assert not server_errors, f"5xx other than 503:\n{listing(server_errors)}"
+    unclean = [r for r in records if r.status == 503 and not clean_503(r)]
+    assert not unclean, f"503 bodies not as the contract says:\n{listing(unclean)}"
     others = [r for r in records if not r.ok and r.status != 503]
-    assert not others, f"unexpected statuses:\n{_listing(others)}"
+    assert not others, f"unexpected statuses:\n{listing(others)}"
     slow = [r for r in records if r.elapsed >= MAX_ELAPSED]
-    assert not slow, f"requests that took {MAX_ELAPSED} s or more:\n{_listing(slow)}"
+    assert not slow, f"requests that took {MAX_ELAPSED} s or more:\n{listing(slow)}"
     sick = [r for r in records if r.op == "health" and r.status != 200]
-    assert not sick, f"/health must never depend on the database:\n{_listing(sick)}"
+    assert not sick, f"/health must never depend on the database:\n{listing(sick)}"
 
 
 def recovery_times(records: Sequence[Record], since: float) -> tuple[float | None, float | None]:
