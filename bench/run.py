@@ -229,7 +229,7 @@ def seed(engine: Engine) -> tuple[Path, Deletable]:
     ]  # fmt: skip
     todos, lines, deletable = [], [], []
     for user in users:
-        token = codec.encode_access(user["id"])
+        token = codec.encode_access(user["id"], 0)  # a new user's credential generation
         for n in range(TODOS_PER_USER + DELETABLE_PER_USER):
             todo_id = uuid.uuid4()
             todos.append(_todo(todo_id, user["id"], f"todo {n}", now - timedelta(seconds=n)))
@@ -316,7 +316,7 @@ def _big_user(engine: Engine, count: int) -> tuple[str, str]:
     codec = TokenCodec(Settings(_env_file=None, secret_key=SECRET, access_token_expire_minutes=600))
     fingerprint = query_signature(TodoListQuery())
     cursor = encode_cursor(fingerprint, created_at.astimezone(UTC).isoformat(), todo_id)
-    return codec.encode_access(user_id), cursor
+    return codec.encode_access(user_id, 0), cursor
 
 
 def report(results: dict[str, Any]) -> None:
