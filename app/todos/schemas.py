@@ -1,12 +1,10 @@
 import enum
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -15,7 +13,7 @@ from pydantic import (
 )
 
 from app.todos.models import Priority
-from app.validation import NoNul
+from app.validation import NoNul, UtcDateTime
 
 
 class PriorityName(enum.StrEnum):
@@ -28,23 +26,11 @@ class PriorityName(enum.StrEnum):
 _PRIORITY_NAMES = tuple(PriorityName[rank.name] for rank in sorted(Priority))
 
 
-def _require_text(value: object) -> object:
-    # Pydantic would read a bare number as a Unix timestamp; the contract's times are strings.
-    if not isinstance(value, str | datetime):
-        raise ValueError("must be an RFC 3339 date-time string")
-    return value
-
-
-def _as_utc(value: datetime) -> datetime:
-    # Naive input times are read as UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 Title = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, strict=True), NoNul
 ]
 Description = Annotated[str, StringConstraints(max_length=10_000, strict=True), NoNul]
-DateTimeIn = Annotated[datetime, BeforeValidator(_require_text), AfterValidator(_as_utc)]
+DateTimeIn = UtcDateTime
 SortField = Literal[
     "created_at", "-created_at", "updated_at", "-updated_at", "due_date", "-due_date",
     "priority", "-priority", "title", "-title",
