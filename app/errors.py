@@ -147,8 +147,14 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(422, {"detail": errors})
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        # Starlette lists the methods of the first route whose path matched; the resource
+        # supports those of every route with this path (app.routing).
+        path = request.scope["path"].removeprefix(request.scope.get("root_path", ""))
+        allow = request.app.state.methods.allowed(path)
+        return _json(405, {"detail": exc.detail}, {**(exc.headers or {}), "Allow": allow})
     if exc.status_code == 400 and exc.__cause__ is not None:
         # FastAPI answers 400 when a body cannot even be decoded (invalid UTF-8, a broken
         # form); the contract makes every unreadable body a validation error.

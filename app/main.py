@@ -16,6 +16,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from app import demo, migrations
 from app.auth.router import router as auth_router
@@ -33,6 +34,7 @@ from app.logs import configure_logging
 from app.metrics import render as render_metrics
 from app.middleware import RequestContextMiddleware
 from app.purge import purge_periodically
+from app.routing import MethodTable
 from app.todos.router import router as todos_router
 from app.users import service as users
 from app.users.router import router as users_router
@@ -158,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     register_error_handlers(app)
     app.state.route_templates = {}
+    app.state.methods = MethodTable()
     # Routes are matched in the order they were added: the todos, which carry nearly all the
     # traffic, come right after the two health probes. (The docs list their sections in
     # OPENAPI_TAGS order regardless.)
@@ -165,6 +168,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (todos_router, auth_router, users_router):
         _include(app, router, API_PREFIX)
     _add_meta_routes(app)
+    for route in app.router.routes:  # the docs' and the meta routes; _include did the rest
+        if isinstance(route, Route):
+            app.state.methods.add(route.path, route.methods or ())
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -187,7 +193,9 @@ def _include(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
     # FastAPI includes routers lazily and puts the router's own route (path without the
     # prefix) in the request scope; logs and metrics want the full template.
     for route in router.routes:
-        app.state.route_templates[id(route)] = prefix + getattr(route, "path", "")
+        if isinstance(route, Route):
+            app.state.route_templates[id(route)] = prefix + route.path_format
+            app.state.methods.add(prefix + route.path, route.methods or ())
 
 
 def _add_meta_routes(app: FastAPI) -> None:

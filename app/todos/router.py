@@ -3,6 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
+from app import routing  # noqa: F401 - registers the item_id path convertor
 from app.auth.dependencies import Claims
 from app.database import SessionDep
 from app.errors import error_responses
@@ -64,7 +65,7 @@ async def todo_stats(claims: Claims, session: SessionDep) -> TodoStats:
     return await service.stats(session, claims)
 
 
-@router.get("/{todo_id}", responses=error_responses(404))
+@router.get("/{todo_id:item_id}", responses=error_responses(404))
 async def read_todo(
     todo_id: uuid.UUID, claims: Claims, session: SessionDep, response: Response
 ) -> TodoRead:
@@ -72,7 +73,7 @@ async def read_todo(
     return _with_etag(response, await service.get_owned(session, claims, todo_id))
 
 
-@router.patch("/{todo_id}", responses=error_responses(404, 412))
+@router.patch("/{todo_id:item_id}", responses=error_responses(404, 412))
 async def update_todo(
     todo_id: uuid.UUID,
     data: TodoUpdate,
@@ -86,7 +87,7 @@ async def update_todo(
     return _with_etag(response, todo)
 
 
-@router.put("/{todo_id}", responses=error_responses(404, 412))
+@router.put("/{todo_id:item_id}", responses=error_responses(404, 412))
 async def replace_todo(
     todo_id: uuid.UUID,
     data: TodoCreate,
@@ -101,7 +102,9 @@ async def replace_todo(
 
 
 @router.delete(
-    "/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 412)
+    "/{todo_id:item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404, 412),
 )
 async def delete_todo(
     todo_id: uuid.UUID, claims: Claims, session: SessionDep, if_match: IfMatch = None
