@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 NUL_MESSAGE = "must not contain NUL characters"
 
@@ -40,3 +40,10 @@ def as_utc(value: datetime) -> datetime:
 # Every date-time a client sends: a string, normalised to UTC at the edge, so nothing further
 # in (SQL parameters, comparisons, cursors) ever meets an offset to convert.
 UtcDateTime = Annotated[datetime, BeforeValidator(_require_text), AfterValidator(as_utc)]
+
+
+class RequestModel(BaseModel):
+    """A JSON request body: a field the operation does not define is a 422 naming it, so a
+    typo ({"complete": true}) is never a silent no-op."""
+
+    model_config = ConfigDict(extra="forbid")

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
 
-from app.validation import NoNul
+from app.validation import NoNul, RequestModel
 
 MIN_PASSWORD_BYTES = 8
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores (or, since bcrypt 5, rejects) anything longer
@@ -39,7 +39,7 @@ Email = Annotated[EmailStr, AfterValidator(_normalize_email)]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoNul]
 
 
-class UserRegister(BaseModel):
+class UserRegister(RequestModel):
     email: Email
     password: Password
     full_name: FullName | None = None
@@ -52,5 +52,5 @@ class TokenPair(BaseModel):
     refresh_token: str
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(RequestModel):
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512), NoNul]

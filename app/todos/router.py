@@ -14,6 +14,10 @@ from app.todos.service import VersionedTodo
 router = APIRouter(prefix="/todos", tags=["todos"], responses=error_responses(401, 413, 503))
 
 IfMatch = Annotated[str | None, Header(description="An ETag from a previous response")]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(description="ETags of a copy the client has (W/ and * accepted): 304 if it is current"),
+]
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
@@ -65,12 +69,23 @@ async def todo_stats(claims: Claims, session: SessionDep) -> TodoStats:
     return await service.stats(session, claims)
 
 
-@router.get("/{todo_id:item_id}", responses=error_responses(404))
+@router.get(
+    "/{todo_id:item_id}",
+    response_model=TodoRead,
+    responses={**error_responses(404), 304: {"description": "Not modified: If-None-Match holds"}},
+)
 async def read_todo(
-    todo_id: uuid.UUID, claims: Claims, session: SessionDep, response: Response
-) -> TodoRead:
-    """One todo."""
-    return _with_etag(response, await service.get_owned(session, claims, todo_id))
+    todo_id: uuid.UUID,
+    claims: Claims,
+    session: SessionDep,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+) -> object:
+    """One todo; with If-None-Match holding its current ETag, 304 and no body."""
+    todo = await service.get_owned(session, claims, todo_id)
+    if service.none_match(if_none_match, todo):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": todo.etag})
+    return _with_etag(response, todo)
 
 
 @router.patch("/{todo_id:item_id}", responses=error_responses(404, 412))

@@ -13,7 +13,7 @@ from pydantic import (
 )
 
 from app.todos.models import Priority
-from app.validation import NoNul, UtcDateTime
+from app.validation import NoNul, RequestModel, UtcDateTime
 
 
 class PriorityName(enum.StrEnum):
@@ -37,7 +37,7 @@ SortField = Literal[
 ]  # fmt: skip
 
 
-class TodoCreate(BaseModel):
+class TodoCreate(RequestModel):
     """The full writable representation; also the body of PUT, where omitted fields reset."""
 
     title: Title
@@ -47,7 +47,7 @@ class TodoCreate(BaseModel):
     due_date: DateTimeIn | None = None
 
 
-class TodoUpdate(BaseModel):
+class TodoUpdate(RequestModel):
     """Any subset of the writable fields; null clears a nullable field.
 
     Fields left out keep their value (only `model_fields_set` is applied). The non-nullable ones
