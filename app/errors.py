@@ -97,22 +97,33 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 _RESPONSES: dict[int, tuple[str, dict[str, Any]]] = {
     400: ("The request cannot be carried out as sent", {}),
     401: (
         "Missing, invalid, expired or revoked credentials",
-        {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+        {
+            "WWW-Authenticate": {
+                "description": "The scheme to authenticate with: always `Bearer` (an access "
+                "token from POST /api/v1/auth/token in `Authorization: Bearer <token>`)",
+                "required": True,
+                "schema": {"type": "string", "enum": ["Bearer"]},
+            }
+        },
     ),
     403: ("Authenticated, but not allowed", {}),
     404: ("No such resource (or not yours)", {}),
     409: ("Conflicts with existing data", {}),
     412: ("If-Match does not match the current ETag", {}),
     413: ("Request body over the size limit", {}),
-    429: (
-        "Throttled",
-        {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}},
-    ),
-    503: ("Database unavailable", {}),
+    429: ("Throttled", _RETRY_AFTER),
+    503: ("Database unavailable (or, where passwords are hashed, too many waiting)", _RETRY_AFTER),
 }
 
 

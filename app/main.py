@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
-from app import demo, migrations
+from app import demo, migrations, openapi
 from app.auth.router import router as auth_router
 from app.auth.security import PasswordHasher, TokenCodec
 from app.config import Settings, get_settings
@@ -31,6 +31,7 @@ from app.database import (
 from app.errors import register_error_handlers
 from app.health.router import router as health_router
 from app.logs import configure_logging
+from app.meta import ApiInfo, ServiceInfo
 from app.metrics import render as render_metrics
 from app.middleware import RequestContextMiddleware
 from app.purge import purge_periodically
@@ -156,7 +157,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The contract's paths answer exactly as written; /todos/ is a 404, not a redirect.
         redirect_slashes=False,
         openapi_tags=OPENAPI_TAGS,
+        generate_unique_id_function=openapi.operation_id,
+        # Relative: requests from the docs and from generated clients go where the schema is.
+        servers=[{"url": "/", "description": "This server"}],
+        contact={"name": "todo-api maintainers"},
+        license_info={"name": "MIT", "identifier": "MIT"},
     )
+    openapi.install(app)
     app.state.settings = settings
     register_error_handlers(app)
     app.state.route_templates = {}
@@ -200,26 +207,36 @@ def _include(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
 
 def _add_meta_routes(app: FastAPI) -> None:
     @app.get("/", tags=["meta"])
-    async def root() -> dict[str, str | None]:
+    async def root() -> ServiceInfo:
         """Service name, version and where the docs are."""
-        return {"name": app.title, "version": app.version, "docs_url": DOCS_URL}
+        return ServiceInfo(name=app.title, version=app.version, docs_url=DOCS_URL)
 
     @app.get("/api/info", tags=["meta"])
-    async def info() -> dict[str, str | None]:
+    async def info() -> ApiInfo:
         """What this service is and where its docs live."""
-        return {
-            "name": app.title,
-            "version": app.version,
-            "description": app.description,
-            "docs_url": DOCS_URL,
-            "redoc_url": REDOC_URL,
-            "openapi_url": app.openapi_url,
-        }
+        return ApiInfo(
+            name=app.title,
+            version=app.version,
+            description=app.description,
+            docs_url=DOCS_URL,
+            redoc_url=REDOC_URL,
+            openapi_url=app.openapi_url or "",
+        )
 
     if app.state.settings.metrics_port is not None:
         return  # gunicorn's master serves them on METRICS_PORT (gunicorn_conf.py)
 
-    @app.get("/metrics", tags=["meta"], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["meta"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         """Prometheus metrics, summed over every worker process."""
         body, content_type = await run_in_threadpool(render_metrics)

@@ -7,11 +7,21 @@ from app import routing  # noqa: F401 - registers the item_id path convertor
 from app.auth.dependencies import Claims
 from app.database import SessionDep
 from app.errors import error_responses
+from app.openapi import ETAG
 from app.todos import service
 from app.todos.schemas import TodoCreate, TodoListQuery, TodoPage, TodoRead, TodoStats, TodoUpdate
 from app.todos.service import VersionedTodo
 
-router = APIRouter(prefix="/todos", tags=["todos"], responses=error_responses(401, 413, 503))
+router = APIRouter(prefix="/todos", tags=["todos"], responses=error_responses(401, 503))
+
+_WITH_ETAG = {"description": "The todo, with its ETag", "headers": ETAG}
+_IDEMPOTENCY_CONFLICT = {
+    "description": "Validation error; also the same Idempotency-Key sent again with another body "
+    "(loc: header, Idempotency-Key)",
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+    },
+}
 
 IfMatch = Annotated[str | None, Header(description="An ETag from a previous response")]
 IfNoneMatch = Annotated[
@@ -38,7 +48,22 @@ def _with_etag(response: Response, todo: VersionedTodo) -> TodoRead:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TodoRead,
-    responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+    responses={
+        201: {
+            "description": "Created (or, for a retry with the same Idempotency-Key and body, "
+            "the first response again)",
+            "headers": {
+                "Location": {
+                    "description": "The new todo's URL, /api/v1/todos/{id}",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+                **ETAG,
+            },
+        },
+        422: _IDEMPOTENCY_CONFLICT,
+        **error_responses(413),
+    },
 )
 async def create_todo(
     data: TodoCreate,
@@ -72,7 +97,11 @@ async def todo_stats(claims: Claims, session: SessionDep) -> TodoStats:
 @router.get(
     "/{todo_id:item_id}",
     response_model=TodoRead,
-    responses={**error_responses(404), 304: {"description": "Not modified: If-None-Match holds"}},
+    responses={
+        200: _WITH_ETAG,
+        304: {"description": "Not modified: If-None-Match names the current ETag", "headers": ETAG},
+        **error_responses(404),
+    },
 )
 async def read_todo(
     todo_id: uuid.UUID,
@@ -88,7 +117,7 @@ async def read_todo(
     return _with_etag(response, todo)
 
 
-@router.patch("/{todo_id:item_id}", responses=error_responses(404, 412))
+@router.patch("/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
 async def update_todo(
     todo_id: uuid.UUID,
     data: TodoUpdate,
@@ -102,7 +131,7 @@ async def update_todo(
     return _with_etag(response, todo)
 
 
-@router.put("/{todo_id:item_id}", responses=error_responses(404, 412))
+@router.put("/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
 async def replace_todo(
     todo_id: uuid.UUID,
     data: TodoCreate,
@@ -119,6 +148,7 @@ async def replace_todo(
 @router.delete(
     "/{todo_id:item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no body, so no content-type
     responses=error_responses(404, 412),
 )
 async def delete_todo(

@@ -1,7 +1,7 @@
 import enum
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import (
     BaseModel,
@@ -31,10 +31,21 @@ Title = Annotated[
 ]
 Description = Annotated[str, StringConstraints(max_length=10_000, strict=True), NoNul]
 DateTimeIn = UtcDateTime
-SortField = Literal[
-    "created_at", "-created_at", "updated_at", "-updated_at", "due_date", "-due_date",
-    "priority", "-priority", "title", "-title",
-]  # fmt: skip
+
+
+class TodoSort(enum.StrEnum):
+    """A sort field, ascending, or descending with a leading `-`; ties are broken by id."""
+
+    created_at_asc = "created_at"
+    created_at_desc = "-created_at"
+    updated_at_asc = "updated_at"
+    updated_at_desc = "-updated_at"
+    due_date_asc = "due_date"
+    due_date_desc = "-due_date"
+    priority_asc = "priority"
+    priority_desc = "-priority"
+    title_asc = "title"
+    title_desc = "-title"
 
 
 class TodoCreate(RequestModel):
@@ -90,7 +101,7 @@ class TodoListQuery(BaseModel):
     q: Annotated[str, NoNul] | None = Field(default=None, min_length=1, max_length=200)
     due_before: DateTimeIn | None = None
     due_after: DateTimeIn | None = None
-    sort: SortField = "-created_at"
+    sort: TodoSort = TodoSort.created_at_desc
 
 
 class TodoPage(BaseModel):
