@@ -1,5 +1,6 @@
 """Input rules shared by every domain's schemas."""
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -18,9 +19,16 @@ def reject_nul(value: str) -> str:
 NoNul = AfterValidator(reject_nul)
 
 
+# A date and a time of day, as RFC 3339 starts (offset and fraction are pydantic's to parse).
+_DATE_TIME_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
 def _require_text(value: object) -> object:
-    # Pydantic would read a bare number as a Unix timestamp; the contract's times are strings.
-    if not isinstance(value, str | datetime):
+    # Pydantic would read a number, or a string of digits (every query parameter is a string),
+    # as a Unix timestamp: the contract's times are RFC 3339 date-times.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE_TIME_START.match(value):
         raise ValueError("must be an RFC 3339 date-time string")
     return value
 

@@ -7,10 +7,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StrictBool,
     StringConstraints,
     field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from app.todos.models import Priority
 from app.validation import NoNul, RequestModel, UtcDateTime
@@ -46,6 +49,15 @@ class TodoSort(enum.StrEnum):
     priority_desc = "-priority"
     title_asc = "title"
     title_desc = "-title"
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # Generated clients name enum members after their values; "-created_at" has none.
+        schema = handler(core_schema)
+        handler.resolve_ref_schema(schema)["x-enum-varnames"] = [m.name.upper() for m in cls]
+        return schema
 
 
 class TodoCreate(RequestModel):

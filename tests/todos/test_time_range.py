@@ -90,3 +90,13 @@ def test_a_cursor_made_up_with_a_time_out_of_range_is_422(
     )
 
     assert_names(response, "query", "cursor")
+
+
+@pytest.mark.parametrize("value", ["0", "1700000000", "2030-01-01", "12:00", "soon"])
+def test_a_filter_that_is_not_a_date_time_is_422(
+    client: TestClient, user: ApiUser, value: str
+) -> None:
+    # Query parameters are strings: pydantic would read digits as a Unix timestamp.
+    response = client.get("/api/v1/todos", params={"due_before": value}, headers=user.headers)
+
+    assert_names(response, "query", "due_before")
