@@ -283,19 +283,10 @@ async def _write(
     # Nothing was written: no such todo of theirs (or a user who may not act), a stale
     # If-Match, or a write that changes no stored value (the UPDATE only matches a row it
     # changes), which answers with the todo as it is: same body, same ETag.
-    current = await _current(session, claims, todo_id)
+    current = await get_owned(session, claims, todo_id)
     if versions is not None and current.version not in versions:
         raise PreconditionFailed()
     return current
-
-
-async def _current(
-    session: AsyncSession, claims: AccessClaims, todo_id: uuid.UUID
-) -> VersionedTodo:
-    row = (await session.execute(_GET, {**access.params(claims), "todo_id": todo_id})).first()
-    if row is None:
-        raise await _refusal(session, claims, todo_id)
-    return _versioned(row)
 
 
 @lru_cache(maxsize=256)  # one per set of changed fields, with or without If-Match: 2^6 x 2
