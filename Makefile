@@ -80,13 +80,17 @@ PYTEST_WORKERS ?= 2
 test: lint test-deps
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-# Debian packages the tests drive for real: PgBouncer (transaction mode, tests/pgbouncer.py).
+# Debian packages the tests drive for real: PgBouncer (transaction mode, tests/pgbouncer.py) and
+# Chromium (the browser test of /docs, tests/browser; Playwright drives Debian's build).
 # Installed when missing and possible (root with apt); otherwise those tests skip, or fail
 # under CI=true.
 test-deps:
 	@test -x /usr/sbin/pgbouncer || command -v pgbouncer >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; } || \
 	  echo "could not install pgbouncer: the PgBouncer tests will skip (fail with CI=true)" >&2
+	@test -x /usr/bin/chromium || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "could not install chromium: the browser test will skip (fail with CI=true)" >&2
 
 # Three replicas behind HAProxy and PgBouncer on a private PostgreSQL, under load: a rolling
 # restart, a replica SIGKILLed, the database restarted, a login storm (tests/cluster). Not part

@@ -97,22 +97,33 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 _RESPONSES: dict[int, tuple[str, dict[str, Any]]] = {
     400: ("The request cannot be carried out as sent", {}),
     401: (
         "Missing, invalid, expired or revoked credentials",
-        {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+        {
+            "WWW-Authenticate": {
+                "description": "The scheme to authenticate with: always `Bearer` (an access "
+                "token from POST /api/v1/auth/token in `Authorization: Bearer <token>`)",
+                "required": True,
+                "schema": {"type": "string", "enum": ["Bearer"]},
+            }
+        },
     ),
     403: ("Authenticated, but not allowed", {}),
     404: ("No such resource (or not yours)", {}),
     409: ("Conflicts with existing data", {}),
     412: ("If-Match does not match the current ETag", {}),
     413: ("Request body over the size limit", {}),
-    429: (
-        "Throttled",
-        {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}},
-    ),
-    503: ("Database unavailable", {}),
+    429: ("Throttled", _RETRY_AFTER),
+    503: ("Database unavailable (or, where passwords are hashed, too many waiting)", _RETRY_AFTER),
 }
 
 
@@ -147,8 +158,14 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(422, {"detail": errors})
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        # Starlette lists the methods of the first route whose path matched; the resource
+        # supports those of every route with this path (app.routing).
+        path = request.scope["path"].removeprefix(request.scope.get("root_path", ""))
+        allow = request.app.state.methods.allowed(path)
+        return _json(405, {"detail": exc.detail}, {**(exc.headers or {}), "Allow": allow})
     if exc.status_code == 400 and exc.__cause__ is not None:
         # FastAPI answers 400 when a body cannot even be decoded (invalid UTF-8, a broken
         # form); the contract makes every unreadable body a validation error.

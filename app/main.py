@@ -16,8 +16,9 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
-from app import demo, migrations
+from app import demo, migrations, openapi
 from app.auth.router import router as auth_router
 from app.auth.security import PasswordHasher, TokenCodec
 from app.config import Settings, get_settings
@@ -30,9 +31,11 @@ from app.database import (
 from app.errors import register_error_handlers
 from app.health.router import router as health_router
 from app.logs import configure_logging
+from app.meta import ApiInfo, ServiceInfo
 from app.metrics import render as render_metrics
 from app.middleware import RequestContextMiddleware
 from app.purge import purge_periodically
+from app.routing import MethodTable
 from app.todos.router import router as todos_router
 from app.users import service as users
 from app.users.router import router as users_router
@@ -154,10 +157,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The contract's paths answer exactly as written; /todos/ is a 404, not a redirect.
         redirect_slashes=False,
         openapi_tags=OPENAPI_TAGS,
+        generate_unique_id_function=openapi.operation_id,
+        # Relative: requests from the docs and from generated clients go where the schema is.
+        servers=[{"url": "/", "description": "This server"}],
+        contact={"name": "todo-api maintainers"},
+        license_info={"name": "MIT", "identifier": "MIT"},
     )
+    openapi.install(app)
     app.state.settings = settings
     register_error_handlers(app)
     app.state.route_templates = {}
+    app.state.methods = MethodTable()
     # Routes are matched in the order they were added: the todos, which carry nearly all the
     # traffic, come right after the two health probes. (The docs list their sections in
     # OPENAPI_TAGS order regardless.)
@@ -165,6 +175,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (todos_router, auth_router, users_router):
         _include(app, router, API_PREFIX)
     _add_meta_routes(app)
+    for route in app.router.routes:  # the docs' and the meta routes; _include did the rest
+        if isinstance(route, Route):
+            app.state.methods.add(route.path, route.methods or ())
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -187,31 +200,43 @@ def _include(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
     # FastAPI includes routers lazily and puts the router's own route (path without the
     # prefix) in the request scope; logs and metrics want the full template.
     for route in router.routes:
-        app.state.route_templates[id(route)] = prefix + getattr(route, "path", "")
+        if isinstance(route, Route):
+            app.state.route_templates[id(route)] = prefix + route.path_format
+            app.state.methods.add(prefix + route.path, route.methods or ())
 
 
 def _add_meta_routes(app: FastAPI) -> None:
     @app.get("/", tags=["meta"])
-    async def root() -> dict[str, str | None]:
+    async def root() -> ServiceInfo:
         """Service name, version and where the docs are."""
-        return {"name": app.title, "version": app.version, "docs_url": DOCS_URL}
+        return ServiceInfo(name=app.title, version=app.version, docs_url=DOCS_URL)
 
     @app.get("/api/info", tags=["meta"])
-    async def info() -> dict[str, str | None]:
+    async def info() -> ApiInfo:
         """What this service is and where its docs live."""
-        return {
-            "name": app.title,
-            "version": app.version,
-            "description": app.description,
-            "docs_url": DOCS_URL,
-            "redoc_url": REDOC_URL,
-            "openapi_url": app.openapi_url,
-        }
+        return ApiInfo(
+            name=app.title,
+            version=app.version,
+            description=app.description,
+            docs_url=DOCS_URL,
+            redoc_url=REDOC_URL,
+            openapi_url=app.openapi_url or "",
+        )
 
     if app.state.settings.metrics_port is not None:
         return  # gunicorn's master serves them on METRICS_PORT (gunicorn_conf.py)
 
-    @app.get("/metrics", tags=["meta"], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["meta"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         """Prometheus metrics, summed over every worker process."""
         body, content_type = await run_in_threadpool(render_metrics)

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, bindparam, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.errors import InvalidInput
+from app.validation import as_utc
 
 T = TypeVar("T")
 BAD_CURSOR = "Invalid cursor: pass the next_cursor of the previous page, with the same query"
@@ -40,7 +41,9 @@ def parse_aware(value: Any) -> datetime:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError("naive cursor time")
-    return parsed
+    # Cursors come back from clients: one made up with an offset past year 9999 in UTC would
+    # overflow in the driver (a 500) instead of being a bad cursor (ValueError).
+    return as_utc(parsed)
 
 
 def keyset_after(

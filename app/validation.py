@@ -1,6 +1,10 @@
 """Input rules shared by every domain's schemas."""
 
-from pydantic import AfterValidator
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 NUL_MESSAGE = "must not contain NUL characters"
 
@@ -13,3 +17,41 @@ def reject_nul(value: str) -> str:
 
 
 NoNul = AfterValidator(reject_nul)
+
+
+# A date and a time of day, as RFC 3339 starts (offset and fraction are pydantic's to parse).
+_DATE_TIME_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _require_text(value: object) -> object:
+    # Pydantic would read a number, or a string of digits (every query parameter is a string),
+    # as a Unix timestamp: the contract's times are RFC 3339 date-times.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE_TIME_START.match(value):
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
+
+
+def as_utc(value: datetime) -> datetime:
+    """The same instant in UTC; naive times are read as UTC. ValueError (a 422 in a schema)
+    for an instant whose UTC date is outside datetime's years 1 to 9999: 0001-01-01T00:00+01:00
+    is one, and astimezone() would raise OverflowError, a 500, wherever it ran first."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date-time is out of range once converted to UTC") from None
+
+
+# Every date-time a client sends: a string, normalised to UTC at the edge, so nothing further
+# in (SQL parameters, comparisons, cursors) ever meets an offset to convert.
+UtcDateTime = Annotated[datetime, BeforeValidator(_require_text), AfterValidator(as_utc)]
+
+
+class RequestModel(BaseModel):
+    """A JSON request body: a field the operation does not define is a 422 naming it, so a
+    typo ({"complete": true}) is never a silent no-op."""
+
+    model_config = ConfigDict(extra="forbid")

@@ -1,11 +1,10 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, Request, Response, status
 
 from app.auth import service, throttle
 from app.auth.dependencies import HasherDep, SettingsDep, TokenCodecDep
-from app.auth.schemas import RefreshRequest, TokenPair, UserRegister
+from app.auth.schemas import LoginForm, RefreshRequest, TokenPair, UserRegister
 from app.database import SessionDep
 from app.errors import Forbidden, error_responses
 from app.users.schemas import UserRead
@@ -31,7 +30,7 @@ async def register(
 @router.post("/token", responses=error_responses(401, 403, 429))
 async def login(
     request: Request,
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[LoginForm, Form()],
     session: SessionDep,
     hasher: HasherDep,
     codec: TokenCodecDep,
@@ -50,7 +49,11 @@ async def refresh(
     return await service.refresh(session, codec, settings, data.refresh_token)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no content-type
+)
 async def logout(data: RefreshRequest, session: SessionDep) -> None:
     """End the login a refresh token belongs to (no bearer token needed)."""
     await service.logout(session, data.refresh_token)

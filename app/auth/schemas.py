@@ -2,7 +2,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
 
-from app.validation import NoNul
+from app.validation import NoNul, RequestModel
 
 MIN_PASSWORD_BYTES = 8
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores (or, since bcrypt 5, rejects) anything longer
@@ -32,14 +32,41 @@ def _normalize_email(value: str) -> str:
     return value.lower()
 
 
-Password = Annotated[str, NoNul, AfterValidator(_password_length)]
+PASSWORD_RULE = (
+    f"{MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes in UTF-8 (bcrypt's limit): "
+    f"{MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} ASCII characters, fewer where characters "
+    "take several bytes. minLength and maxLength are the character counts that rule allows "
+    "(a character is 1 to 4 bytes); the server counts the bytes."
+)
+# JSON Schema counts characters, not bytes: the schema declares the bounds every accepted
+# password keeps (2 to 72 characters) and the rule in words; the validator counts the bytes.
+Password = Annotated[
+    str,
+    Field(
+        description=PASSWORD_RULE,
+        json_schema_extra={
+            "minLength": MIN_PASSWORD_BYTES // 4,  # characters take at most 4 bytes
+            "maxLength": MAX_PASSWORD_BYTES,
+        },
+    ),
+    NoNul,
+    AfterValidator(_password_length),
+]
 # A password to check rather than to set (the current one): only bcrypt's limit applies.
-PasswordToCheck = Annotated[str, NoNul, AfterValidator(_at_most_72_bytes)]
+PasswordToCheck = Annotated[
+    str,
+    Field(
+        description=f"At most {MAX_PASSWORD_BYTES} bytes in UTF-8 (bcrypt's limit)",
+        json_schema_extra={"maxLength": MAX_PASSWORD_BYTES},  # characters: see Password
+    ),
+    NoNul,
+    AfterValidator(_at_most_72_bytes),
+]
 Email = Annotated[EmailStr, AfterValidator(_normalize_email)]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoNul]
 
 
-class UserRegister(BaseModel):
+class UserRegister(RequestModel):
     email: Email
     password: Password
     full_name: FullName | None = None
@@ -52,5 +79,13 @@ class TokenPair(BaseModel):
     refresh_token: str
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(RequestModel):
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512), NoNul]
+
+
+class LoginForm(BaseModel):
+    """The OAuth2 password grant (RFC 6749 §4.3.2), as a form: the email goes in `username`."""
+
+    grant_type: Annotated[str | None, Field(pattern="^password$")] = None
+    username: str = Field(description="The account's email")
+    password: str

@@ -3,16 +3,31 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
+from app import routing  # noqa: F401 - registers the item_id path convertor
 from app.auth.dependencies import Claims
 from app.database import SessionDep
 from app.errors import error_responses
+from app.openapi import ETAG
 from app.todos import service
 from app.todos.schemas import TodoCreate, TodoListQuery, TodoPage, TodoRead, TodoStats, TodoUpdate
 from app.todos.service import VersionedTodo
 
-router = APIRouter(prefix="/todos", tags=["todos"], responses=error_responses(401, 413, 503))
+router = APIRouter(prefix="/todos", tags=["todos"], responses=error_responses(401, 503))
+
+_WITH_ETAG = {"description": "The todo, with its ETag", "headers": ETAG}
+_IDEMPOTENCY_CONFLICT = {
+    "description": "Validation error; also the same Idempotency-Key sent again with another body "
+    "(loc: header, Idempotency-Key)",
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+    },
+}
 
 IfMatch = Annotated[str | None, Header(description="An ETag from a previous response")]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(description="ETags of a copy the client has (W/ and * accepted): 304 if it is current"),
+]
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
@@ -33,7 +48,22 @@ def _with_etag(response: Response, todo: VersionedTodo) -> TodoRead:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TodoRead,
-    responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+    responses={
+        201: {
+            "description": "Created (or, for a retry with the same Idempotency-Key and body, "
+            "the first response again)",
+            "headers": {
+                "Location": {
+                    "description": "The new todo's URL, /api/v1/todos/{id}",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+                **ETAG,
+            },
+        },
+        422: _IDEMPOTENCY_CONFLICT,
+        **error_responses(413),
+    },
 )
 async def create_todo(
     data: TodoCreate,
@@ -64,15 +94,30 @@ async def todo_stats(claims: Claims, session: SessionDep) -> TodoStats:
     return await service.stats(session, claims)
 
 
-@router.get("/{todo_id}", responses=error_responses(404))
+@router.get(
+    "/{todo_id:item_id}",
+    response_model=TodoRead,
+    responses={
+        200: _WITH_ETAG,
+        304: {"description": "Not modified: If-None-Match names the current ETag", "headers": ETAG},
+        **error_responses(404),
+    },
+)
 async def read_todo(
-    todo_id: uuid.UUID, claims: Claims, session: SessionDep, response: Response
-) -> TodoRead:
-    """One todo."""
-    return _with_etag(response, await service.get_owned(session, claims, todo_id))
+    todo_id: uuid.UUID,
+    claims: Claims,
+    session: SessionDep,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+) -> object:
+    """One todo; with If-None-Match holding its current ETag, 304 and no body."""
+    todo = await service.get_owned(session, claims, todo_id)
+    if service.none_match(if_none_match, todo):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": todo.etag})
+    return _with_etag(response, todo)
 
 
-@router.patch("/{todo_id}", responses=error_responses(404, 412))
+@router.patch("/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
 async def update_todo(
     todo_id: uuid.UUID,
     data: TodoUpdate,
@@ -86,7 +131,7 @@ async def update_todo(
     return _with_etag(response, todo)
 
 
-@router.put("/{todo_id}", responses=error_responses(404, 412))
+@router.put("/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
 async def replace_todo(
     todo_id: uuid.UUID,
     data: TodoCreate,
@@ -101,7 +146,10 @@ async def replace_todo(
 
 
 @router.delete(
-    "/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 412)
+    "/{todo_id:item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no body, so no content-type
+    responses=error_responses(404, 412),
 )
 async def delete_todo(
     todo_id: uuid.UUID, claims: Claims, session: SessionDep, if_match: IfMatch = None

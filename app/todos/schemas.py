@@ -1,21 +1,22 @@
 import enum
 import uuid
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StrictBool,
     StringConstraints,
     field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from app.todos.models import Priority
-from app.validation import NoNul
+from app.validation import NoNul, RequestModel, UtcDateTime
 
 
 class PriorityName(enum.StrEnum):
@@ -28,30 +29,38 @@ class PriorityName(enum.StrEnum):
 _PRIORITY_NAMES = tuple(PriorityName[rank.name] for rank in sorted(Priority))
 
 
-def _require_text(value: object) -> object:
-    # Pydantic would read a bare number as a Unix timestamp; the contract's times are strings.
-    if not isinstance(value, str | datetime):
-        raise ValueError("must be an RFC 3339 date-time string")
-    return value
-
-
-def _as_utc(value: datetime) -> datetime:
-    # Naive input times are read as UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 Title = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, strict=True), NoNul
 ]
 Description = Annotated[str, StringConstraints(max_length=10_000, strict=True), NoNul]
-DateTimeIn = Annotated[datetime, BeforeValidator(_require_text), AfterValidator(_as_utc)]
-SortField = Literal[
-    "created_at", "-created_at", "updated_at", "-updated_at", "due_date", "-due_date",
-    "priority", "-priority", "title", "-title",
-]  # fmt: skip
+DateTimeIn = UtcDateTime
 
 
-class TodoCreate(BaseModel):
+class TodoSort(enum.StrEnum):
+    """A sort field, ascending, or descending with a leading `-`; ties are broken by id."""
+
+    created_at_asc = "created_at"
+    created_at_desc = "-created_at"
+    updated_at_asc = "updated_at"
+    updated_at_desc = "-updated_at"
+    due_date_asc = "due_date"
+    due_date_desc = "-due_date"
+    priority_asc = "priority"
+    priority_desc = "-priority"
+    title_asc = "title"
+    title_desc = "-title"
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # Generated clients name enum members after their values; "-created_at" has none.
+        schema = handler(core_schema)
+        handler.resolve_ref_schema(schema)["x-enum-varnames"] = [m.name.upper() for m in cls]
+        return schema
+
+
+class TodoCreate(RequestModel):
     """The full writable representation; also the body of PUT, where omitted fields reset."""
 
     title: Title
@@ -61,7 +70,7 @@ class TodoCreate(BaseModel):
     due_date: DateTimeIn | None = None
 
 
-class TodoUpdate(BaseModel):
+class TodoUpdate(RequestModel):
     """Any subset of the writable fields; null clears a nullable field.
 
     Fields left out keep their value (only `model_fields_set` is applied). The non-nullable ones
@@ -104,7 +113,7 @@ class TodoListQuery(BaseModel):
     q: Annotated[str, NoNul] | None = Field(default=None, min_length=1, max_length=200)
     due_before: DateTimeIn | None = None
     due_after: DateTimeIn | None = None
-    sort: SortField = "-created_at"
+    sort: TodoSort = TodoSort.created_at_desc
 
 
 class TodoPage(BaseModel):

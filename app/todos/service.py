@@ -27,6 +27,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -272,29 +273,40 @@ async def _write(
 ) -> VersionedTodo:
     values = _column_values(changes)
     versions = _matching_versions(if_match)
-    params = {f"new_{name}": value for name, value in values.items()}
-    params.update(access.params(claims), todo_id=todo_id, now=utcnow(), versions=versions)
-    stmt = _update_statement(frozenset(values), versions is not None)
-    row = (await session.execute(stmt, params)).first()
-    if row is None:
-        raise await _refusal(session, claims, todo_id, if_match=versions is not None)
-    return _versioned(row)
+    if values:
+        params = {f"new_{name}": value for name, value in values.items()}
+        params.update(access.params(claims), todo_id=todo_id, now=utcnow(), versions=versions)
+        stmt = _update_statement(frozenset(values), versions is not None)
+        row = (await session.execute(stmt, params)).first()
+        if row is not None:
+            return _versioned(row)
+    # Nothing was written: no such todo of theirs (or a user who may not act), a stale
+    # If-Match, or a write that changes no stored value (the UPDATE only matches a row it
+    # changes), which answers with the todo as it is: same body, same ETag.
+    current = await get_owned(session, claims, todo_id)
+    if versions is not None and current.version not in versions:
+        raise PreconditionFailed()
+    return current
 
 
 @lru_cache(maxsize=256)  # one per set of changed fields, with or without If-Match: 2^6 x 2
 def _update_statement(fields: frozenset[str], if_match: bool) -> ReturningUpdate[*tuple[Any, ...]]:
     # Parameters are named new_*: SQLAlchemy keeps the plain column names for itself.
-    changes: dict[str, Any] = {name: bindparam(f"new_{name}") for name in sorted(fields)}
+    new = {name: bindparam(f"new_{name}", type_=_TABLE.c[name].type) for name in sorted(fields)}
+    changes: dict[str, Any] = dict(new)
     if "completed" in fields:
         # completed_at follows completed: set when it turns true, cleared when it turns
         # false, kept when it stays (SET expressions see the row as it was).
-        completed = bindparam("new_completed", type_=Todo.completed.type)
+        completed = new["completed"]
         changes["completed_at"] = case(
             (Todo.completed == completed, Todo.completed_at),
             (completed, bindparam("now", type_=Todo.completed_at.type)),
             else_=None,
         )
-    stmt = update(_TABLE).where(*_OWNED, _THIS_ONE, *_version_matches(if_match))
+    # Only a row that some value changes: a write of the current values leaves version and
+    # updated_at alone, so other clients' ETags stay valid (completed_at follows completed).
+    changed = or_(*(_TABLE.c[name].is_distinct_from(param) for name, param in new.items()))
+    stmt = update(_TABLE).where(*_OWNED, _THIS_ONE, *_version_matches(if_match), changed)
     return stmt.values(**changes, updated_at=bindparam("now"), version=Todo.version + 1).returning(
         *READ_COLUMNS
     )
@@ -333,6 +345,15 @@ def _matching_versions(if_match: str | None) -> list[int] | None:
         return None
     versions = (_OUR_TAG.fullmatch(tag) for tag in tags)
     return [int(m[1]) for m in versions if m and int(m[1]) <= 2**31 - 1]
+
+
+def none_match(if_none_match: str | None, todo: VersionedTodo) -> bool:
+    """Whether If-None-Match names the todo's current ETag: weak comparison (W/ ignored),
+    and * matches any current representation (RFC 9110 §13.1.2)."""
+    if if_none_match is None:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or todo.etag in tags
 
 
 def _column_values(fields: dict[str, Any]) -> dict[str, Any]:

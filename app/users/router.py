@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from app.auth import throttle
 from app.auth.dependencies import CurrentSuperuser, CurrentUser, HasherDep, SettingsDep
@@ -17,7 +17,7 @@ from app.users.schemas import (
     UserUpdateMe,
 )
 
-router = APIRouter(prefix="/users", tags=["users"], responses=error_responses(401, 413, 503))
+router = APIRouter(prefix="/users", tags=["users"], responses=error_responses(401, 503))
 
 
 @router.get("/me", response_model=UserRead)
@@ -26,14 +26,17 @@ async def read_me(user: CurrentUser) -> object:
     return user
 
 
-@router.patch("/me", response_model=UserRead, responses=error_responses(409))
+@router.patch("/me", response_model=UserRead, responses=error_responses(409, 413))
 async def update_me(changes: UserUpdateMe, user: CurrentUser, session: SessionDep) -> object:
     """Change the current user's name or email."""
     return await service.update_me(session, user, changes)
 
 
 @router.post(
-    "/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(400, 429)
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no body, so no content-type
+    responses=error_responses(400, 413, 429),
 )
 async def change_password(
     request: Request,
@@ -50,7 +53,7 @@ async def change_password(
     await service.change_password(session, hasher, settings, user, change)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def delete_me(user: CurrentUser, session: SessionDep) -> None:
     """Delete the current user with all their todos and tokens."""
     await service.delete_user(session, user)
@@ -64,7 +67,7 @@ async def list_users(
     return await service.list_page(session, query)
 
 
-@router.patch("/{user_id}", response_model=UserRead, responses=error_responses(403, 404))
+@router.patch("/{user_id}", response_model=UserRead, responses=error_responses(403, 404, 413))
 async def update_user(
     user_id: uuid.UUID, changes: UserAdminUpdate, _: CurrentSuperuser, session: SessionDep
 ) -> object:

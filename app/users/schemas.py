@@ -4,6 +4,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.auth.schemas import Email, FullName, Password, PasswordToCheck
+from app.validation import RequestModel
 
 
 class UserRead(BaseModel):
@@ -17,19 +18,19 @@ class UserRead(BaseModel):
     created_at: datetime
 
 
-class UserUpdateMe(BaseModel):
+class UserUpdateMe(RequestModel):
     full_name: FullName | None = None
     # Left out means unchanged; an explicit null is a 422 (see TodoUpdate for the pattern).
     email: Email = None  # type: ignore[assignment]
 
 
-class UserAdminUpdate(BaseModel):
+class UserAdminUpdate(RequestModel):
     is_active: StrictBool = None  # type: ignore[assignment]
     is_superuser: StrictBool = None  # type: ignore[assignment]
     full_name: FullName | None = None
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(RequestModel):
     # Any length a stored password could have had, up to bcrypt's 72 bytes (not characters:
     # 72 "é" are 144 bytes, which bcrypt refuses); the other rules apply to the new one.
     current_password: PasswordToCheck

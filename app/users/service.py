@@ -211,8 +211,8 @@ async def _update(session: AsyncSession, user_id: uuid.UUID, values: dict[str, A
     # updated_at follows by itself (the column's onupdate).
     stmt = update(User).where(User.id == user_id).values(**values).returning(*USER_COLUMNS)
     row: Any = (await session.execute(stmt)).first()
-    if row is None:  # deleted meanwhile
-        raise NotFound("User not found")
+    if row is None:  # deleted since its token was checked: the token's user is gone
+        raise Unauthorized()
     return UserRecord(*row)
 
 

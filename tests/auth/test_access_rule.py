@@ -61,7 +61,7 @@ def authenticated_endpoints(app: FastAPI) -> Iterator[Endpoint]:
             continue
         body = route.body_field.field_info.annotation if route.body_field else None
         for method in sorted(route.methods or ()):
-            yield Endpoint(method, str(route.path), body)
+            yield Endpoint(method, str(route.path_format), body)
 
 
 @dataclass

@@ -1,16 +1,18 @@
 """/api/v1/users/me: read, change and delete your own account."""
 
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.auth.models import RefreshToken
 from app.todos.models import Todo
 from app.users.models import User
-from tests.conftest import PASSWORD, ApiUser, login
+from tests.conftest import PASSWORD, ApiUser, assert_bearer_401, login
 
 ME = "/api/v1/users/me"
 TOKEN = "/api/v1/auth/token"
@@ -174,3 +176,20 @@ def test_deleted_email_can_register_again(client: TestClient, user: ApiUser) -> 
     assert response.status_code == 201
     assert response.json()["id"] != user.id
     assert client.get(ME, headers=user.headers).status_code == 401
+
+
+def test_update_racing_the_deletion_of_the_user_is_401(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    """The token's user is read (it exists), then deleted before the UPDATE runs: the token
+    belongs to a deleted user, a 401, not a 404 about some user. The deletion holds its lock
+    until the PATCH waits behind it, so the interleaving is the same on every run."""
+    with db_engine.connect() as connection, ThreadPoolExecutor(1) as pool:
+        transaction = connection.begin()
+        connection.execute(delete(User).where(User.id == uuid.UUID(user.id)))
+        patched = pool.submit(client.patch, ME, json={"full_name": "Racer"}, headers=user.headers)
+        time.sleep(1)  # the PATCH reads its user, then waits for the deletion's lock
+        transaction.commit()
+        response = patched.result(timeout=30)
+
+    assert_bearer_401(response)
