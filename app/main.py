@@ -30,6 +30,7 @@ from app.database import (
 )
 from app.errors import register_error_handlers
 from app.health.router import router as health_router
+from app.lists.router import router as lists_router
 from app.logs import configure_logging
 from app.meta import ApiInfo, ServiceInfo
 from app.metrics import render as render_metrics
@@ -46,6 +47,8 @@ OPENAPI_TAGS = [
     {"name": "auth", "description": "Sign up, log in (also through **Authorize**), tokens."},
     {"name": "users", "description": "Your account; superusers manage everyone's."},
     {"name": "todos", "description": "Your todos."},
+    {"name": "lists", "description": "Your lists of todos, in your order."},
+    {"name": "changes", "description": "What changed in your lists and todos since a token."},
     {"name": "meta", "description": "Health, readiness, metrics, service information."},
 ]
 DOCS_URL = "/docs"
@@ -172,7 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # traffic, come right after the two health probes. (The docs list their sections in
     # OPENAPI_TAGS order regardless.)
     _include(app, health_router)
-    for router in (todos_router, auth_router, users_router):
+    for router in (todos_router, lists_router, auth_router, users_router):
         _include(app, router, API_PREFIX)
     _add_meta_routes(app)
     for route in app.router.routes:  # the docs' and the meta routes; _include did the rest

@@ -11,6 +11,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -35,10 +36,18 @@ class Todo(Base):
         Index("ix_todos_owner_due", "owner_id", "due_date", "id"),
         Index("ix_todos_owner_priority", "owner_id", "priority", "id"),
         Index("ix_todos_owner_title", "owner_id", "title", "id"),
+        Index("ix_todos_owner_position", "owner_id", "position", "id"),
+        # One position per list: the arbiter of concurrent placements, and (list_id first)
+        # the index of list_id= walks in position order and of the list's cascade.
+        UniqueConstraint("list_id", "position", name="uq_todos_list_position"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # Nullable in this release only (expand/contract): the release before inserts todos
+    # without them, and a trigger fills them in (see the lists migration).
+    list_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    position: Mapped[str | None] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     completed: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -26,6 +26,7 @@ _COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
     "due_date": Todo.due_date,
     "priority": Todo.priority,
     "title": Todo.title,
+    "position": Todo.position,
 }
 _NULLABLE = frozenset({"due_date"})
 
@@ -94,5 +95,5 @@ def _typed_value(order: SortOrder, value: Any) -> Any:
             raise ValueError("cursor priority is not an int")
         return Priority(value).value  # ValueError outside the known ranks
     if type(value) is not str:
-        raise ValueError("cursor title is not a string")
+        raise ValueError("cursor title or position is not a string")
     return reject_nul(value)

@@ -9,7 +9,15 @@ from app.database import SessionDep
 from app.errors import error_responses
 from app.openapi import ETAG
 from app.todos import service
-from app.todos.schemas import TodoCreate, TodoListQuery, TodoPage, TodoRead, TodoStats, TodoUpdate
+from app.todos.schemas import (
+    MoveTodo,
+    TodoCreate,
+    TodoListQuery,
+    TodoPage,
+    TodoRead,
+    TodoStats,
+    TodoUpdate,
+)
 from app.todos.service import VersionedTodo
 
 router = APIRouter(prefix="/todos", tags=["todos"], responses=error_responses(401, 503))
@@ -156,3 +164,17 @@ async def delete_todo(
 ) -> None:
     """Delete a todo."""
     await service.delete_todo(session, claims, todo_id, if_match)
+
+
+@router.post("/{todo_id}/move", responses=error_responses(404, 409, 412))
+async def move_todo(
+    todo_id: uuid.UUID,
+    data: MoveTodo,
+    claims: Claims,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> TodoRead:
+    """Place a todo right after another (after: null puts it first), in its list or another."""
+    todo = await service.move_todo(session, claims, todo_id, data, if_match)
+    return _with_etag(response, todo)

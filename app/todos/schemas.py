@@ -49,6 +49,8 @@ class TodoSort(enum.StrEnum):
     priority_desc = "-priority"
     title_asc = "title"
     title_desc = "-title"
+    position_asc = "position"
+    position_desc = "-position"
 
     @classmethod
     def __get_pydantic_json_schema__(
@@ -68,6 +70,9 @@ class TodoCreate(RequestModel):
     completed: StrictBool = False
     priority: PriorityName = PriorityName.normal
     due_date: DateTimeIn | None = None
+    # At the end of this list (default: the default list); a PUT without it leaves the todo
+    # where it is.
+    list_id: uuid.UUID | None = None
 
 
 class TodoUpdate(RequestModel):
@@ -82,6 +87,14 @@ class TodoUpdate(RequestModel):
     completed: StrictBool = None  # type: ignore[assignment]
     priority: PriorityName = None  # type: ignore[assignment]
     due_date: DateTimeIn | None = None
+    list_id: uuid.UUID = None  # type: ignore[assignment]  # another list: moves to its end
+
+
+class MoveTodo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after: uuid.UUID | None = Field(description="The todo to follow; null: first")
+    list_id: uuid.UUID | None = Field(default=None, description="Default: the todo's list")
 
 
 class TodoRead(BaseModel):
@@ -96,6 +109,8 @@ class TodoRead(BaseModel):
     completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    list_id: uuid.UUID
+    position: str
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -113,6 +128,7 @@ class TodoListQuery(BaseModel):
     q: Annotated[str, NoNul] | None = Field(default=None, min_length=1, max_length=200)
     due_before: DateTimeIn | None = None
     due_after: DateTimeIn | None = None
+    list_id: uuid.UUID | None = None
     sort: TodoSort = TodoSort.created_at_desc
 
 

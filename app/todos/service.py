@@ -9,12 +9,12 @@ answer is due: 401, 404 or 412.
 """
 
 import hashlib
-import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from pydantic import TypeAdapter
 from sqlalchemy import (
@@ -25,6 +25,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     insert,
     or_,
@@ -38,7 +39,18 @@ from sqlalchemy.sql.dml import ReturningDelete, ReturningInsert, ReturningUpdate
 from app.auth import access
 from app.auth.security import AccessClaims
 from app.database import transaction, utcnow
-from app.errors import AppError, InvalidInput, NotFound, PreconditionFailed, Unauthorized
+from app.errors import (
+    AppError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    Unauthorized,
+)
+from app.etags import matching_versions
+from app.lists.models import TodoList
+from app.lists.ordering import PLACEMENT_ATTEMPTS, OrderedScope, key_for_move, place
+from app.lists.positions import next_position
 from app.pagination import after_params, split_page
 from app.todos.models import IdempotencyKey, Priority, Todo
 from app.todos.pagination import (
@@ -47,10 +59,20 @@ from app.todos.pagination import (
     encode_todo_cursor,
     query_signature,
 )
-from app.todos.schemas import TodoCreate, TodoListQuery, TodoPage, TodoRead, TodoStats, TodoUpdate
+from app.todos.schemas import (
+    MoveTodo,
+    TodoCreate,
+    TodoListQuery,
+    TodoPage,
+    TodoRead,
+    TodoStats,
+    TodoUpdate,
+)
 
+T = TypeVar("T")
 IDEMPOTENCY_TTL = timedelta(hours=24)
 NOT_FOUND_MESSAGE = "Todo not found"
+NO_SUCH_LIST = "No such list"
 READ_COLUMNS = (
     Todo.id,
     Todo.title,
@@ -61,6 +83,8 @@ READ_COLUMNS = (
     Todo.completed_at,
     Todo.created_at,
     Todo.updated_at,
+    Todo.list_id,
+    Todo.position,
     Todo.version,
 )
 # The table itself, for DML without the ORM's bookkeeping (nothing here keeps Todo objects).
@@ -114,7 +138,11 @@ _EXISTS = select(Todo.id).where(Todo.owner_id == bindparam("user_id"), _THIS_ONE
 
 
 async def _refusal(
-    session: AsyncSession, claims: AccessClaims, todo_id: uuid.UUID, *, if_match: bool = False
+    session: AsyncSession,
+    claims: AccessClaims,
+    todo_id: uuid.UUID,
+    *,
+    if_match: bool = False,
 ) -> AppError:
     """Why a statement on the token user's todo found nothing: the user may not act (401),
     there is no such todo of theirs (404, also for someone else's), or If-Match failed.
@@ -144,7 +172,7 @@ async def create_idempotent(
             await session.execute(_forget(owner_id, key))
             record = None
         if record is None:
-            todo = await _insert(session, claims, data)
+            todo = await _insert(session, claims, data, nested=True)
             created = _created(todo)
             record = await _remember(session, owner_id, key, request_hash, created)
             if record is None:
@@ -165,30 +193,86 @@ _INSERTED = (
 )  # fmt: skip
 
 
-def _insert_statement() -> ReturningInsert[uuid.UUID]:
-    # INSERT ... SELECT <the values> WHERE <the user may act>: nothing is inserted otherwise.
+# The list's todo with the largest position, for appending (correlated to the target list).
+_LAST = _TABLE.alias("last")
+_LIST_END = select(func.max(_LAST.c.position)).where(_LAST.c.list_id == TodoList.id)
+_TARGET = {
+    True: TodoList.is_default,  # no list_id given: the default list
+    False: TodoList.id == bindparam("list_id"),
+}
+
+
+@lru_cache(maxsize=2)
+def _insert_statement(default_list: bool) -> ReturningInsert[uuid.UUID, str]:
+    # INSERT ... SELECT <the values>, <the list>, <its end> FROM lists WHERE <the user's list,
+    # and the user may act>: nothing is inserted otherwise. The position is computed in the
+    # statement; a concurrent append that took it too makes one of them fail on the unique
+    # (list_id, position), and that one goes again under the list's lock (ordering.place).
     values = [bindparam(f"new_{name}", type_=_TABLE.c[name].type) for name in _INSERTED]
-    rows = select(*values, bindparam("user_id", type_=Todo.owner_id.type)).where(access.ADMITTED)
-    return insert(_TABLE).from_select([*_INSERTED, "owner_id"], rows).returning(Todo.id)
+    user = bindparam("user_id", type_=Todo.owner_id.type)
+    rows = select(*values, user, TodoList.id, next_position(_LIST_END.scalar_subquery())).where(
+        TodoList.owner_id == user, _TARGET[default_list], access.ADMITTED
+    )
+    columns = [*_INSERTED, "owner_id", "list_id", "position"]
+    return insert(_TABLE).from_select(columns, rows).returning(Todo.list_id, Todo.position)
 
 
-_INSERT = _insert_statement()
+_LOCK_LIST = {
+    default: select(TodoList.id)
+    .where(TodoList.owner_id == bindparam("user_id"), target, access.ADMITTED)
+    .with_for_update(key_share=True)  # FOR NO KEY UPDATE: todos may still reference it
+    for default, target in _TARGET.items()
+}
 
 
-async def _insert(session: AsyncSession, claims: AccessClaims, data: TodoCreate) -> VersionedTodo:
+async def _insert(
+    session: AsyncSession, claims: AccessClaims, data: TodoCreate, *, nested: bool = False
+) -> VersionedTodo:
     now = utcnow()
+    fields = data.model_dump(exclude={"list_id"})
     values: dict[str, Any] = {
         "id": uuid.uuid4(),
         "completed_at": now if data.completed else None,
         "created_at": now,
         "updated_at": now,
         "version": 1,
-        **_column_values(data.model_dump()),
+        **_column_values(fields),
     }
     params = {f"new_{name}": value for name, value in values.items()}
-    if (await session.execute(_INSERT, {**params, **access.params(claims)})).first() is None:
-        raise Unauthorized()
-    return VersionedTodo(TodoRead.model_validate(values), 1)
+    params.update(access.params(claims), list_id=data.list_id)
+    default_list = data.list_id is None
+
+    async def append() -> VersionedTodo:
+        row = (await session.execute(_insert_statement(default_list), params)).first()
+        if row is None:
+            raise await _no_such_list(session, claims)
+        return VersionedTodo(TodoRead.model_validate({**values, **row._mapping}), 1)
+
+    async def append_locked() -> VersionedTodo:
+        if (await session.execute(_LOCK_LIST[default_list], params)).first() is None:
+            raise await _no_such_list(session, claims)
+        return await append()
+
+    if nested:  # in the caller's transaction
+        return await _in_savepoints(session, append)
+    return await place(session, append, append_locked)
+
+
+async def _in_savepoints(session: AsyncSession, append: Callable[[], Awaitable[T]]) -> T:
+    """An append inside a caller's transaction: a collision undoes only its savepoint."""
+    for _ in range(PLACEMENT_ATTEMPTS):
+        try:
+            async with session.begin_nested():
+                return await append()
+        except IntegrityError:
+            continue
+    raise Conflict("The list is busy; try again")
+
+
+async def _no_such_list(session: AsyncSession, claims: AccessClaims) -> AppError:
+    await access.authorize(session, claims)
+    # A missing list and another user's are the same answer.
+    return InvalidInput(("body", "list_id"), NO_SUCH_LIST)
 
 
 def _created(todo: VersionedTodo) -> CreatedTodo:
@@ -261,7 +345,11 @@ async def replace_todo(
     if_match: str | None,
 ) -> VersionedTodo:
     """PUT: every writable field; the omitted ones come back as their defaults."""
-    return await _write(session, claims, todo_id, data.model_dump(), if_match)
+    # Without a list_id the todo stays where it is: its place is not a field to reset.
+    fields = data.model_dump(exclude=None if "list_id" in data.model_fields_set else {"list_id"})
+    if fields.get("list_id", ...) is None:
+        fields.pop("list_id")  # an explicit null: the same as leaving it out
+    return await _write(session, claims, todo_id, fields, if_match)
 
 
 async def _write(
@@ -272,14 +360,27 @@ async def _write(
     if_match: str | None,
 ) -> VersionedTodo:
     values = _column_values(changes)
-    versions = _matching_versions(if_match)
+    versions = matching_versions(if_match)
     if values:
         params = {f"new_{name}": value for name, value in values.items()}
         params.update(access.params(claims), todo_id=todo_id, now=utcnow(), versions=versions)
         stmt = _update_statement(frozenset(values), versions is not None)
-        row = (await session.execute(stmt, params)).first()
-        if row is not None:
-            return _versioned(row)
+
+        async def write() -> VersionedTodo | None:
+            row = (await session.execute(stmt, params)).first()
+            return None if row is None else _versioned(row)
+
+        async def write_locked() -> VersionedTodo | None:
+            await _lock_list(session, claims, values["list_id"])
+            return await write()
+
+        # To another list: its end, computed in the UPDATE (see _insert_statement).
+        moving = "list_id" in values
+        written = await (place(session, write, write_locked) if moving else write())
+        if written is not None:
+            return written
+        if moving:
+            await _check_list(session, claims, values["list_id"])
     # Nothing was written: no such todo of theirs (or a user who may not act), a stale
     # If-Match, or a write that changes no stored value (the UPDATE only matches a row it
     # changes), which answers with the todo as it is: same body, same ETag.
@@ -289,7 +390,7 @@ async def _write(
     return current
 
 
-@lru_cache(maxsize=256)  # one per set of changed fields, with or without If-Match: 2^6 x 2
+@lru_cache(maxsize=512)  # one per set of changed fields, with or without If-Match: 2^7 x 2
 def _update_statement(fields: frozenset[str], if_match: bool) -> ReturningUpdate[*tuple[Any, ...]]:
     # Parameters are named new_*: SQLAlchemy keeps the plain column names for itself.
     new = {name: bindparam(f"new_{name}", type_=_TABLE.c[name].type) for name in sorted(fields)}
@@ -306,16 +407,101 @@ def _update_statement(fields: frozenset[str], if_match: bool) -> ReturningUpdate
     # Only a row that some value changes: a write of the current values leaves version and
     # updated_at alone, so other clients' ETags stay valid (completed_at follows completed).
     changed = or_(*(_TABLE.c[name].is_distinct_from(param) for name, param in new.items()))
-    stmt = update(_TABLE).where(*_OWNED, _THIS_ONE, *_version_matches(if_match), changed)
+    conditions = [*_OWNED, _THIS_ONE, *_version_matches(if_match), changed]
+    if "list_id" in fields:
+        # Another list: to its end; the same list: where it is.
+        target = new["list_id"]
+        end = select(func.max(_LAST.c.position)).where(_LAST.c.list_id == target)
+        changes["position"] = case(
+            (Todo.list_id == target, Todo.position),
+            else_=next_position(end.scalar_subquery()),
+        )
+        conditions.append(_owned_list(target))
+    stmt = update(_TABLE).where(*conditions)
     return stmt.values(**changes, updated_at=bindparam("now"), version=Todo.version + 1).returning(
         *READ_COLUMNS
     )
 
 
+def _owned_list(list_id: Any) -> ColumnElement[bool]:
+    return exists().where(TodoList.id == list_id, TodoList.owner_id == bindparam("user_id"))
+
+
+_LIST_IS_OWNED = select(_owned_list(bindparam("list_id")))
+_LOCK_OWNED_LIST = (
+    select(TodoList.id)
+    .where(TodoList.id == bindparam("list_id"), TodoList.owner_id == bindparam("user_id"))
+    .with_for_update(key_share=True)
+)
+
+
+async def _check_list(session: AsyncSession, claims: AccessClaims, list_id: uuid.UUID) -> None:
+    """422 unless the list is one of the user's (401 first if the user may not act)."""
+    await access.authorize(session, claims)
+    params = {"user_id": claims.user_id, "list_id": list_id}
+    if not (await session.execute(_LIST_IS_OWNED, params)).scalar():
+        raise InvalidInput(("body", "list_id"), NO_SUCH_LIST)
+
+
+async def _lock_list(session: AsyncSession, claims: AccessClaims, list_id: uuid.UUID) -> None:
+    """Lock one of the user's lists for a placement in it; 422 if it is not one of theirs."""
+    params = {"list_id": list_id, "user_id": claims.user_id}
+    if (await session.execute(_LOCK_OWNED_LIST, params)).first() is None:
+        raise await _no_such_list(session, claims)
+
+
+TODO_ORDER = OrderedScope(_TABLE, "list_id")
+_CURRENT_LIST = select(Todo.list_id).where(*_OWNED, _THIS_ONE)
+
+
+@lru_cache(maxsize=2)
+def _move_statement(if_match: bool) -> ReturningUpdate[*tuple[Any, ...]]:
+    return (
+        update(_TABLE)
+        .where(*_OWNED, _THIS_ONE, *_version_matches(if_match))
+        .values(
+            list_id=bindparam("new_list_id"),
+            position=bindparam("new_position"),
+            updated_at=bindparam("now"),
+            version=Todo.version + 1,
+        )
+        .returning(*READ_COLUMNS)
+    )
+
+
+async def move_todo(
+    session: AsyncSession,
+    claims: AccessClaims,
+    todo_id: uuid.UUID,
+    data: MoveTodo,
+    if_match: str | None,
+) -> VersionedTodo:
+    """Right after `after` in the list (its own, or list_id): a transaction that locks the
+    list, reads the two neighbours and writes a key between them; nobody else moves."""
+    versions = matching_versions(if_match)
+    params = {**access.params(claims), "todo_id": todo_id, "versions": versions}
+
+    async def locked() -> VersionedTodo:
+        list_id = data.list_id
+        if list_id is None:
+            list_id = (await session.execute(_CURRENT_LIST, params)).scalar()
+            if list_id is None:
+                raise await _refusal(session, claims, todo_id)
+        await _lock_list(session, claims, list_id)
+        key = await key_for_move(session, TODO_ORDER, list_id, todo_id, data.after)
+        params.update(new_list_id=list_id, new_position=key, now=utcnow())
+        row = (await session.execute(_move_statement(versions is not None), params)).first()
+        if row is None:
+            raise await _refusal(session, claims, todo_id, if_match=versions is not None)
+        return _versioned(row)
+
+    return await place(session, None, locked)
+
+
 async def delete_todo(
     session: AsyncSession, claims: AccessClaims, todo_id: uuid.UUID, if_match: str | None
 ) -> None:
-    versions = _matching_versions(if_match)
+    versions = matching_versions(if_match)
     params = {**access.params(claims), "todo_id": todo_id, "versions": versions}
     stmt = _delete_statement(versions is not None)
     if (await session.execute(stmt, params)).first() is None:
@@ -329,22 +515,6 @@ def _delete_statement(if_match: bool) -> ReturningDelete[uuid.UUID]:
 
 def _version_matches(if_match: bool) -> tuple[ColumnElement[bool], ...]:
     return (Todo.version.in_(bindparam("versions", expanding=True)),) if if_match else ()
-
-
-# A strong entity tag as we make them (VersionedTodo.etag); a version is a 32-bit integer.
-_OUR_TAG = re.compile(r'"(0|[1-9][0-9]{0,9})"')
-
-
-def _matching_versions(if_match: str | None) -> list[int] | None:
-    """The versions an If-Match header admits, or None when any version will do (no header,
-    or *). Strong comparison: weak tags (W/"...") and tags we never made match nothing."""
-    if if_match is None:
-        return None
-    tags = [tag.strip() for tag in if_match.split(",")]
-    if "*" in tags:
-        return None
-    versions = (_OUR_TAG.fullmatch(tag) for tag in tags)
-    return [int(m[1]) for m in versions if m and int(m[1]) <= 2**31 - 1]
 
 
 def none_match(if_none_match: str | None, todo: VersionedTodo) -> bool:
@@ -398,6 +568,7 @@ _FILTERS: dict[str, ColumnElement[bool]] = {
     # A todo without a due date matches neither bound (NULL comparisons are never true).
     "due_before": Todo.due_date < bindparam("due_before"),
     "due_after": Todo.due_date > bindparam("due_after"),
+    "list_id": Todo.list_id == bindparam("list_id"),
 }
 
 
@@ -408,6 +579,7 @@ def _filter_params(query: TodoListQuery) -> dict[str, Any]:
         "q": None if query.q is None else _escape_like(query.q),
         "due_before": query.due_before,
         "due_after": query.due_after,
+        "list_id": query.list_id,
     }
     return {name: value for name, value in params.items() if value is not None}
 

@@ -22,6 +22,8 @@ TODO_KEYS = {
     "completed_at",
     "created_at",
     "updated_at",
+    "list_id",
+    "position",
 }
 FULL = {
     "title": "Write report",

@@ -1,0 +1,44 @@
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.database import Base, UTCDateTime
+
+
+class Change(Base):
+    """The latest change of each list and todo: written only by the database's triggers
+    (see app.changes and the lists migration), read by the feed."""
+
+    __tablename__ = "changes"
+    __table_args__ = (
+        # The feed: one user's changes in commit order.
+        Index("ix_changes_owner_txid", "owner_id", "txid", "object_id"),
+        # Purging old tombstones looks at tombstones only.
+        Index(
+            "ix_changes_tombstones",
+            "changed_at",
+            postgresql_where=text("deleted"),
+            sqlite_where=text("deleted"),
+        ),
+    )
+
+    # Lists and todos have UUIDs: one id space, so the object's id alone is the key.
+    object_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(4))  # "list" | "todo"
+    # Cascades with the account: a deleted user leaves nothing here.
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    deleted: Mapped[bool] = mapped_column(Boolean)
+    # PostgreSQL: the writing transaction's id; SQLite: the change clock (app.changes).
+    txid: Mapped[int] = mapped_column(BigInteger)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChangeClock(Base):
+    """SQLite only (unused on PostgreSQL): one row, a counter every change increments."""
+
+    __tablename__ = "change_clock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

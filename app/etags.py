@@ -1,0 +1,17 @@
+"""ETags are versions: a strong tag "<n>" per stored version of a resource."""
+
+import re
+
+_OUR_TAG = re.compile(r'"(0|[1-9][0-9]{0,9})"')
+
+
+def matching_versions(if_match: str | None) -> list[int] | None:
+    """The versions an If-Match header admits, or None when any version will do (no header,
+    or *). Strong comparison: weak tags (W/"...") and tags we never made match nothing."""
+    if if_match is None:
+        return None
+    tags = [tag.strip() for tag in if_match.split(",")]
+    if "*" in tags:
+        return None
+    versions = (_OUR_TAG.fullmatch(tag) for tag in tags)
+    return [int(m[1]) for m in versions if m and int(m[1]) <= 2**31 - 1]

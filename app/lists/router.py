@@ -1,0 +1,88 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from app.auth.dependencies import Claims
+from app.database import SessionDep
+from app.errors import error_responses
+from app.lists import service
+from app.lists.schemas import ListCreate, ListListQuery, ListPage, ListRead, ListUpdate, MoveList
+from app.lists.service import VersionedList
+
+router = APIRouter(prefix="/lists", tags=["lists"], responses=error_responses(401, 413, 503))
+
+IfMatch = Annotated[str | None, Header(description="An ETag from a previous response")]
+
+
+def _with_etag(response: Response, todo_list: VersionedList) -> ListRead:
+    response.headers["ETag"] = todo_list.etag
+    return todo_list.body
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+)
+async def create_list(
+    data: ListCreate, claims: Claims, session: SessionDep, response: Response
+) -> ListRead:
+    """Create a list, at the end of the user's lists."""
+    created = await service.create(session, claims, data)
+    response.headers["Location"] = f"/api/v1/lists/{created.body.id}"
+    return _with_etag(response, created)
+
+
+@router.get("")
+async def list_lists(
+    query: Annotated[ListListQuery, Query()], claims: Claims, session: SessionDep
+) -> ListPage:
+    """The user's lists in their order, a page at a time."""
+    return await service.list_page(session, claims, query)
+
+
+@router.get("/{list_id}", responses=error_responses(404))
+async def read_list(
+    list_id: uuid.UUID, claims: Claims, session: SessionDep, response: Response
+) -> ListRead:
+    """One list."""
+    return _with_etag(response, await service.get_owned(session, claims, list_id))
+
+
+@router.patch("/{list_id}", responses=error_responses(404, 412))
+async def rename_list(
+    list_id: uuid.UUID,
+    data: ListUpdate,
+    claims: Claims,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ListRead:
+    """Rename a list."""
+    return _with_etag(response, await service.rename(session, claims, list_id, data, if_match))
+
+
+@router.delete(
+    "/{list_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404, 409, 412),
+)
+async def delete_list(
+    list_id: uuid.UUID, claims: Claims, session: SessionDep, if_match: IfMatch = None
+) -> None:
+    """Delete a list and its todos; the default list cannot be deleted."""
+    await service.delete_list(session, claims, list_id, if_match)
+
+
+@router.post("/{list_id}/move", responses=error_responses(404, 409, 412))
+async def move_list(
+    list_id: uuid.UUID,
+    data: MoveList,
+    claims: Claims,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ListRead:
+    """Place a list right after another (after: null puts it first)."""
+    return _with_etag(response, await service.move(session, claims, list_id, data, if_match))

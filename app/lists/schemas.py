@@ -1,0 +1,50 @@
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.validation import NoNul
+
+ListName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, strict=True), NoNul
+]
+
+
+class ListCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: ListName
+
+
+class ListUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: ListName
+
+
+class MoveList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after: uuid.UUID | None = Field(description="The list to follow; null: first")
+
+
+class ListRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    position: str
+    is_default: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ListListQuery(BaseModel):
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=512)
+
+
+class ListPage(BaseModel):
+    items: list[ListRead]
+    next_cursor: str | None
