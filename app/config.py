@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # How often each worker deletes expired login failures and idempotency records.
     purge_interval_seconds: float = Field(default=300, gt=0)
 
+    # Tombstones of deleted lists and todos are kept this long; an older feed token is 410.
+    changes_retention_days: int = Field(default=30, ge=1)
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     # Serve /metrics from gunicorn's master on this port (not published with the API), and
     # answer 404 for it on the API port. Unset: /metrics on the API port.

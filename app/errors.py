@@ -60,6 +60,11 @@ class Conflict(AppError):
     detail = "Conflict"
 
 
+class Gone(AppError):
+    status_code = 410
+    detail = "Gone"
+
+
 class PreconditionFailed(AppError):
     status_code = 412
     detail = "The resource has changed; fetch it again and retry"
@@ -120,6 +125,7 @@ _RESPONSES: dict[int, tuple[str, dict[str, Any]]] = {
     403: ("Authenticated, but not allowed", {}),
     404: ("No such resource (or not yours)", {}),
     409: ("Conflicts with existing data", {}),
+    410: ("Too old: no longer available", {}),
     412: ("If-Match does not match the current ETag", {}),
     413: ("Request body over the size limit", {}),
     429: ("Throttled", _RETRY_AFTER),

@@ -21,6 +21,8 @@ from starlette.routing import Route
 from app import demo, migrations, openapi
 from app.auth.router import router as auth_router
 from app.auth.security import PasswordHasher, TokenCodec
+from app.changes.router import router as changes_router
+from app.changes.tokens import ChangeTokens
 from app.config import Settings, get_settings
 from app.database import (
     create_db_engine,
@@ -127,6 +129,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         PasswordHasher, settings.bcrypt_rounds, settings.hash_queue_limit
     )
     app.state.token_codec = await run_in_threadpool(TokenCodec, settings)
+    app.state.change_tokens = await run_in_threadpool(ChangeTokens, settings)
     try:
         await _prepare_database(app)
         # Everything built so far lives as long as the process: exempt it from the cyclic
@@ -175,7 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # traffic, come right after the two health probes. (The docs list their sections in
     # OPENAPI_TAGS order regardless.)
     _include(app, health_router)
-    for router in (todos_router, lists_router, auth_router, users_router):
+    for router in (todos_router, lists_router, changes_router, auth_router, users_router):
         _include(app, router, API_PREFIX)
     _add_meta_routes(app)
     for route in app.router.routes:  # the docs' and the meta routes; _include did the rest

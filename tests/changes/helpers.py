@@ -1,0 +1,67 @@
+"""A feed client: keeps a local copy the way the contract tells a sync client to."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2 as httpx
+
+from tests.conftest import ApiUser
+
+FEED = "/api/v1/changes"
+
+
+@dataclass
+class Replica:
+    """What a client holds after following the feed: objects by (type, id)."""
+
+    user: ApiUser
+    token: str | None = None
+    objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    pages: int = 0
+
+    def sync(self, client: Any, limit: int = 100) -> list[dict[str, Any]]:
+        """Follow next_token until has_more is false; the changes seen."""
+        seen: list[dict[str, Any]] = []
+        while True:
+            body = page(client, self.user, self.token, limit)
+            self.pages += 1
+            for change in body["changes"]:
+                assert (change["item"] is None) == change["deleted"], change
+                key = (change["type"], change["id"])
+                if change["deleted"]:
+                    self.objects.pop(key, None)
+                else:
+                    self.objects[key] = change["item"]
+            seen += body["changes"]
+            self.token = body["next_token"]
+            if not body["has_more"]:
+                return seen
+
+
+def page(client: Any, user: ApiUser, since: str | None, limit: int = 100) -> dict[str, Any]:
+    response = feed(client, user, since, limit)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"changes", "next_token", "has_more"}
+    return body
+
+
+def feed(client: Any, user: ApiUser, since: str | None, limit: int = 100) -> httpx.Response:
+    params: dict[str, Any] = {"limit": limit} | ({"since": since} if since is not None else {})
+    response: httpx.Response = client.get(FEED, params=params, headers=user.headers)
+    return response
+
+
+def server_state(client: Any, user: ApiUser) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every list and todo of the user, read through the ordinary routes."""
+    state: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind, path in (("list", "/api/v1/lists"), ("todo", "/api/v1/todos")):
+        cursor = None
+        while True:
+            params = {"limit": 100} | ({"cursor": cursor} if cursor else {})
+            body = client.get(path, params=params, headers=user.headers).json()
+            state |= {(kind, item["id"]): item for item in body["items"]}
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+    return state

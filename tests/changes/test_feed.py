@@ -1,0 +1,240 @@
+"""GET /api/v1/changes over HTTP: the contract's rows on both databases."""
+
+import asyncio
+import base64
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select, text, update
+
+from app.changes import service
+from app.changes.models import Change
+from app.changes.tokens import FeedPosition
+from app.config import Settings
+from app.database import create_db_engine, create_sessionmaker, utcnow
+from tests.changes.helpers import Replica, feed, page, server_state
+from tests.conftest import ApiUser, assert_bearer_401
+
+
+def todo(client: TestClient, user: ApiUser, **fields: Any) -> dict[str, Any]:
+    response = client.post("/api/v1/todos", json={"title": "t", **fields}, headers=user.headers)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def new_list(client: TestClient, user: ApiUser, name: str = "Work") -> dict[str, Any]:
+    response = client.post("/api/v1/lists", json={"name": name}, headers=user.headers)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_without_since_every_list_and_todo_comes(client: TestClient, user: ApiUser) -> None:
+    work = new_list(client, user)
+    todos = [todo(client, user, title=f"t{i}") for i in range(3)]
+    todos.append(todo(client, user, list_id=work["id"]))
+    replica = Replica(user)
+    replica.sync(client)
+    assert replica.objects == server_state(client, user)
+    assert {key[0] for key in replica.objects} == {"list", "todo"}
+    assert len(replica.objects) == 2 + len(todos)
+
+
+def test_after_a_token_only_what_changed_comes_latest_state_once(
+    client: TestClient, user: ApiUser
+) -> None:
+    kept, changed, gone = (todo(client, user, title=name) for name in ("kept", "changed", "gone"))
+    replica = Replica(user)
+    replica.sync(client)
+    url = f"/api/v1/todos/{changed['id']}"
+    client.patch(url, json={"title": "first"}, headers=user.headers)
+    client.patch(url, json={"title": "second"}, headers=user.headers)
+    client.delete(f"/api/v1/todos/{gone['id']}", headers=user.headers)
+    seen = replica.sync(client)
+    assert sorted((c["id"], c["deleted"]) for c in seen) == sorted(
+        [(changed["id"], False), (gone["id"], True)]
+    )
+    (update_,) = [c for c in seen if not c["deleted"]]
+    assert update_["type"] == "todo"
+    assert update_["item"]["title"] == "second"
+    (tombstone,) = [c for c in seen if c["deleted"]]
+    assert tombstone["item"] is None
+    assert replica.objects == server_state(client, user)
+    assert ("todo", kept["id"]) in replica.objects
+    assert replica.sync(client) == []  # nothing new
+
+
+def test_pages_walk_every_change_once_in_commit_order(client: TestClient, user: ApiUser) -> None:
+    created = [todo(client, user, title=f"t{i}") for i in range(7)]
+    replica = Replica(user)
+    seen = replica.sync(client, limit=3)
+    assert replica.pages == 3  # inbox + 7 todos = 8 changes, 3 a page
+    ids = [c["id"] for c in seen]
+    assert len(ids) == len(set(ids)) == 8
+    assert ids[1:] == [t["id"] for t in created]  # in the order they were committed
+
+
+def test_a_token_from_before_a_list_deletion_reports_its_todos_deleted(
+    client: TestClient, user: ApiUser
+) -> None:
+    work = new_list(client, user)
+    inside = [todo(client, user, list_id=work["id"], title=f"in{i}") for i in range(3)]
+    outside = todo(client, user)
+    replica = Replica(user)
+    replica.sync(client)
+    assert client.delete(f"/api/v1/lists/{work['id']}", headers=user.headers).status_code == 204
+    seen = replica.sync(client)
+    assert {(c["type"], c["id"]) for c in seen if c["deleted"]} == {
+        ("list", work["id"]),
+        *(("todo", t["id"]) for t in inside),
+    }
+    assert all(c["deleted"] for c in seen)
+    assert replica.objects == server_state(client, user)
+    assert ("todo", outside["id"]) in replica.objects
+
+
+def test_moves_and_list_changes_are_changes(client: TestClient, user: ApiUser) -> None:
+    work = new_list(client, user)
+    a, b = todo(client, user), todo(client, user)
+    replica = Replica(user)
+    replica.sync(client)
+    client.post(f"/api/v1/todos/{b['id']}/move", json={"after": None}, headers=user.headers)
+    client.patch(f"/api/v1/todos/{a['id']}", json={"list_id": work["id"]}, headers=user.headers)
+    client.patch(f"/api/v1/lists/{work['id']}", json={"name": "Job"}, headers=user.headers)
+    seen = replica.sync(client)
+    assert {c["id"] for c in seen} == {a["id"], b["id"], work["id"]}
+    assert replica.objects == server_state(client, user)
+
+
+def test_another_users_changes_never_show(
+    client: TestClient, user: ApiUser, other_user: ApiUser
+) -> None:
+    mine = todo(client, user)
+    replica = Replica(user)
+    replica.sync(client)
+    theirs = todo(client, other_user)
+    new_list(client, other_user)
+    client.delete(f"/api/v1/todos/{theirs['id']}", headers=other_user.headers)
+    assert replica.sync(client) == []
+    assert ("todo", mine["id"]) in replica.objects
+    assert all(key[1] != theirs["id"] for key in replica.objects)
+
+
+def test_a_token_is_bound_to_its_user(
+    client: TestClient, user: ApiUser, other_user: ApiUser
+) -> None:
+    token = page(client, user, None)["next_token"]
+    response = feed(client, other_user, token)
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("since", ["", "garbage", "a.b", "e30.AAAA", "x" * 1025])
+def test_a_since_that_is_not_ours_is_422(client: TestClient, user: ApiUser, since: str) -> None:
+    response = feed(client, user, since)
+    assert response.status_code == 422, response.text
+    assert isinstance(response.json()["detail"], list)
+
+
+def test_a_tampered_token_is_422(client: TestClient, user: ApiUser) -> None:
+    token = page(client, user, None)["next_token"]
+    body, signature = token.split(".")
+    fields = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    fields["s"] = 0
+    forged = base64.urlsafe_b64encode(json.dumps(fields).encode()).decode().rstrip("=")
+    assert feed(client, user, f"{forged}.{signature}").status_code == 422
+    assert feed(client, user, f"{body}.{signature[:-2]}").status_code == 422
+
+
+@pytest.mark.parametrize("limit", [0, 1001, -1, "x"])
+def test_limit_out_of_range_is_422(client: TestClient, user: ApiUser, limit: Any) -> None:
+    assert feed(client, user, None, limit).status_code == 422
+
+
+def test_limit_bounds_are_accepted(client: TestClient, user: ApiUser) -> None:
+    assert page(client, user, None, 1)["has_more"] is False  # just the inbox
+    assert page(client, user, None, 1000)["has_more"] is False
+
+
+def test_a_token_older_than_the_retention_is_410(client: TestClient, user: ApiUser) -> None:
+    tokens = client.app.state.change_tokens  # type: ignore[attr-defined]
+    now = int(utcnow().timestamp())
+    old = FeedPosition(since=1, since_at=now - int(timedelta(days=31).total_seconds()))
+    response = feed(client, user, tokens.encode(old, uuid.UUID(user.id)))
+    assert response.status_code == 410
+    assert isinstance(response.json()["detail"], str)
+    recent = FeedPosition(since=1, since_at=now - int(timedelta(days=29).total_seconds()))
+    assert feed(client, user, tokens.encode(recent, uuid.UUID(user.id))).status_code == 200
+
+
+def test_needs_a_user_who_may_act(client: TestClient, user: ApiUser) -> None:
+    assert_bearer_401(client.get("/api/v1/changes"))
+
+
+def test_deleting_the_account_leaves_no_changes_and_its_token_is_401(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    work = new_list(client, user)
+    todo(client, user, list_id=work["id"])
+    todo(client, user)
+    token = page(client, user, None)["next_token"]
+    assert _changes_of(db_engine, user.id) == 4
+    assert client.delete("/api/v1/users/me", headers=user.headers).status_code == 204
+    assert _changes_of(db_engine, user.id) == 0
+    assert_bearer_401(feed(client, user, token))
+    assert_bearer_401(feed(client, user, None))
+
+
+def _changes_of(engine: Engine, user_id: str) -> int:
+    with engine.connect() as connection:
+        stmt = select(func.count()).where(Change.owner_id == uuid.UUID(user_id))
+        return int(connection.execute(stmt).scalar_one())
+
+
+def test_old_tombstones_are_purged_and_recent_ones_kept(
+    client: TestClient, user: ApiUser, db_engine: Engine, settings: Settings
+) -> None:
+    old, recent = todo(client, user), todo(client, user)
+    for item in (old, recent):
+        client.delete(f"/api/v1/todos/{item['id']}", headers=user.headers)
+    with db_engine.begin() as connection:
+        connection.execute(
+            update(Change)
+            .where(Change.object_id == uuid.UUID(old["id"]))
+            .values(changed_at=utcnow() - timedelta(days=32))
+        )
+    assert asyncio.run(_purge(settings)) == 1
+    with db_engine.connect() as connection:
+        left = connection.execute(select(Change.object_id).where(Change.deleted)).scalars().all()
+    assert uuid.UUID(recent["id"]) in left
+    assert uuid.UUID(old["id"]) not in left
+
+
+async def _purge(settings: Settings) -> int:
+    engine = create_db_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            purged = await service.purge_tombstones(session, timedelta(days=30))
+            await session.commit()
+            return purged
+    finally:
+        await engine.dispose()
+
+
+def test_changes_rows_are_written_by_the_database_itself(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    """A writer that knows nothing of the feed (a script, the release before) is recorded."""
+    item = todo(client, user)
+    token = page(client, user, None)["next_token"]
+    with db_engine.begin() as connection:
+        connection.execute(
+            text("UPDATE todos SET title = 'by hand', version = version + 1 WHERE id = :id"),
+            {"id": uuid.UUID(item["id"]).hex if db_engine.dialect.name == "sqlite" else item["id"]},
+        )
+    (change,) = page(client, user, token)["changes"]
+    assert change["item"]["title"] == "by hand"
