@@ -2,10 +2,13 @@
 
 from datetime import timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.security import PasswordHasher
 from app.database import utcnow
+from app.lists.models import TodoList
+from app.lists.positions import FIRST, key_after
 from app.todos.models import Priority, Todo
 from app.users.models import User
 
@@ -19,6 +22,13 @@ async def load(session: AsyncSession, hasher: PasswordHasher) -> None:
     user = User(email=DEMO_EMAIL, hashed_password=hashed, full_name="Demo User")
     session.add(user)
     await session.flush()
+    # The database gave the user a default list (a trigger on users); the todos go in it.
+    inbox = (
+        await session.execute(
+            select(TodoList.id).where(TodoList.owner_id == user.id, TodoList.is_default)
+        )
+    ).scalar_one()
+    position = FIRST
     samples = [
         ("Buy milk", Priority.normal, now + timedelta(days=1), False),
         ("Write the quarterly report", Priority.high, now + timedelta(days=3), False),
@@ -38,5 +48,8 @@ async def load(session: AsyncSession, hasher: PasswordHasher) -> None:
                 completed_at=created if done else None,
                 created_at=created,
                 updated_at=created,
+                list_id=inbox,
+                position=position,
             )
         )
+        position = key_after(position)

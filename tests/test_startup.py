@@ -19,7 +19,12 @@ def test_reset_db_rebuilds_with_demo_data(
     with TestClient(reset_app) as fresh:
         tokens = login(fresh, DEMO_EMAIL, DEMO_PASSWORD)
         headers = {"Authorization": f"Bearer {tokens['access_token']}"}
-        assert len(fresh.get("/api/v1/todos", headers=headers).json()["items"]) == 5
+        params = {"sort": "position"}
+        todos = fresh.get("/api/v1/todos", params=params, headers=headers).json()["items"]
+        assert len(todos) == 5
+        (inbox,) = fresh.get("/api/v1/lists", headers=headers).json()["items"]
+        assert {todo["list_id"] for todo in todos} == {inbox["id"]}
+        assert len({todo["position"] for todo in todos}) == 5
     with db_engine.connect() as connection:
         emails = connection.scalars(select(User.email)).all()
     assert emails == [DEMO_EMAIL]

@@ -91,7 +91,9 @@ def test_invalid_names_are_422_and_change_nothing(
     before = lists_of(client, user)
     assert client.post("/api/v1/lists", json=body, headers=user.headers).status_code == 422
     default = before[0]["id"]
-    assert client.patch(f"/api/v1/lists/{default}", json=body, headers=user.headers).status_code == 422
+    assert (
+        client.patch(f"/api/v1/lists/{default}", json=body, headers=user.headers).status_code == 422
+    )
     assert lists_of(client, user) == before
 
 
@@ -199,14 +201,15 @@ def test_move_after_a_missing_or_foreign_list_or_itself_is_422(
     theirs = create_list(client, other_user)
     for after in (str(uuid.uuid4()), theirs["id"], mine["id"]):
         assert move(client, user, mine["id"], after).status_code == 422
-    assert client.post(
-        f"/api/v1/lists/{mine['id']}/move", json={"after": "x"}, headers=user.headers
-    ).status_code == 422
+    assert (
+        client.post(
+            f"/api/v1/lists/{mine['id']}/move", json={"after": "x"}, headers=user.headers
+        ).status_code
+        == 422
+    )
 
 
-def test_keys_stay_short_the_list_is_rebalanced_in_order(
-    client: TestClient, user: ApiUser
-) -> None:
+def test_keys_stay_short_the_list_is_rebalanced_in_order(client: TestClient, user: ApiUser) -> None:
     """Always moving the last list to the front halves one gap again and again: keys grow
     until the bound, when the user's lists are renumbered in one statement."""
     created = [create_list(client, user, f"l{i}") for i in range(3)]
