@@ -95,7 +95,7 @@ def _watermark(dialect: str) -> ColumnElement[int]:
 
 
 @lru_cache(maxsize=8)
-def _page_statement(dialect: str, first_page: bool) -> Select[Any]:
+def _page_statement(dialect: str, first_page: bool) -> Select[*tuple[Any, ...]]:
     columns: list[Any] = [Change.kind, Change.object_id, Change.deleted, Change.txid]
     columns += [getattr(TodoList, name).label(f"l_{name}") for name in _LIST_FIELDS]
     columns += [getattr(Todo, name).label(f"t_{name}") for name in _TODO_FIELDS]
@@ -118,7 +118,7 @@ def _page_statement(dialect: str, first_page: bool) -> Select[Any]:
 
 
 @lru_cache(maxsize=2)
-def _empty_pass_statement(dialect: str) -> Select[Any]:
+def _empty_pass_statement(dialect: str) -> Select[int, bool]:
     return select(_watermark(dialect), access.ADMITTED)
 
 

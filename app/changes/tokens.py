@@ -33,7 +33,6 @@ class FeedPosition:
         return self.after is None
 
 
-
 class ChangeTokens:
     def __init__(self, settings: Settings) -> None:
         # Derived, so the JWT key itself signs nothing but JWTs.
@@ -69,8 +68,10 @@ def _position(fields: dict[str, object]) -> FeedPosition:
     since, since_at = _integer(fields["s"]), _integer(fields["t"])
     if "a" not in fields:
         return FeedPosition(since, since_at)
-    txid, object_id = fields["a"]  # type: ignore[misc]
-    after = (_integer(txid), uuid.UUID(hex=str(object_id)))
+    last = fields["a"]
+    if not isinstance(last, list) or len(last) != 2:
+        raise ValueError("not a keyset position")
+    after = (_integer(last[0]), uuid.UUID(hex=str(last[1])))
     return FeedPosition(since, since_at, after, _integer(fields["m"]), _integer(fields["mt"]))
 
 

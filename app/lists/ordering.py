@@ -38,7 +38,7 @@ class OrderedScope:
         return self.table.c[self.scope]
 
     @cached_property
-    def after_item(self) -> Select[tuple[str]]:
+    def after_item(self) -> Select[str]:
         """The position of `after` (an id) in the scope."""
         t = self.table
         return select(t.c.position).where(
@@ -46,7 +46,7 @@ class OrderedScope:
         )
 
     @cached_property
-    def first_beyond(self) -> Select[tuple[str | None]]:
+    def first_beyond(self) -> Select[str | None]:
         """The smallest position above `before`, other than the moving item's."""
         t = self.table
         return select(func.min(t.c.position)).where(
@@ -56,7 +56,7 @@ class OrderedScope:
         )
 
     @cached_property
-    def first(self) -> Select[tuple[str | None]]:
+    def first(self) -> Select[str | None]:
         t = self.table
         return select(func.min(t.c.position)).where(
             self._scope == bindparam("scope"), t.c.id != bindparam("moving")

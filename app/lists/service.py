@@ -12,7 +12,17 @@ from functools import lru_cache
 from typing import Any, cast
 
 from pydantic import TypeAdapter
-from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningDelete, ReturningUpdate
 
@@ -109,10 +119,10 @@ def _insert_statement() -> Any:
         bindparam("user_id", type_=TodoList.owner_id.type),
         bindparam("new_name", type_=TodoList.name.type),
         next_position(last.scalar_subquery()),
-        False,
+        literal(False),
         bindparam("now", type_=TodoList.created_at.type),
         bindparam("now", type_=TodoList.updated_at.type),
-        1,
+        literal(1),
     ).where(access.ADMITTED)
     columns = [
         "id",
@@ -191,7 +201,7 @@ def _version_matches(if_match: bool) -> tuple[ColumnElement[bool], ...]:
 
 
 @lru_cache(maxsize=2)
-def _rename_statement(if_match: bool) -> ReturningUpdate[Any]:
+def _rename_statement(if_match: bool) -> ReturningUpdate[*tuple[Any, ...]]:
     return (
         update(_TABLE)
         .where(
@@ -221,7 +231,7 @@ async def delete_list(
 
 
 @lru_cache(maxsize=2)
-def _move_statement(if_match: bool) -> ReturningUpdate[Any]:
+def _move_statement(if_match: bool) -> ReturningUpdate[*tuple[Any, ...]]:
     return (
         update(_TABLE)
         .where(*_OWNED, _THIS_ONE, *_version_matches(if_match))

@@ -19,6 +19,20 @@ class Replica:
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     pages: int = 0
 
+    def news(self, client: Any, limit: int = 100) -> list[dict[str, Any]]:
+        """sync(), less the changes that only repeat what this copy already held.
+
+        The feed may deliver an object again (on PostgreSQL, while any transaction in the
+        cluster stays open, the watermark waits for it); the guarantee is about never
+        missing one, and a repeat of the state held is harmless."""
+        before = dict(self.objects)
+
+        def new(change: dict[str, Any]) -> bool:
+            held = before.get((change["type"], change["id"]))
+            return held is not None if change["deleted"] else held != change["item"]
+
+        return [change for change in self.sync(client, limit) if new(change)]
+
     def sync(self, client: Any, limit: int = 100) -> list[dict[str, Any]]:
         """Follow next_token until has_more is false; the changes seen."""
         seen: list[dict[str, Any]] = []

@@ -55,7 +55,7 @@ def test_after_a_token_only_what_changed_comes_latest_state_once(
     client.patch(url, json={"title": "first"}, headers=user.headers)
     client.patch(url, json={"title": "second"}, headers=user.headers)
     client.delete(f"/api/v1/todos/{gone['id']}", headers=user.headers)
-    seen = replica.sync(client)
+    seen = replica.news(client)
     assert sorted((c["id"], c["deleted"]) for c in seen) == sorted(
         [(changed["id"], False), (gone["id"], True)]
     )
@@ -66,7 +66,7 @@ def test_after_a_token_only_what_changed_comes_latest_state_once(
     assert tombstone["item"] is None
     assert replica.objects == server_state(client, user)
     assert ("todo", kept["id"]) in replica.objects
-    assert replica.sync(client) == []  # nothing new
+    assert replica.news(client) == []  # nothing new
 
 
 def test_pages_walk_every_change_once_in_commit_order(client: TestClient, user: ApiUser) -> None:
@@ -88,7 +88,7 @@ def test_a_token_from_before_a_list_deletion_reports_its_todos_deleted(
     replica = Replica(user)
     replica.sync(client)
     assert client.delete(f"/api/v1/lists/{work['id']}", headers=user.headers).status_code == 204
-    seen = replica.sync(client)
+    seen = replica.news(client)
     assert {(c["type"], c["id"]) for c in seen if c["deleted"]} == {
         ("list", work["id"]),
         *(("todo", t["id"]) for t in inside),
@@ -106,7 +106,7 @@ def test_moves_and_list_changes_are_changes(client: TestClient, user: ApiUser) -
     client.post(f"/api/v1/todos/{b['id']}/move", json={"after": None}, headers=user.headers)
     client.patch(f"/api/v1/todos/{a['id']}", json={"list_id": work["id"]}, headers=user.headers)
     client.patch(f"/api/v1/lists/{work['id']}", json={"name": "Job"}, headers=user.headers)
-    seen = replica.sync(client)
+    seen = replica.news(client)
     assert {c["id"] for c in seen} == {a["id"], b["id"], work["id"]}
     assert replica.objects == server_state(client, user)
 
@@ -120,7 +120,7 @@ def test_another_users_changes_never_show(
     theirs = todo(client, other_user)
     new_list(client, other_user)
     client.delete(f"/api/v1/todos/{theirs['id']}", headers=other_user.headers)
-    assert replica.sync(client) == []
+    assert replica.news(client) == []
     assert ("todo", mine["id"]) in replica.objects
     assert all(key[1] != theirs["id"] for key in replica.objects)
 
@@ -230,11 +230,12 @@ def test_changes_rows_are_written_by_the_database_itself(
 ) -> None:
     """A writer that knows nothing of the feed (a script, the release before) is recorded."""
     item = todo(client, user)
-    token = page(client, user, None)["next_token"]
+    replica = Replica(user)
+    replica.sync(client)
     with db_engine.begin() as connection:
         connection.execute(
             text("UPDATE todos SET title = 'by hand', version = version + 1 WHERE id = :id"),
             {"id": uuid.UUID(item["id"]).hex if db_engine.dialect.name == "sqlite" else item["id"]},
         )
-    (change,) = page(client, user, token)["changes"]
+    (change,) = replica.news(client)
     assert change["item"]["title"] == "by hand"
