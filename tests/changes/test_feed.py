@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select, text, update
 
 from app.changes import service
 from app.changes.models import Change
-from app.changes.tokens import FeedPosition
+from app.changes.tokens import ChangeTokens, FeedPosition
 from app.config import Settings
 from app.database import create_db_engine, create_sessionmaker, utcnow
 from tests.changes.helpers import Replica, feed, page, server_state
@@ -160,8 +160,10 @@ def test_limit_bounds_are_accepted(client: TestClient, user: ApiUser) -> None:
     assert page(client, user, None, 1000)["has_more"] is False
 
 
-def test_a_token_older_than_the_retention_is_410(client: TestClient, user: ApiUser) -> None:
-    tokens = client.app.state.change_tokens  # type: ignore[attr-defined]
+def test_a_token_older_than_the_retention_is_410(
+    client: TestClient, user: ApiUser, settings: Settings
+) -> None:
+    tokens = ChangeTokens(settings)  # the app's key: these are tokens it issued
     now = int(utcnow().timestamp())
     old = FeedPosition(since=1, since_at=now - int(timedelta(days=31).total_seconds()))
     response = feed(client, user, tokens.encode(old, uuid.UUID(user.id)))

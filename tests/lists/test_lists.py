@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
-from tests.conftest import ApiUser, assert_bearer_401, deactivate, make_user
+from tests.conftest import ApiUser, assert_bearer_401, deactivate
 
 LIST_KEYS = {"id", "name", "position", "is_default", "created_at", "updated_at"}
 
@@ -247,13 +248,14 @@ def test_a_list_id_that_is_not_a_uuid_is_422(client: TestClient, user: ApiUser) 
     assert client.get("/api/v1/lists/nope", headers=user.headers).status_code == 422
 
 
-def test_routes_need_a_user_who_may_act(client: TestClient, user: ApiUser) -> None:
+def test_routes_need_a_user_who_may_act(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
     created = create_list(client, user)
-    deactivate_user = make_user(client)
     url = f"/api/v1/lists/{created['id']}"
     assert_bearer_401(client.get("/api/v1/lists"))
     assert_bearer_401(client.post("/api/v1/lists", json={"name": "x"}))
-    deactivate(_engine(client), user.id)
+    deactivate(db_engine, user.id)
     for response in (
         client.get("/api/v1/lists", headers=user.headers),
         client.post("/api/v1/lists", json={"name": "x"}, headers=user.headers),
@@ -263,10 +265,3 @@ def test_routes_need_a_user_who_may_act(client: TestClient, user: ApiUser) -> No
         client.delete(url, headers=user.headers),
     ):
         assert_bearer_401(response)
-    assert deactivate_user
-
-
-def _engine(client: TestClient) -> Any:
-    from sqlalchemy import create_engine
-
-    return create_engine(client.app.state.settings.database_url)  # type: ignore[attr-defined]
