@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import Engine, make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from app.auth.security import PasswordHasher, TokenCodec  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.database import create_migration_engine  # noqa: E402
+from app.lists.models import TodoList  # noqa: E402
 from app.migrations import upgrade_to_head  # noqa: E402
 from app.pagination import encode_cursor  # noqa: E402
 from app.todos.models import Todo  # noqa: E402
@@ -57,6 +58,9 @@ REPEAT = int(os.environ.get("BENCH_REPEAT") or (1 if QUICK else 3))
 WARMUP = 2  # seconds of each scenario before the first round, not measured
 CONNECTIONS, WORKERS, WRK_THREADS = 32, 2, 2
 USERS, TODOS_PER_USER, DELETABLE_PER_USER = 200, 40, 20
+# The changes scenario reads a first feed page of 100 for users of its own, each with more
+# than a page of lists and todos (the others keep the todo scenarios as they were).
+FEED_USERS, FEED_TODOS_PER_USER = 20, 150
 PASSWORD = "bench-password-1"  # noqa: S105 - throwaway accounts in a throwaway database
 SECRET = "bench-secret-key-" + "x" * 40
 SCRIPT = ROOT / "bench" / "wrk" / "scenario.lua"
@@ -64,7 +68,7 @@ RESULTS = ROOT / "bench" / "results"
 WORK = Path(os.environ.get("BENCH_WORKDIR", Path(tempfile.gettempdir()) / "todo-bench"))
 DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 # Login last: wrk stops sending, but the server still works through a queue of bcrypt hashes.
-ALL_SCENARIOS = "health,get_todo,list_todos,create_todo,update_todo,mixed,login"
+ALL_SCENARIOS = "health,get_todo,list_todos,create_todo,update_todo,mixed,changes,login"
 # BENCH_SCENARIOS=get_todo,list_todos: only those (and no login storm or scale runs), for A/B.
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", ALL_SCENARIOS).split(",")
 PARTIAL = "BENCH_SCENARIOS" in os.environ
@@ -106,7 +110,8 @@ def main() -> None:
             data, deletable = seed(engine)
             for name in SCENARIOS:  # every path warm: pools full, statements prepared
                 if name != "login":
-                    wrk(url, name, duration=WARMUP, data=data, delete=deletable.take(name))
+                    wrk(url, name, duration=WARMUP, data=_data(name, data),
+                        delete=deletable.take(name))  # fmt: skip
             samples = _rounds({"ceiling": ceiling_url, "server": server_url}, url, data, deletable)
             for reference in ("ceiling", "server"):
                 runs = samples.pop(reference)
@@ -133,7 +138,7 @@ def _rounds(
         for reference, reference_url in references.items():
             samples[reference].append(wrk(reference_url, "ceiling"))
         for name in SCENARIOS:
-            run = wrk(url, name, data=data, delete=deletable.take(name))
+            run = wrk(url, name, data=_data(name, data), delete=deletable.take(name))
             samples.setdefault(name, []).append(run)
             _drain(url)
             if os.environ.get("BENCH_PROFILE"):  # hold the server for a profiler
@@ -225,23 +230,34 @@ def seed(engine: Engine) -> tuple[Path, Deletable]:
     users = [
         {"id": uuid.uuid4(), "email": f"bench-{i}@example.com", "hashed_password": hashed,
          "is_active": True, "is_superuser": False, "created_at": now, "updated_at": now}
-        for i in range(USERS)
+        for i in range(USERS + FEED_USERS)
     ]  # fmt: skip
-    todos, lines, deletable = [], [], []
-    for user in users:
+    with engine.begin() as connection:
+        connection.execute(insert(User), users)  # each gets its Inbox from the database
+        inboxes = dict(connection.execute(select(TodoList.owner_id, TodoList.id)).tuples().all())
+    todos, lines, deletable, feed = [], [], [], []
+    for i, user in enumerate(users):
         token = codec.encode_access(user["id"], 0)  # a new user's credential generation
-        for n in range(TODOS_PER_USER + DELETABLE_PER_USER):
+        count = TODOS_PER_USER + DELETABLE_PER_USER if i < USERS else FEED_TODOS_PER_USER
+        for n in range(count):
             todo_id = uuid.uuid4()
-            todos.append(_todo(todo_id, user["id"], f"todo {n}", now - timedelta(seconds=n)))
-            target = lines if n < TODOS_PER_USER else deletable
+            todos.append(
+                _todo(todo_id, user["id"], f"todo {n}", now - timedelta(seconds=n))
+                | {"list_id": inboxes[user["id"]], "position": f"{n + 1:010d}"}
+            )
+            target = feed if i >= USERS else lines if n < TODOS_PER_USER else deletable
             target.append(f"{token} {todo_id} {user['email']}")
     with engine.begin() as connection:
-        connection.execute(insert(User), users)
         connection.execute(insert(Todo), todos)
         connection.execute(text("ANALYZE"))
     data = WORK / "todos.txt"
     data.write_text("\n".join(lines) + "\n")
+    (WORK / "feed.txt").write_text("\n".join(feed) + "\n")
     return data, Deletable(deletable, runs=1 + REPEAT)  # the warm-up, then each round
+
+
+def _data(scenario: str, data: Path) -> Path:
+    return WORK / "feed.txt" if scenario == "changes" else data
 
 
 def _todo(todo_id: uuid.UUID, owner: uuid.UUID, title: str, created: datetime) -> dict[str, Any]:
@@ -299,9 +315,10 @@ def _big_user(engine: Engine, count: int) -> tuple[str, str]:
         connection.execute(
             text(
                 "INSERT INTO todos (id, owner_id, title, completed, priority, created_at,"
-                " updated_at, version) SELECT gen_random_uuid(), :owner, 'todo ' || g, false,"
-                " g % 3, now() - g * interval '1 millisecond', now(), 1"
-                " FROM generate_series(1, :count) AS g"
+                " updated_at, version, list_id, position) SELECT gen_random_uuid(), :owner,"
+                " 'todo ' || g, false, g % 3, now() - g * interval '1 millisecond', now(), 1,"
+                " (SELECT id FROM lists WHERE owner_id = :owner AND is_default),"
+                " lpad(CAST(g AS TEXT), 10, '0') FROM generate_series(1, :count) AS g"
             ),
             {"owner": user_id, "count": count},
         )

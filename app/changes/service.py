@@ -35,8 +35,8 @@ counter (change_clock) and stamp with it, so stamps increase in commit order, an
 
 Deletions are tombstones (deleted = true), kept CHANGES_RETENTION_DAYS; a token older than
 that is 410, and older tombstones are purged a bounded batch at a time on feed reads. The
-account's own deletion removes its rows (foreign key cascade; the triggers record nothing for
-an owner that is gone), and its tokens' user no longer exists: 401.
+account's own deletion removes its rows (a trigger on users; the recording triggers write
+nothing for an owner that is gone), and its tokens' user no longer exists: 401.
 """
 
 import random

@@ -41,6 +41,8 @@ end
 
 local function get_todo(e) return wrk.format("GET", "/api/v1/todos/" .. e.todo, auth(e)) end
 local function list_todos(e) return wrk.format("GET", "/api/v1/todos?limit=20", auth(e)) end
+-- A client's first sync: a feed page of 100 (each feed user has more than that).
+local function changes(e) return wrk.format("GET", "/api/v1/changes?limit=100", auth(e)) end
 local function create_todo(e)
   return wrk.format("POST", "/api/v1/todos", auth(e), '{"title":"bench todo","priority":"high"}')
 end
@@ -65,6 +67,7 @@ function request()
   elseif scenario == "ceiling" then return wrk.format("GET", "/")
   elseif scenario == "get_todo" then return get_todo(e)
   elseif scenario == "list_todos" then return list_todos(e)
+  elseif scenario == "changes" then return changes(e)
   elseif scenario == "create_todo" then return create_todo(e)
   elseif scenario == "update_todo" then return update_todo(e)
   elseif scenario == "login" then return login(e)
