@@ -90,6 +90,8 @@ async def serve_once(config: Any) -> None:
         ("GET", todo_path, b"", auth),  # 404
         ("POST", "/api/v1/todos", b'{"title": ""}', {**auth, **json_type}),  # 422
         ("GET", "/api/v1/users/me", b"", {"authorization": "Bearer not-a-token"}),  # 401
+        ("GET", "/api/v1/lists", b"", auth),
+        ("GET", "/api/v1/changes?limit=10", b"", auth),  # the change feed (app.changes)
         ("GET", "/", b"", {}),
         ("GET", "/health", b"", {}),
         ("GET", "/health/ready", b"", {}),
