@@ -18,26 +18,13 @@ from app.config import Settings
 from app.database import create_db_engine, create_sessionmaker, utcnow
 from tests.changes.helpers import Replica, feed, page, server_state
 from tests.conftest import ApiUser, assert_bearer_401
-
-
-def todo(client: TestClient, user: ApiUser, **fields: Any) -> dict[str, Any]:
-    response = client.post("/api/v1/todos", json={"title": "t", **fields}, headers=user.headers)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def new_list(client: TestClient, user: ApiUser, name: str = "Work") -> dict[str, Any]:
-    response = client.post("/api/v1/lists", json={"name": name}, headers=user.headers)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+from tests.lists.helpers import create_list, create_todo
 
 
 def test_without_since_every_list_and_todo_comes(client: TestClient, user: ApiUser) -> None:
-    work = new_list(client, user)
-    todos = [todo(client, user, title=f"t{i}") for i in range(3)]
-    todos.append(todo(client, user, list_id=work["id"]))
+    work = create_list(client, user)
+    todos = [create_todo(client, user, title=f"t{i}") for i in range(3)]
+    todos.append(create_todo(client, user, list_id=work["id"]))
     replica = Replica(user)
     replica.sync(client)
     assert replica.objects == server_state(client, user)
@@ -48,7 +35,9 @@ def test_without_since_every_list_and_todo_comes(client: TestClient, user: ApiUs
 def test_after_a_token_only_what_changed_comes_latest_state_once(
     client: TestClient, user: ApiUser
 ) -> None:
-    kept, changed, gone = (todo(client, user, title=name) for name in ("kept", "changed", "gone"))
+    kept, changed, gone = (
+        create_todo(client, user, title=name) for name in ("kept", "changed", "gone")
+    )
     replica = Replica(user)
     replica.sync(client)
     url = f"/api/v1/todos/{changed['id']}"
@@ -70,7 +59,7 @@ def test_after_a_token_only_what_changed_comes_latest_state_once(
 
 
 def test_pages_walk_every_change_once_in_commit_order(client: TestClient, user: ApiUser) -> None:
-    created = [todo(client, user, title=f"t{i}") for i in range(7)]
+    created = [create_todo(client, user, title=f"t{i}") for i in range(7)]
     replica = Replica(user)
     seen = replica.sync(client, limit=3)
     assert replica.pages == 3  # inbox + 7 todos = 8 changes, 3 a page
@@ -82,9 +71,9 @@ def test_pages_walk_every_change_once_in_commit_order(client: TestClient, user: 
 def test_a_token_from_before_a_list_deletion_reports_its_todos_deleted(
     client: TestClient, user: ApiUser
 ) -> None:
-    work = new_list(client, user)
-    inside = [todo(client, user, list_id=work["id"], title=f"in{i}") for i in range(3)]
-    outside = todo(client, user)
+    work = create_list(client, user)
+    inside = [create_todo(client, user, list_id=work["id"], title=f"in{i}") for i in range(3)]
+    outside = create_todo(client, user)
     replica = Replica(user)
     replica.sync(client)
     assert client.delete(f"/api/v1/lists/{work['id']}", headers=user.headers).status_code == 204
@@ -99,8 +88,8 @@ def test_a_token_from_before_a_list_deletion_reports_its_todos_deleted(
 
 
 def test_moves_and_list_changes_are_changes(client: TestClient, user: ApiUser) -> None:
-    work = new_list(client, user)
-    a, b = todo(client, user), todo(client, user)
+    work = create_list(client, user)
+    a, b = create_todo(client, user), create_todo(client, user)
     replica = Replica(user)
     replica.sync(client)
     client.post(f"/api/v1/todos/{b['id']}/move", json={"after": None}, headers=user.headers)
@@ -114,11 +103,11 @@ def test_moves_and_list_changes_are_changes(client: TestClient, user: ApiUser) -
 def test_another_users_changes_never_show(
     client: TestClient, user: ApiUser, other_user: ApiUser
 ) -> None:
-    mine = todo(client, user)
+    mine = create_todo(client, user)
     replica = Replica(user)
     replica.sync(client)
-    theirs = todo(client, other_user)
-    new_list(client, other_user)
+    theirs = create_todo(client, other_user)
+    create_list(client, other_user)
     client.delete(f"/api/v1/todos/{theirs['id']}", headers=other_user.headers)
     assert replica.news(client) == []
     assert ("todo", mine["id"]) in replica.objects
@@ -180,9 +169,9 @@ def test_needs_a_user_who_may_act(client: TestClient, user: ApiUser) -> None:
 def test_deleting_the_account_leaves_no_changes_and_its_token_is_401(
     client: TestClient, user: ApiUser, db_engine: Engine
 ) -> None:
-    work = new_list(client, user)
-    todo(client, user, list_id=work["id"])
-    todo(client, user)
+    work = create_list(client, user)
+    create_todo(client, user, list_id=work["id"])
+    create_todo(client, user)
     token = page(client, user, None)["next_token"]
     assert _changes_of(db_engine, user.id) == 4
     assert client.delete("/api/v1/users/me", headers=user.headers).status_code == 204
@@ -200,7 +189,7 @@ def _changes_of(engine: Engine, user_id: str) -> int:
 def test_old_tombstones_are_purged_and_recent_ones_kept(
     client: TestClient, user: ApiUser, db_engine: Engine, settings: Settings
 ) -> None:
-    old, recent = todo(client, user), todo(client, user)
+    old, recent = create_todo(client, user), create_todo(client, user)
     for item in (old, recent):
         client.delete(f"/api/v1/todos/{item['id']}", headers=user.headers)
     with db_engine.begin() as connection:
@@ -231,7 +220,7 @@ def test_changes_rows_are_written_by_the_database_itself(
     client: TestClient, user: ApiUser, db_engine: Engine
 ) -> None:
     """A writer that knows nothing of the feed (a script, the release before) is recorded."""
-    item = todo(client, user)
+    item = create_todo(client, user)
     replica = Replica(user)
     replica.sync(client)
     with db_engine.begin() as connection:

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from tests.conftest import ApiUser, assert_bearer_401, deactivate
+from tests.lists.helpers import create_list
 
 LIST_KEYS = {"id", "name", "position", "is_default", "created_at", "updated_at"}
 
@@ -17,13 +18,6 @@ def lists_of(client: TestClient, user: ApiUser) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
-
-
-def create_list(client: TestClient, user: ApiUser, name: str = "Work") -> dict[str, Any]:
-    response = client.post("/api/v1/lists", json={"name": name}, headers=user.headers)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def inbox(client: TestClient, user: ApiUser) -> dict[str, Any]:

@@ -8,20 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import ApiUser
-
-
-def create(client: TestClient, user: ApiUser, **fields: Any) -> dict[str, Any]:
-    response = client.post("/api/v1/todos", json={"title": "t", **fields}, headers=user.headers)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def new_list(client: TestClient, user: ApiUser, name: str = "Work") -> dict[str, Any]:
-    response = client.post("/api/v1/lists", json={"name": name}, headers=user.headers)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+from tests.lists.helpers import create_list, create_todo
 
 
 def inbox_id(client: TestClient, user: ApiUser) -> str:
@@ -55,7 +42,7 @@ def move(client: TestClient, user: ApiUser, todo_id: str, after: str | None, **e
 
 
 def test_a_new_todo_goes_to_the_end_of_the_default_list(client: TestClient, user: ApiUser) -> None:
-    first, second = create(client, user), create(client, user)
+    first, second = create_todo(client, user), create_todo(client, user)
     inbox = inbox_id(client, user)
     assert first["list_id"] == second["list_id"] == inbox
     assert first["position"] < second["position"]
@@ -63,8 +50,8 @@ def test_a_new_todo_goes_to_the_end_of_the_default_list(client: TestClient, user
 
 
 def test_a_todo_created_in_a_list_goes_to_its_end(client: TestClient, user: ApiUser) -> None:
-    work = new_list(client, user)
-    items = [create(client, user, list_id=work["id"]) for _ in range(3)]
+    work = create_list(client, user)
+    items = [create_todo(client, user, list_id=work["id"]) for _ in range(3)]
     assert {item["list_id"] for item in items} == {work["id"]}
     assert in_order(client, user, work["id"]) == [item["id"] for item in items]
 
@@ -72,8 +59,8 @@ def test_a_todo_created_in_a_list_goes_to_its_end(client: TestClient, user: ApiU
 def test_a_missing_or_foreign_list_id_is_the_same_422(
     client: TestClient, user: ApiUser, other_user: ApiUser
 ) -> None:
-    theirs = new_list(client, other_user)
-    mine = create(client, user)
+    theirs = create_list(client, other_user)
+    mine = create_todo(client, user)
     answers = []
     for list_id in (theirs["id"], str(uuid.uuid4())):
         answers.append(
@@ -99,7 +86,7 @@ def test_a_missing_or_foreign_list_id_is_the_same_422(
 def test_a_list_id_that_is_not_a_uuid_is_422(
     client: TestClient, user: ApiUser, list_id: Any
 ) -> None:
-    mine = create(client, user)
+    mine = create_todo(client, user)
     url = f"/api/v1/todos/{mine['id']}"
     assert client.patch(url, json={"list_id": list_id}, headers=user.headers).status_code == 422
     if list_id is not None:
@@ -112,9 +99,9 @@ def test_a_list_id_that_is_not_a_uuid_is_422(
 def test_patch_to_another_list_moves_to_its_end_and_the_same_list_stays(
     client: TestClient, user: ApiUser
 ) -> None:
-    work = new_list(client, user)
-    there = create(client, user, list_id=work["id"])
-    moving, staying = create(client, user), create(client, user)
+    work = create_list(client, user)
+    there = create_todo(client, user, list_id=work["id"])
+    moving, staying = create_todo(client, user), create_todo(client, user)
     url = f"/api/v1/todos/{moving['id']}"
     response = client.patch(url, json={"list_id": work["id"]}, headers=user.headers)
     assert response.status_code == 200
@@ -126,9 +113,9 @@ def test_patch_to_another_list_moves_to_its_end_and_the_same_list_stays(
 
 
 def test_put_without_list_id_leaves_the_todo_where_it_is(client: TestClient, user: ApiUser) -> None:
-    work = new_list(client, user)
-    create(client, user, list_id=work["id"])
-    item = create(client, user, list_id=work["id"])
+    work = create_list(client, user)
+    create_todo(client, user, list_id=work["id"])
+    item = create_todo(client, user, list_id=work["id"])
     url = f"/api/v1/todos/{item['id']}"
     replaced = client.put(url, json={"title": "new"}, headers=user.headers).json()
     assert (replaced["list_id"], replaced["position"]) == (item["list_id"], item["position"])
@@ -138,7 +125,7 @@ def test_put_without_list_id_leaves_the_todo_where_it_is(client: TestClient, use
 
 
 def test_move_within_a_list_changes_only_the_moved_todo(client: TestClient, user: ApiUser) -> None:
-    a, b, c, d = (create(client, user, title=name) for name in "abcd")
+    a, b, c, d = (create_todo(client, user, title=name) for name in "abcd")
     inbox = inbox_id(client, user)
     before = {t["id"]: t["position"] for t in (a, b, c, d)}
     response = move(client, user, d["id"], a["id"])
@@ -157,9 +144,12 @@ def test_move_within_a_list_changes_only_the_moved_todo(client: TestClient, user
 
 
 def test_move_into_another_list(client: TestClient, user: ApiUser) -> None:
-    work = new_list(client, user)
-    x, y = create(client, user, list_id=work["id"]), create(client, user, list_id=work["id"])
-    moving = create(client, user)
+    work = create_list(client, user)
+    x, y = (
+        create_todo(client, user, list_id=work["id"]),
+        create_todo(client, user, list_id=work["id"]),
+    )
+    moving = create_todo(client, user)
     response = move(client, user, moving["id"], x["id"], list_id=work["id"])
     assert response.status_code == 200, response.text
     assert response.json()["list_id"] == work["id"]
@@ -170,24 +160,24 @@ def test_move_into_another_list(client: TestClient, user: ApiUser) -> None:
 def test_after_must_be_in_the_target_list(
     client: TestClient, user: ApiUser, other_user: ApiUser
 ) -> None:
-    work = new_list(client, user)
-    elsewhere = create(client, user, list_id=work["id"])
-    moving = create(client, user)
-    theirs = create(client, other_user)
+    work = create_list(client, user)
+    elsewhere = create_todo(client, user, list_id=work["id"])
+    moving = create_todo(client, user)
+    theirs = create_todo(client, other_user)
     for after in (elsewhere["id"], theirs["id"], str(uuid.uuid4()), moving["id"]):
         assert move(client, user, moving["id"], after).status_code == 422
     assert client.get(f"/api/v1/todos/{moving['id']}", headers=user.headers).json() == moving
 
 
 def test_move_validates_its_body(client: TestClient, user: ApiUser) -> None:
-    item = create(client, user)
+    item = create_todo(client, user)
     url = f"/api/v1/todos/{item['id']}/move"
     for body in ({}, {"after": "x"}, {"after": None, "list_id": None, "extra": 1}, []):
         assert client.post(url, json=body, headers=user.headers).status_code == 422
 
 
 def test_move_honours_if_match(client: TestClient, user: ApiUser) -> None:
-    a, b = create(client, user), create(client, user)
+    a, b = create_todo(client, user), create_todo(client, user)
     etag = client.get(f"/api/v1/todos/{b['id']}", headers=user.headers).headers["etag"]
     client.patch(f"/api/v1/todos/{b['id']}", json={"title": "changed"}, headers=user.headers)
     stale = move(client, user, b["id"], None, headers={"If-Match": etag})
@@ -203,7 +193,7 @@ def test_move_honours_if_match(client: TestClient, user: ApiUser) -> None:
 def test_another_users_todo_is_a_404_on_move(
     client: TestClient, user: ApiUser, other_user: ApiUser
 ) -> None:
-    theirs = create(client, other_user)
+    theirs = create_todo(client, other_user)
     for todo_id in (theirs["id"], str(uuid.uuid4())):
         response = move(client, user, todo_id, None)
         assert response.status_code == 404
@@ -213,8 +203,8 @@ def test_another_users_todo_is_a_404_on_move(
 def test_sort_position_walks_every_list_in_order_both_ways(
     client: TestClient, user: ApiUser
 ) -> None:
-    work = new_list(client, user)
-    items = [create(client, user, list_id=work["id"], title=f"t{i}") for i in range(9)]
+    work = create_list(client, user)
+    items = [create_todo(client, user, list_id=work["id"], title=f"t{i}") for i in range(9)]
     move(client, user, items[8]["id"], None)
     move(client, user, items[0]["id"], items[4]["id"])
     expected = [items[8], *items[1:5], items[0], *items[5:8]]
@@ -241,7 +231,7 @@ def test_fifty_concurrent_moves_and_inserts_keep_one_distinct_position_each(
     two alike, and the order is one a serial run of the same requests could have produced:
     each move's todo right after its `after` at the time it ran, inserts at the end."""
     inbox = inbox_id(client, user)
-    seeds = [create(client, user, title=f"seed{i}") for i in range(10)]
+    seeds = [create_todo(client, user, title=f"seed{i}") for i in range(10)]
 
     def insert(i: int) -> Any:
         return client.post("/api/v1/todos", json={"title": f"new{i}"}, headers=user.headers)
