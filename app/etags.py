@@ -1,6 +1,9 @@
 """ETags are versions: a strong tag "<n>" per stored version of a resource."""
 
 import re
+from typing import Any
+
+from sqlalchemy import ColumnElement, bindparam
 
 _OUR_TAG = re.compile(r'"(0|[1-9][0-9]{0,9})"')
 
@@ -15,3 +18,9 @@ def matching_versions(if_match: str | None) -> list[int] | None:
         return None
     versions = (_OUR_TAG.fullmatch(tag) for tag in tags)
     return [int(m[1]) for m in versions if m and int(m[1]) <= 2**31 - 1]
+
+
+def version_matches(version: Any, if_match: bool) -> tuple[ColumnElement[bool], ...]:
+    """The If-Match condition of a write statement: the row's version is one of the
+    `versions` parameter's (matching_versions); nothing without If-Match."""
+    return (version.in_(bindparam("versions", expanding=True)),) if if_match else ()

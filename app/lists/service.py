@@ -13,7 +13,6 @@ from typing import Any, cast
 
 from pydantic import TypeAdapter
 from sqlalchemy import (
-    ColumnElement,
     Table,
     bindparam,
     delete,
@@ -30,7 +29,7 @@ from app.auth import access
 from app.auth.security import AccessClaims
 from app.database import utcnow
 from app.errors import AppError, Conflict, NotFound, PreconditionFailed, Unauthorized
-from app.etags import matching_versions
+from app.etags import matching_versions, version_matches
 from app.lists.models import TodoList
 from app.lists.ordering import OrderedScope, key_for_move, place
 from app.lists.positions import next_position
@@ -196,16 +195,15 @@ async def rename(
     return current
 
 
-def _version_matches(if_match: bool) -> tuple[ColumnElement[bool], ...]:
-    return (TodoList.version.in_(bindparam("versions", expanding=True)),) if if_match else ()
-
-
 @lru_cache(maxsize=2)
 def _rename_statement(if_match: bool) -> ReturningUpdate[*tuple[Any, ...]]:
     return (
         update(_TABLE)
         .where(
-            *_OWNED, _THIS_ONE, TodoList.name != bindparam("new_name"), *_version_matches(if_match)
+            *_OWNED,
+            _THIS_ONE,
+            TodoList.name != bindparam("new_name"),
+            *version_matches(TodoList.version, if_match),
         )
         .values(
             name=bindparam("new_name"), updated_at=bindparam("now"), version=TodoList.version + 1
@@ -216,7 +214,12 @@ def _rename_statement(if_match: bool) -> ReturningUpdate[*tuple[Any, ...]]:
 
 @lru_cache(maxsize=2)
 def _delete_statement(if_match: bool) -> ReturningDelete[uuid.UUID]:
-    conditions = (*_OWNED, _THIS_ONE, TodoList.is_default.is_(False), *_version_matches(if_match))
+    conditions = (
+        *_OWNED,
+        _THIS_ONE,
+        TodoList.is_default.is_(False),
+        *version_matches(TodoList.version, if_match),
+    )
     return delete(_TABLE).where(*conditions).returning(TodoList.id)
 
 
@@ -234,7 +237,7 @@ async def delete_list(
 def _move_statement(if_match: bool) -> ReturningUpdate[*tuple[Any, ...]]:
     return (
         update(_TABLE)
-        .where(*_OWNED, _THIS_ONE, *_version_matches(if_match))
+        .where(*_OWNED, _THIS_ONE, *version_matches(TodoList.version, if_match))
         .values(
             position=bindparam("new_position"),
             updated_at=bindparam("now"),

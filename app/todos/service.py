@@ -47,7 +47,7 @@ from app.errors import (
     PreconditionFailed,
     Unauthorized,
 )
-from app.etags import matching_versions
+from app.etags import matching_versions, version_matches
 from app.lists.models import TodoList
 from app.lists.ordering import PLACEMENT_ATTEMPTS, OrderedScope, key_for_move, place
 from app.lists.positions import next_position
@@ -407,7 +407,7 @@ def _update_statement(fields: frozenset[str], if_match: bool) -> ReturningUpdate
     # Only a row that some value changes: a write of the current values leaves version and
     # updated_at alone, so other clients' ETags stay valid (completed_at follows completed).
     changed = or_(*(_TABLE.c[name].is_distinct_from(param) for name, param in new.items()))
-    conditions = [*_OWNED, _THIS_ONE, *_version_matches(if_match), changed]
+    conditions = [*_OWNED, _THIS_ONE, *version_matches(Todo.version, if_match), changed]
     if "list_id" in fields:
         # Another list: to its end; the same list: where it is.
         target = new["list_id"]
@@ -458,7 +458,7 @@ _CURRENT_LIST = select(Todo.list_id).where(*_OWNED, _THIS_ONE)
 def _move_statement(if_match: bool) -> ReturningUpdate[*tuple[Any, ...]]:
     return (
         update(_TABLE)
-        .where(*_OWNED, _THIS_ONE, *_version_matches(if_match))
+        .where(*_OWNED, _THIS_ONE, *version_matches(Todo.version, if_match))
         .values(
             list_id=bindparam("new_list_id"),
             position=bindparam("new_position"),
@@ -510,11 +510,11 @@ async def delete_todo(
 
 @lru_cache(maxsize=2)
 def _delete_statement(if_match: bool) -> ReturningDelete[uuid.UUID]:
-    return delete(_TABLE).where(*_OWNED, _THIS_ONE, *_version_matches(if_match)).returning(Todo.id)
-
-
-def _version_matches(if_match: bool) -> tuple[ColumnElement[bool], ...]:
-    return (Todo.version.in_(bindparam("versions", expanding=True)),) if if_match else ()
+    return (
+        delete(_TABLE)
+        .where(*_OWNED, _THIS_ONE, *version_matches(Todo.version, if_match))
+        .returning(Todo.id)
+    )
 
 
 def none_match(if_none_match: str | None, todo: VersionedTodo) -> bool:
