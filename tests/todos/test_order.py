@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
 
+from app.todos.models import Todo
 from tests.conftest import ApiUser
 from tests.lists.helpers import create_list, create_todo
 
@@ -266,3 +268,32 @@ def test_fifty_concurrent_moves_and_inserts_keep_one_distinct_position_each(
     ids = [item["id"] for item in items]
     assert ids[:10] == expected
     assert sorted(ids[10:]) == sorted(r.json()["id"] for r in responses[:25])
+
+
+def test_a_list_whose_keys_grow_too_long_is_rebalanced_in_order(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    """Moving the last todo to the front again and again halves one gap each time: keys grow
+    until the bound, then the list's keys are rewritten in one statement, order kept."""
+    inbox = inbox_id(client, user)
+    others = [create_todo(client, user, list_id=create_list(client, user)["id"])]
+    expected = [create_todo(client, user, title=f"t{i}")["id"] for i in range(3)]
+    longest = 0
+    for _ in range(110):
+        last = expected[-1]
+        assert move(client, user, last, None).status_code == 200
+        expected = [last, *expected[:-1]]
+        items = client.get(
+            "/api/v1/todos", params={"list_id": inbox, "sort": "position"}, headers=user.headers
+        ).json()["items"]
+        assert [item["id"] for item in items] == expected
+        longest = max(longest, *(len(item["position"]) for item in items))
+    assert 25 < longest <= 32  # it did grow, and never past the bound
+    with db_engine.connect() as connection:
+        short = connection.execute(
+            select(func.max(func.length(Todo.position))).where(Todo.list_id == uuid.UUID(inbox))
+        ).scalar_one()
+    assert short < longest  # rebalanced since
+    # Another list's todos were not touched.
+    other = client.get(f"/api/v1/todos/{others[0]['id']}", headers=user.headers).json()
+    assert other == others[0]
