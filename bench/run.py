@@ -234,7 +234,7 @@ def seed(engine: Engine) -> tuple[Path, Deletable]:
     ]  # fmt: skip
     with engine.begin() as connection:
         connection.execute(insert(User), users)  # each gets its Inbox from the database
-        inboxes = dict(connection.execute(select(TodoList.owner_id, TodoList.id)).tuples().all())
+        inboxes = dict(connection.execute(select(TodoList.owner_id, TodoList.id)).all())
     todos, lines, deletable, feed = [], [], [], []
     for i, user in enumerate(users):
         token = codec.encode_access(user["id"], 0)  # a new user's credential generation
