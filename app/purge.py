@@ -1,7 +1,8 @@
 """Deleting rows nobody will ask for again, without an external cron.
 
-Login failures older than the throttle's window and idempotency records older than their
-TTL are dead weight: they are dropped when their key comes back, but most keys never do.
+Login failures older than the throttle's window, idempotency records older than their TTL
+and change-feed tombstones older than CHANGES_RETENTION_DAYS are dead weight: the first two
+are dropped when their key comes back, but most keys never do.
 Each worker runs purge_periodically() in the background; the deletes are bounded batches
 (short transactions, short locks), and running them in several workers at once is harmless.
 """
@@ -15,6 +16,7 @@ from sqlalchemy import Delete, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.models import LoginFailure
+from app.changes.service import expired_tombstones
 from app.config import Settings
 from app.database import transaction, utcnow
 from app.todos.models import IdempotencyKey
@@ -41,13 +43,14 @@ def _expired_statements(settings: Settings, now: datetime) -> list[Delete]:
     return [
         delete(LoginFailure).where(LoginFailure.id.in_(old_failures)),
         delete(IdempotencyKey).where(record_key.in_(old_records)),
+        expired_tombstones(timedelta(days=settings.changes_retention_days), now),
     ]
 
 
 async def purge_expired(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, now: datetime
 ) -> int:
-    """Delete expired login failures and idempotency records; how many rows went."""
+    """Delete expired login failures, idempotency records and tombstones; how many went."""
     deleted = 0
     for statement in _expired_statements(settings, now):
         for _ in range(MAX_BATCHES):

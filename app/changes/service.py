@@ -35,16 +35,15 @@ counter (change_clock) and stamp with it, so stamps increase in commit order, an
 + 1 read in the same statement as the first page: every later commit stamps above it.
 
 Deletions are tombstones (deleted = true), kept CHANGES_RETENTION_DAYS; a token older than
-that is 410, and older tombstones are purged a bounded batch at a time on feed reads. The
+that is 410, and older tombstones are purged a bounded batch at a time (app.purge). The
 account's own deletion removes its rows (a trigger on users; the recording triggers write
 nothing for an owner that is gone), and its tokens' user no longer exists: 401.
 """
 
-import random
 import time
 import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -67,7 +66,7 @@ from app.auth import access
 from app.auth.security import AccessClaims
 from app.changes.models import Change, ChangeClock
 from app.changes.tokens import ChangeTokens, FeedPosition
-from app.database import dialect_name, utcnow
+from app.database import dialect_name
 from app.errors import Gone
 from app.lists.models import TodoList
 from app.lists.schemas import ListRead
@@ -79,8 +78,7 @@ EXPIRED = "This since is older than the change history kept: start again without
 # Tombstones outlive the retention by a day: a token issued just inside the retention must
 # still find the tombstones of transactions that were running when it was issued.
 PURGE_MARGIN = timedelta(days=1)
-PURGE_BATCH = 500
-PURGE_CHANCE = 1 / 64  # of feed reads, each purging at most PURGE_BATCH tombstones
+PURGE_BATCH = 500  # app.purge's batch
 
 # A page row: kind, object_id, deleted, txid, then the object's columns: those lists and todos
 # share (one column each, from whichever the change is about), the list's own, the todo's own.
@@ -157,8 +155,6 @@ async def feed(
         # guarantee test caught exactly that).
         position = replace(position, mark=rows[0].watermark if rows else position.since)
         position = replace(position, mark_at=now)
-    if random.random() < PURGE_CHANCE:  # noqa: S311 - spreading work, not security
-        await purge_tombstones(session, retention)
     page, last = split_page(rows, limit)
     following = _following(position, None if last is None else (last.txid, last.object_id))
     return {
@@ -193,20 +189,12 @@ def _change(row: Any) -> dict[str, Any]:
     return {"type": kind, "id": object_id, "deleted": False, "item": item}
 
 
-def _purge_statement() -> Delete:
+def expired_tombstones(retention: timedelta, now: datetime) -> Delete:
+    """A batch of tombstones older than the retention (and its margin): app.purge runs it
+    with the other clean-ups, in every worker, in the background."""
     old = (
         select(Change.object_id)
-        .where(Change.deleted, Change.changed_at < bindparam("cutoff"))
+        .where(Change.deleted, Change.changed_at < now - retention - PURGE_MARGIN)
         .limit(PURGE_BATCH)
     )
     return delete(Change).where(Change.object_id.in_(old.scalar_subquery()))
-
-
-_PURGE = _purge_statement()
-
-
-async def purge_tombstones(session: AsyncSession, retention: timedelta) -> int:
-    """Forget up to PURGE_BATCH tombstones older than the retention (and its margin)."""
-    cutoff = utcnow() - retention - PURGE_MARGIN
-    result = await session.execute(_PURGE, {"cutoff": cutoff})
-    return int(getattr(result, "rowcount", 0) or 0)

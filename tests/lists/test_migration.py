@@ -15,7 +15,7 @@ from app.config import Settings
 from app.database import create_migration_engine
 from app.migrations import alembic_config
 
-BEFORE_LISTS = "3b1e6f0c2d4a"
+BEFORE_LISTS = "9d2f4c1a7b3e"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 # The tables as the release before this one writes them (it knows no list_id or position).

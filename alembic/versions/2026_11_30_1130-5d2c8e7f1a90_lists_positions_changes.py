@@ -1,8 +1,8 @@
 """lists, todo positions, the change feed
 
 Revision ID: 5d2c8e7f1a90
-Revises: 3b1e6f0c2d4a
-Create Date: 2026-11-30 11:00:00
+Revises: 9d2f4c1a7b3e
+Create Date: 2026-11-30 11:30:00
 
 Expand only: todos.list_id and todos.position stay nullable, so the release before this one
 (which knows neither) keeps inserting todos while this schema is in place; a trigger puts
@@ -13,7 +13,8 @@ todos (app.changes says why that makes the feed complete).
 Contract step, for the release after every replica runs this one: make todos.list_id and
 todos.position NOT NULL and drop the todos_fill_list trigger (and function on PostgreSQL).
 The users_default_list, users_forget_changes and *_record_change triggers stay: they are how
-the schema works.
+the schema works. On SQLite, a later migration that rebuilds users, lists or todos (Alembic's
+batch mode copies the table) drops their triggers with the old table: it must create them again.
 """
 
 # ruff: noqa: S608 - the SQL here is assembled from this file's own constants, never input
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5d2c8e7f1a90"
-down_revision: str | None = "3b1e6f0c2d4a"
+down_revision: str | None = "9d2f4c1a7b3e"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
