@@ -3,14 +3,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
+from app import routing  # noqa: F401 - registers the item_id path convertor
 from app.auth.dependencies import Claims
 from app.database import SessionDep
 from app.errors import error_responses
 from app.lists import service
 from app.lists.schemas import ListCreate, ListListQuery, ListPage, ListRead, ListUpdate, MoveList
 from app.lists.service import VersionedList
+from app.openapi import ETAG
 
-router = APIRouter(prefix="/lists", tags=["lists"], responses=error_responses(401, 413, 503))
+router = APIRouter(prefix="/lists", tags=["lists"], responses=error_responses(401, 503))
+_WITH_ETAG = {"description": "The list, with its ETag", "headers": ETAG}
+_LOCATION = {
+    "description": "The new list's URL, /api/v1/lists/{id}",
+    "required": True,
+    "schema": {"type": "string"},
+}
 
 IfMatch = Annotated[str | None, Header(description="An ETag from a previous response")]
 
@@ -23,7 +31,10 @@ def _with_etag(response: Response, todo_list: VersionedList) -> ListRead:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+    responses={
+        201: {"description": "Created", "headers": {"Location": _LOCATION, **ETAG}},
+        **error_responses(413),
+    },
 )
 async def create_list(
     data: ListCreate, claims: Claims, session: SessionDep, response: Response
@@ -42,7 +53,7 @@ async def list_lists(
     return await service.list_page(session, claims, query)
 
 
-@router.get("/{list_id}", responses=error_responses(404))
+@router.get("/{list_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404)})
 async def read_list(
     list_id: uuid.UUID, claims: Claims, session: SessionDep, response: Response
 ) -> ListRead:
@@ -50,7 +61,7 @@ async def read_list(
     return _with_etag(response, await service.get_owned(session, claims, list_id))
 
 
-@router.patch("/{list_id}", responses=error_responses(404, 412))
+@router.patch("/{list_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
 async def rename_list(
     list_id: uuid.UUID,
     data: ListUpdate,
@@ -64,8 +75,9 @@ async def rename_list(
 
 
 @router.delete(
-    "/{list_id}",
+    "/{list_id:item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no body, so no content-type
     responses=error_responses(404, 409, 412),
 )
 async def delete_list(
@@ -75,7 +87,9 @@ async def delete_list(
     await service.delete_list(session, claims, list_id, if_match)
 
 
-@router.post("/{list_id}/move", responses=error_responses(404, 409, 412))
+@router.post(
+    "/{list_id:item_id}/move", responses={200: _WITH_ETAG, **error_responses(404, 409, 412, 413)}
+)
 async def move_list(
     list_id: uuid.UUID,
     data: MoveList,

@@ -4,28 +4,22 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.validation import NoNul
+from app.validation import NoNul, RequestModel
 
 ListName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, strict=True), NoNul
 ]
 
 
-class ListCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ListCreate(RequestModel):
     name: ListName
 
 
-class ListUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ListUpdate(RequestModel):
     name: ListName
 
 
-class MoveList(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MoveList(RequestModel):
     after: uuid.UUID | None = Field(description="The list to follow; null: first")
 
 

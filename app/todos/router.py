@@ -166,7 +166,9 @@ async def delete_todo(
     await service.delete_todo(session, claims, todo_id, if_match)
 
 
-@router.post("/{todo_id}/move", responses=error_responses(404, 409, 412))
+@router.post(
+    "/{todo_id:item_id}/move", responses={200: _WITH_ETAG, **error_responses(404, 409, 412, 413)}
+)
 async def move_todo(
     todo_id: uuid.UUID,
     data: MoveTodo,

@@ -90,9 +90,7 @@ class TodoUpdate(RequestModel):
     list_id: uuid.UUID = None  # type: ignore[assignment]  # another list: moves to its end
 
 
-class MoveTodo(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MoveTodo(RequestModel):
     after: uuid.UUID | None = Field(description="The todo to follow; null: first")
     list_id: uuid.UUID | None = Field(default=None, description="Default: the todo's list")
 
