@@ -47,7 +47,7 @@ def parse_aware(value: Any) -> datetime:
 
 
 def keyset_after(
-    columns: Sequence[InstrumentedAttribute[Any]], *, descending: bool = False
+    columns: Sequence[ColumnElement[Any] | InstrumentedAttribute[Any]], *, descending: bool = False
 ) -> ColumnElement[bool]:
     """Rows strictly after the cursor row in the order of `columns` (all in one direction):
     one row-value comparison, which an index on those columns serves as a range scan. The

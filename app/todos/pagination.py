@@ -10,23 +10,24 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import ColumnElement, Table, and_, bindparam, or_
 
 from app.pagination import bad_cursor, decode_cursor, encode_cursor, keyset_after, parse_aware
 from app.todos.models import Priority, Todo
 from app.todos.schemas import TodoListQuery
 from app.validation import reject_nul
 
-_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
-    "created_at": Todo.created_at,
-    "updated_at": Todo.updated_at,
-    "due_date": Todo.due_date,
-    "priority": Todo.priority,
-    "title": Todo.title,
-    "position": Todo.position,
+# Core columns, not mapped attributes: see READ_COLUMNS in app.todos.service.
+_C = cast(Table, Todo.__table__).c
+_COLUMNS: dict[str, ColumnElement[Any]] = {
+    "created_at": _C.created_at,
+    "updated_at": _C.updated_at,
+    "due_date": _C.due_date,
+    "priority": _C.priority,
+    "title": _C.title,
+    "position": _C.position,
 }
 _NULLABLE = frozenset({"due_date"})
 
@@ -41,13 +42,14 @@ class SortOrder:
         return cls(sort.removeprefix("-"), sort.startswith("-"))
 
     @property
-    def column(self) -> InstrumentedAttribute[Any]:
+    def column(self) -> ColumnElement[Any]:
         return _COLUMNS[self.field]
 
     def order_by(self) -> list[Any]:
-        column, tiebreak = self.column, Todo.id
+        column: ColumnElement[Any] = self.column
+        tiebreak: ColumnElement[Any] = _C.id
         if self.descending:
-            column, tiebreak = column.desc(), tiebreak.desc()  # type: ignore[assignment]
+            column, tiebreak = column.desc(), tiebreak.desc()
         # Rows without a due date go last in both directions.
         return [column.nulls_last() if self.field in _NULLABLE else column, tiebreak]
 
@@ -57,9 +59,9 @@ class SortOrder:
         remain to order by there."""
         column = self.column
         if null_tail:
-            last = bindparam("after_1", type_=Todo.id.type)
-            return and_(column.is_(None), Todo.id < last if self.descending else Todo.id > last)
-        beyond = keyset_after((column, Todo.id), descending=self.descending)
+            last = bindparam("after_1", type_=_C.id.type)
+            return and_(column.is_(None), _C.id < last if self.descending else _C.id > last)
+        beyond = keyset_after((column, _C.id), descending=self.descending)
         return or_(beyond, column.is_(None)) if self.field in _NULLABLE else beyond
 
 
