@@ -2,9 +2,18 @@
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 NUL_MESSAGE = "must not contain NUL characters"
 
@@ -16,7 +25,30 @@ def reject_nul(value: str) -> str:
     return value
 
 
-NoNul = AfterValidator(reject_nul)
+class _NoNul:
+    """reject_nul as a validator, also stated in the JSON schema (a pattern), so that generated
+    clients and fuzzers know what the server refuses. (AfterValidator says nothing there.)"""
+
+    def __init__(self, pattern: str = "^[^\\u0000]*$") -> None:
+        self.pattern = pattern
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(reject_nul, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.setdefault("pattern", self.pattern)
+        return json_schema
+
+
+NoNul = _NoNul()
+# For text stored trimmed that must not be blank (a title, a list's name): the schema also
+# says "at least one character that is not white space", which minLength alone does not.
+NoNulNotBlank = _NoNul("^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$")
 
 
 # A date and a time of day, as RFC 3339 starts (offset and fraction are pydantic's to parse).

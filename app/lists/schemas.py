@@ -4,10 +4,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.validation import NoNul, RequestModel
+from app.validation import NoNulNotBlank, RequestModel
 
 ListName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, strict=True), NoNul
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, strict=True),
+    NoNulNotBlank,
 ]
 
 

@@ -16,7 +16,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from app.todos.models import Priority
-from app.validation import NoNul, RequestModel, UtcDateTime
+from app.validation import NoNul, NoNulNotBlank, RequestModel, UtcDateTime
 
 
 class PriorityName(enum.StrEnum):
@@ -30,7 +30,9 @@ _PRIORITY_NAMES = tuple(PriorityName[rank.name] for rank in sorted(Priority))
 
 
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, strict=True), NoNul
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, strict=True),
+    NoNulNotBlank,
 ]
 Description = Annotated[str, StringConstraints(max_length=10_000, strict=True), NoNul]
 DateTimeIn = UtcDateTime

@@ -23,7 +23,8 @@ from sqlalchemy import Engine, delete, update
 
 from app.auth.dependencies import Claims, oauth2_scheme
 from app.auth.schemas import UserRegister
-from app.todos.schemas import TodoCreate, TodoUpdate
+from app.lists.schemas import ListCreate, ListUpdate, MoveList
+from app.todos.schemas import MoveTodo, TodoCreate, TodoUpdate
 from app.users.models import User
 from app.users.schemas import PasswordChange, UserAdminUpdate, UserUpdateMe
 from tests.conftest import PASSWORD, ApiUser, assert_bearer_401, deactivate, login, make_user
@@ -34,6 +35,10 @@ NEW_PASSWORD = "new-staple-horse-battery"
 VALID_BODIES: dict[type, Callable[[], dict[str, Any]]] = {
     TodoCreate: lambda: {"title": "a todo"},
     TodoUpdate: lambda: {"title": "renamed"},
+    MoveTodo: lambda: {"after": None},
+    ListCreate: lambda: {"name": "a list"},
+    ListUpdate: lambda: {"name": "renamed"},
+    MoveList: lambda: {"after": None},
     UserUpdateMe: lambda: {"full_name": "A. Name"},
     UserAdminUpdate: lambda: {"full_name": "A. Name"},
     PasswordChange: lambda: {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
@@ -66,10 +71,12 @@ def authenticated_endpoints(app: FastAPI) -> Iterator[Endpoint]:
 
 @dataclass
 class Victim:
-    """A superuser (so admin routes get past their 403) with a todo of their own."""
+    """A superuser (so admin routes get past their 403) with a todo and a (deletable) list
+    of their own."""
 
     user: ApiUser
     todo_id: str
+    list_id: str
 
 
 def make_victim(client: TestClient, db_engine: Engine) -> Victim:
@@ -80,11 +87,15 @@ def make_victim(client: TestClient, db_engine: Engine) -> Victim:
         )
     todo = client.post("/api/v1/todos", json={"title": "mine"}, headers=user.headers)
     assert todo.status_code == 201, todo.text
-    return Victim(user, todo.json()["id"])
+    todo_list = client.post("/api/v1/lists", json={"name": "mine"}, headers=user.headers)
+    assert todo_list.status_code == 201, todo_list.text
+    return Victim(user, todo.json()["id"], todo_list.json()["id"])
 
 
 def request_for(client: TestClient, endpoint: Endpoint, victim: Victim) -> Response:
-    path = endpoint.path.format(todo_id=victim.todo_id, user_id=victim.user.id)
+    path = endpoint.path.format(
+        todo_id=victim.todo_id, user_id=victim.user.id, list_id=victim.list_id
+    )
     body = VALID_BODIES[endpoint.body_model]() if endpoint.body_model else None
     return client.request(endpoint.method, path, json=body, headers=victim.user.headers)
 

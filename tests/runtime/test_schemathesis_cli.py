@@ -31,21 +31,29 @@ EXCLUDED_CHECKS = {
 # Where a schema-valid request may still get a documented 4xx, because what decides it is not
 # a shape JSON Schema can state: positive_data_acceptance accepts that status there, and only
 # there (its other expected statuses are its defaults).
-POSITIVE_ALSO = {
+POSITIVE_ALSO: dict[str, tuple[tuple[str, ...], str]] = {
     # Passwords are 8 to 72 bytes in UTF-8 (JSON Schema counts characters: 2 to 72 declared),
     # and email-validator refuses special-use domains (example.invalid, localhost, ...).
-    "register": ("422", "the password's byte length; special-use email domains"),
-    "update_me": ("422", "special-use email domains"),
+    "register": (("422",), "the password's byte length; special-use email domains"),
+    "update_me": (("422",), "special-use email domains"),
     # The same Idempotency-Key with another body is 422 (the idempotency draft); the fuzzer
-    # sends one key with many bodies.
-    "create_todo": ("422", "an Idempotency-Key reused with another body"),
-    # A cursor is opaque: only a next_cursor this server made is valid.
-    "list_todos": ("422", "a cursor the server did not make"),
-    "list_users": ("422", "a cursor the server did not make"),
-    # If-Match naming anything but the todo's current ETag is 412: the fuzzer cannot know it.
-    "update_todo": ("412", "an If-Match that is not the current ETag"),
-    "replace_todo": ("412", "an If-Match that is not the current ETag"),
-    "delete_todo": ("412", "an If-Match that is not the current ETag"),
+    # sends one key with many bodies. A list_id must be one of the user's lists (422), which
+    # a schema cannot say of a UUID.
+    "create_todo": (("422",), "an Idempotency-Key reused with another body; a foreign list_id"),
+    # A cursor or a feed token is opaque: only one this server made is valid.
+    "list_todos": (("422",), "a cursor the server did not make"),
+    "list_users": (("422",), "a cursor the server did not make"),
+    "list_lists": (("422",), "a cursor the server did not make"),
+    "list_changes": (("422",), "a since token the server did not make"),
+    # If-Match naming anything but the current ETag is 412: the fuzzer cannot know it.
+    # A list_id or `after` must be the user's (and `after` in the same list): 422.
+    "update_todo": (("412", "422"), "a stale If-Match; a foreign list_id"),
+    "replace_todo": (("412", "422"), "a stale If-Match; a foreign list_id"),
+    "delete_todo": (("412",), "an If-Match that is not the current ETag"),
+    "move_todo": (("412", "422"), "a stale If-Match; `after` or list_id not the user's"),
+    "rename_list": (("412",), "an If-Match that is not the current ETag"),
+    "delete_list": (("412",), "an If-Match that is not the current ETag"),
+    "move_list": (("412", "422"), "a stale If-Match; `after` not one of the user's lists"),
 }
 DEFAULT_EXPECTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 # Operations that would end the run's own login (its bearer token) part-way through:
@@ -68,8 +76,8 @@ def _access_token(base_url: str) -> str:
 
 def _config(tmp_path: Path) -> Path:
     blocks = []
-    for operation_id, (status, _reason) in POSITIVE_ALSO.items():
-        expected = ", ".join(f'"{code}"' for code in [*DEFAULT_EXPECTED, status])
+    for operation_id, (statuses, _reason) in POSITIVE_ALSO.items():
+        expected = ", ".join(f'"{code}"' for code in [*DEFAULT_EXPECTED, *statuses])
         blocks.append(
             f'[[operations]]\ninclude-operation-id = "{operation_id}"\n'
             f"checks.positive_data_acceptance.expected-statuses = [{expected}]\n"
