@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import lru_cache
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
@@ -172,16 +172,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     app.state.settings = settings
     register_error_handlers(app)
-    app.state.route_templates = {}
     app.state.methods = MethodTable()
     # Routes are matched in the order they were added: the todos, which carry nearly all the
     # traffic, come right after the two health probes. (The docs list their sections in
     # OPENAPI_TAGS order regardless.)
-    _include(app, health_router)
+    app.include_router(health_router)
     for router in (todos_router, lists_router, changes_router, auth_router, users_router):
-        _include(app, router, API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX)
     _add_meta_routes(app)
-    for route in app.router.routes:  # the docs' and the meta routes; _include did the rest
+    for route in app.router.routes:
         if isinstance(route, Route):
             app.state.methods.add(route.path, route.methods or ())
     if settings.cors_origins:
@@ -199,16 +198,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_paths=frozenset({DOCS_URL, REDOC_URL}),
     )
     return app
-
-
-def _include(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
-    app.include_router(router, prefix=prefix)
-    # FastAPI includes routers lazily and puts the router's own route (path without the
-    # prefix) in the request scope; logs and metrics want the full template.
-    for route in router.routes:
-        if isinstance(route, Route):
-            app.state.route_templates[id(route)] = prefix + route.path_format
-            app.state.methods.add(prefix + route.path, route.methods or ())
 
 
 def _add_meta_routes(app: FastAPI) -> None:

@@ -144,8 +144,7 @@ def route_template(scope: Scope) -> str:
         # A mount (the docs' static files) records no route, but extends root_path.
         mount = scope.get("root_path", "")[len(scope.get("app_root_path", "")) :]
         return f"{mount}/{{path}}" if mount else "unmatched"
-    templates = getattr(getattr(scope.get("app"), "state", None), "route_templates", {})
-    return str(templates.get(id(route)) or getattr(route, "path", "unmatched"))
+    return str(getattr(route, "path_format", None) or getattr(route, "path", "unmatched"))
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from httpx2 import Response
 from sqlalchemy import Engine, delete, update
@@ -61,8 +61,8 @@ def _uses_bearer(dependant: Dependant) -> bool:
 
 
 def authenticated_endpoints(app: FastAPI) -> Iterator[Endpoint]:
-    for route in iter_route_contexts(app.routes):
-        if not isinstance(route.original_route, APIRoute) or not _uses_bearer(route.dependant):
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not _uses_bearer(route.dependant):
             continue
         body = route.body_field.field_info.annotation if route.body_field else None
         for method in sorted(route.methods or ()):
