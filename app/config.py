@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"
+    # One line per request (request id, method, route, status, duration). A deployment whose
+    # ingress already logs every request can switch it off; errors are logged either way.
+    access_log: bool = True
 
     migrate_on_startup: bool = True
     # Per user: a lock file another user created first could not be opened for writing.

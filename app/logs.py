@@ -19,6 +19,15 @@ from typing import Any
 
 from app.context import request_id_var
 
+# What a record gathers that no line here prints: the caller's file and line (a walk up the
+# stack per record), thread, process and asyncio task names. The logging HOWTO's
+# "Optimization" section names these switches; every process that logs imports this module.
+logging._srcfile = None
+logging.logThreads = False
+logging.logProcesses = False
+logging.logMultiprocessing = False
+setattr(logging, "logAsyncioTasks", False)  # noqa: B010 - Python 3.12+; mypy checks 3.11
+
 ACCESS_LOGGER = "app.access"
 # Extra fields the request middleware attaches to access records, in output order.
 REQUEST_FIELDS = ("request_id", "method", "route", "path", "status", "duration_ms", "client")

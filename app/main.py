@@ -196,6 +196,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         docs_paths=frozenset({DOCS_URL, REDOC_URL}),
+        access_log=settings.access_log,
     )
     return app
 

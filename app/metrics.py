@@ -34,10 +34,20 @@ LATENCY = Histogram(
 )
 
 
+# The label children per (method, route, status): `labels()` validates its arguments and looks
+# the child up under a lock on every call; there are a few dozen such triples, and a child
+# lives as long as its metric.
+_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def observe(method: str, route: str, status: int, seconds: float) -> None:
-    labels = (method, route, str(status))
-    REQUESTS.labels(*labels).inc()
-    LATENCY.labels(*labels).observe(seconds)
+    key = (method, route, status)
+    children = _children.get(key)
+    if children is None:
+        labels = (method, route, str(status))
+        children = _children[key] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 class WorkerProcessCollector(Collector):

@@ -7,8 +7,8 @@ it sees every response, including the ones produced by exception handlers.
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 
 from starlette.datastructures import MutableHeaders
@@ -42,17 +42,22 @@ DOCS_CSP = (
 
 class RequestContextMiddleware:
     def __init__(
-        self, app: ASGIApp, max_body_bytes: int, docs_paths: frozenset[str] = frozenset()
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        docs_paths: frozenset[str] = frozenset(),
+        access_log: bool = True,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.docs_paths = docs_paths
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or secrets.token_hex(16)
         request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         no_store = scope["path"].startswith("/api/v1")
@@ -96,11 +101,12 @@ class RequestContextMiddleware:
             if not started():
                 await _send_json(send, 500, internal_error_body())
 
-    @staticmethod
-    def _record(scope: Scope, request_id: str, status: int, seconds: float) -> None:
+    def _record(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
         method = scope["method"]
         route = route_template(scope)
         observe(method, route, status, seconds)
+        if not self.access_log:
+            return
         duration_ms = round(seconds * 1000, 2)
         client = scope.get("client")
         access_logger.info(

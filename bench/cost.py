@@ -23,6 +23,7 @@ import logging
 import os
 import pstats
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,8 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# Metrics as under gunicorn (gunicorn_conf.py): samples written to per-process files.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="todo-cost-metrics-")
 
 from app.config import Settings  # noqa: E402
 from app.logs import configure_logging  # noqa: E402

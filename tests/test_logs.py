@@ -15,7 +15,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from app.config import Settings
 from app.logs import ACCESS_LOGGER, logging_config
+from app.main import create_app
 
 FORGED = "1999-12-31 23:59:59,999 INFO    [app.access] [-] POST /api/v1/users/me/password 204"
 # Everything that ends a line or rewrites one on a terminal or in a log viewer.
@@ -102,3 +104,32 @@ def test_a_traceback_cannot_forge_a_console_line() -> None:
     assert all(line.startswith(" ") for line in rest), rest  # continuation lines, indented
     assert any("Traceback (most recent call last):" in line for line in rest)
     assert all(c.isprintable() for line in rest for c in line)
+
+
+def test_access_log_false_writes_no_request_lines_and_keeps_the_metrics(
+    settings: Settings, access_log: tuple[str, io.StringIO]
+) -> None:
+    """ACCESS_LOG=false (a deployment that logs at its ingress): no line per request, while
+    /metrics still counts every request and errors are still logged."""
+    _fmt, stream = access_log
+    quiet = settings.model_copy(update={"access_log": False})
+    with TestClient(create_app(quiet)) as client:
+        for _ in range(3):
+            assert client.get("/health").status_code == 200
+        metrics = client.get("/metrics").text
+    assert stream.getvalue() == ""
+    assert 'http_requests_total{method="GET",route="/health",status="200"}' in metrics
+
+
+def test_the_access_log_is_on_by_default(
+    client: TestClient, access_log: tuple[str, io.StringIO]
+) -> None:
+    fmt, stream = access_log
+    assert client.get("/health").status_code == 200
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert "/health" in lines[0]
+    if fmt == "json":
+        record = json.loads(stream.getvalue())
+        assert (record["method"], record["route"], record["status"]) == ("GET", "/health", 200)
+        assert len(record["request_id"]) == 32
