@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 MAKEFILE = ROOT / "Makefile"
@@ -110,3 +111,26 @@ def test_without_a_supported_python_make_says_what_to_install(tmp_path: Path) ->
     assert "No Python 3.11, 3.12 or 3.13 found" in result.stderr
     assert "Install Python 3.12" in result.stderr
     assert make("help", path=path).returncode == 0
+
+
+def _recipe(target: str) -> list[str]:
+    """The commands of one target's recipe, with $(BIN) and $(K8S_TOOLS) spelled out."""
+    lines = MAKEFILE.read_text().replace("\\\n", " ").splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(rf"^{target}\s*:(?!=)", line))
+    commands = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        commands.append(line.strip().replace("$(BIN)", ".venv/bin"))
+    return [c.replace("$(K8S_TOOLS)", ".venv-k8s") for c in commands]
+
+
+def test_the_pre_commit_hooks_run_what_make_lint_runs() -> None:
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    assert [repo["repo"] for repo in config["repos"]] == ["local"]  # nothing to fetch
+    entries = [hook["entry"] for hook in config["repos"][0]["hooks"]]
+    # Each command of `make lint` and `make lint-k8s`, by its tool and what it checks
+    # (the hooks add only flags that make per-file runs behave like the whole-tree ones).
+    for command in [*_recipe("lint"), *_recipe("lint-k8s")]:
+        words = [w for w in command.split() if w != "." and not w.startswith("K8S_TOOLS=")]
+        assert any(all(w in entry.split() for w in words) for entry in entries), command
