@@ -11,6 +11,7 @@ ETag) included, on SQLite and PostgreSQL.
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import httpx2
@@ -19,9 +20,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from app.todos import service as todos
+from app.todos.schemas import TodoCreate
 from tests.conftest import ApiUser
 from tests.lists.helpers import create_list, create_todo
 
+# Every writable field with a value other than its default (a new field belongs here too: the
+# test below insists, and then checks that a create and a PUT store it).
 FULL_TODO = {
     "title": "Write report",
     "description": "Quarterly numbers",
@@ -81,6 +85,29 @@ def test_every_write_answers_with_the_stored_object(
 ) -> None:
     for response in writes(client, user):
         assert_as_stored(client, user, response)
+
+
+def _as_sent(body: dict[str, Any]) -> dict[str, Any]:
+    """The response's values of the fields FULL_TODO sends, datetimes as instants."""
+    values = {name: body[name] for name in FULL_TODO}
+    for name, value in values.items():
+        if isinstance(FULL_TODO[name], str) and FULL_TODO[name].endswith("Z"):
+            values[name] = datetime.fromisoformat(value)
+    return values
+
+
+def test_every_writable_field_is_stored_by_a_create_and_a_put(
+    client: TestClient, user: ApiUser
+) -> None:
+    assert set(FULL_TODO) == set(TodoCreate.model_fields) - {"list_id"}
+    sent = _as_sent(FULL_TODO)
+    created = client.post("/api/v1/todos", json=FULL_TODO, headers=user.headers)
+    assert_as_stored(client, user, created)
+    assert _as_sent(created.json()) == sent
+    plain = create_todo(client, user)
+    replaced = client.put(f"/api/v1/todos/{plain['id']}", json=FULL_TODO, headers=user.headers)
+    assert_as_stored(client, user, replaced)
+    assert _as_sent(replaced.json()) == sent
 
 
 @pytest.fixture
