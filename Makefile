@@ -1,8 +1,16 @@
-# Every target installs what it needs: a fresh clone with Python 3.11+ is enough.
+# Every target installs what it needs: a fresh clone with Python 3.11, 3.12 or 3.13 is enough.
 # Dependencies come from poetry.lock through `poetry export` + `pip install --require-hashes`,
 # which needs only a package index (not the JSON API `poetry install` asks for).
 
-PYTHON ?= $(shell for p in python3.12 python3.13 python3; do $$p -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null && echo $$p && break; done)
+# The image's minor first (python:3.12-slim), then the others pyproject.toml allows
+# (requires-python >=3.11,<3.14). `make PYTHON=/path/to/python3.12 ...` names one (.ci/run does).
+PYTHON ?= $(shell for p in python3.12 python3.13 python3.11 python3; do $$p -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 13)' 2>/dev/null && echo $$p && break; done)
+# Only targets that run no Python may go on without one (`make help` always works).
+ifeq ($(PYTHON),)
+ifneq ($(filter-out help clean test-deps,$(or $(MAKECMDGOALS),help)),)
+$(error No Python 3.11, 3.12 or 3.13 found (tried python3.12, python3.13, python3.11 and python3). Install Python 3.12 with its venv module (Debian/Ubuntu: apt-get install python3.12 python3.12-venv; or pyenv install 3.12), or name one with make PYTHON=/path/to/python3.12)
+endif
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 # Poetry lives in its own venv: it only exports the lock and must not mix with the app's packages.
@@ -19,16 +27,27 @@ PORT ?= 8000
 export POETRY_VIRTUALENVS_CREATE := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install install-dev run test test-deps test-cluster lint lint-k8s format bench migrate clean
+.PHONY: help install install-dev run dev test test-fast test-deps test-cluster lint lint-k8s \
+	format bench migrate migration clean
 
+# Every target, in the order a newcomer needs them (tests/test_makefile.py keeps this complete).
 help:
-	@echo "make run      serve on http://$(HOST):$(PORT) (SQLite unless DATABASE_URL says otherwise)"
-	@echo "make test     lint, type-check and run the whole test suite (SQLite + PostgreSQL)"
+	@echo "make dev           auto-reload on http://$(HOST):$(PORT), SQLite (./todo.db), debug logs"
+	@echo "make run           serve on http://$(HOST):$(PORT) (SQLite unless DATABASE_URL says otherwise)"
+	@echo "make test-fast     pytest only, no lint: PYTEST_ARGS='tests/todos/test_crud.py -k create'"
+	@echo "make test          lint, type-check, then the whole suite (SQLite + PostgreSQL)"
+	@echo "make lint          ruff, mypy --strict, hadolint, compose schema, Kubernetes manifests"
+	@echo "make lint-k8s      the Kubernetes manifests alone (kubernetes-validate, checkov)"
+	@echo "make format        apply ruff's fixes and formatting"
+	@echo "make migration m=\"what changed\"  alembic revision --autogenerate, then ruff on the new file"
+	@echo "make migrate       alembic upgrade head (on DATABASE_URL)"
+	@echo "make install       the service's packages into .venv (install-dev: also the tools)"
+	@echo "make install-dev   install, plus the test and lint tools"
+	@echo "make test-deps     the Debian packages the tests drive (PgBouncer, Chromium), if missing"
 	@echo "make test-cluster  three replicas behind HAProxy: rolling restart, lost replica, ... (~2 min)"
-	@echo "make lint     ruff, mypy --strict, hadolint (Dockerfile), compose schema check, Kubernetes manifests"
-	@echo "make format   apply ruff's fixes and formatting"
-	@echo "make bench    load benchmark with wrk against PostgreSQL (BENCH_QUICK=1: short)"
-	@echo "make migrate  alembic upgrade head"
+	@echo "make bench         load benchmark with wrk against PostgreSQL (BENCH_QUICK=1: short)"
+	@echo "make clean         remove the virtualenvs and caches"
+	@echo "make help          this list"
 
 $(POETRY):
 	$(PYTHON) -m venv $(TOOLS)
@@ -52,6 +71,14 @@ install-dev: $(VENV)/.dev
 
 run: install
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --proxy-headers --http app.server:BoundedHttpToolsProtocol
+
+# Development: restarts when a file under app/ changes, always on SQLite (DEV_DATABASE_URL),
+# whatever .env says, with debug logs. The settings on this line win over .env's.
+DEV_DATABASE_URL ?= sqlite:///./todo.db
+dev: install
+	DATABASE_URL=$(DEV_DATABASE_URL) ENVIRONMENT=development LOG_LEVEL=DEBUG \
+	  $(BIN)/uvicorn app.main:app --reload --reload-dir app --host $(HOST) --port $(PORT) \
+	  --http app.server:BoundedHttpToolsProtocol
 
 $(K8S_TOOLS)/.installed: $(K8S_REQUIREMENTS)
 	$(PYTHON) -m venv $(K8S_TOOLS)
@@ -79,6 +106,10 @@ PYTEST_WORKERS ?= 2
 
 test: lint test-deps
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# pytest alone, in one process: what a change needs while it is being made.
+test-fast: install-dev
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Debian packages the tests drive for real: PgBouncer (transaction mode, tests/pgbouncer.py) and
 # Chromium (the browser test of /docs, tests/browser; Playwright drives Debian's build).
@@ -114,6 +145,23 @@ bench: install-dev
 
 migrate: install
 	$(BIN)/alembic upgrade head
+
+# Autogenerate compares the models (app/models.py imports every model module) with the
+# database DATABASE_URL names, so that one is brought to head first. Review the new file.
+ifneq ($(filter migration,$(MAKECMDGOALS)),)
+ifeq ($(strip $(m)),)
+$(error Say what the migration does: make migration m="add todos.estimate")
+endif
+endif
+migration: install-dev migrate
+	@before=$$(ls alembic/versions/*.py); \
+	  echo '$(BIN)/alembic revision --autogenerate -m "$(m)"'; \
+	  $(BIN)/alembic revision --autogenerate -m "$(m)" || exit 1; \
+	  for f in alembic/versions/*.py; do \
+	    echo "$$before" | grep -qxF "$$f" && continue; \
+	    $(BIN)/ruff check --fix "$$f" && $(BIN)/ruff format "$$f" || exit 1; \
+	    echo "Review $$f, then: make migrate"; \
+	  done
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(K8S_TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,10 @@
-"""The application factory: settings → engine → migrations → routers, middleware, handlers."""
+"""The application: `app` (what uvicorn and gunicorn serve as app.main:app) and its factory.
+
+create_app(): settings → routers, middleware, handlers; its lifespan: engine → migrations.
+`app = create_app()` below reads no configuration when this module is imported (tests import
+it with environments of their own, and gunicorn's master imports it before RESET_DB is
+cleared for the workers): without settings, the app reads them as the server starts it.
+"""
 
 import asyncio
 import contextlib
@@ -8,7 +14,6 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from functools import lru_cache
 
 from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
@@ -116,6 +121,8 @@ async def _prepare_database(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    if not hasattr(app.state, "settings"):  # create_app() without settings: read them now
+        _configure(app, get_settings())
     settings: Settings = app.state.settings
     # gunicorn applies the same configuration itself (gunicorn_conf.py), and under pytest the
     # root logger belongs to log capture: configure only a process nobody configured yet.
@@ -150,15 +157,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    """The application, configured from `settings` now (tests pass their own), or without them
+    from get_settings() when the server starts it: in its lifespan, so that a bad setting is a
+    failed startup the server reports and exits on, never an error at import."""
     # FastAPIOffline serves Swagger UI and ReDoc with their scripts, styles and icon from the
     # package itself: the docs work with no internet access.
     app = FastAPIOffline(
         docs_url=DOCS_URL,
         redoc_url=REDOC_URL,
-        title=settings.project_name,
-        version=settings.version,
-        description=settings.description,
         lifespan=lifespan,
         # The contract's paths answer exactly as written; /todos/ is a 404, not a redirect.
         redirect_slashes=False,
@@ -170,7 +176,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         license_info={"name": "MIT", "identifier": "MIT"},
     )
     openapi.install(app)
+    if settings is not None:
+        _configure(app, settings)
+    return app
+
+
+def _configure(app: FastAPI, settings: Settings) -> None:
+    """Everything that depends on the settings: title, routes, middleware, handlers."""
+    app.title, app.version = settings.project_name, settings.version
+    app.description = settings.description
     app.state.settings = settings
+    # From the lifespan, the stack it runs in is built already, without the middleware added
+    # below: the first request builds it again, with them (no request comes before startup).
+    app.middleware_stack = None
     register_error_handlers(app)
     app.state.methods = MethodTable()
     # Routes are matched in the order they were added: the todos, which carry nearly all the
@@ -198,7 +216,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_paths=frozenset({DOCS_URL, REDOC_URL}),
         access_log=settings.access_log,
     )
-    return app
 
 
 def _add_meta_routes(app: FastAPI) -> None:
@@ -239,14 +256,5 @@ def _add_meta_routes(app: FastAPI) -> None:
         return Response(body, media_type=content_type)
 
 
-@lru_cache
-def _default_app() -> FastAPI:
-    return create_app()
-
-
-def __getattr__(name: str) -> FastAPI:
-    # `app.main:app` for gunicorn and uvicorn, built on first access: importing this module
-    # reads no configuration, and tests build their own apps with create_app(settings).
-    if name == "app":
-        return _default_app()
-    raise AttributeError(name)
+# What uvicorn and gunicorn serve (app.main:app): configured as it starts (see create_app).
+app = create_app()

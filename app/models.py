@@ -1,4 +1,9 @@
-"""Every model module, imported once so Alembic and the app see one complete metadata."""
+"""Every model module, imported once so Alembic and the app see one complete metadata.
+
+A new model module must be imported here. Alembic's autogenerate (`make migration`) compares
+the database with Base.metadata through this module only (alembic/env.py): a model module
+missing here gets no table in the migration. docs/adding-a-field.md walks through a change.
+"""
 
 from app.auth.models import LoginFailure, RefreshToken
 from app.changes.models import Change, ChangeClock

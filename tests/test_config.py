@@ -132,14 +132,15 @@ def test_the_app_refuses_to_start_in_production_with_a_bad_key() -> None:
 
 
 @pytest.mark.usefixtures("fresh_settings_cache")
-def test_the_app_factory_refuses_a_bad_key_from_the_environment(
+def test_the_app_refuses_to_start_on_a_bad_key_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no .env file here
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv("SECRET_KEY", "short-env-key")
-    with pytest.raises(ValidationError, match="SECRET_KEY") as excinfo:
-        create_app()
+    app = create_app()  # reads its settings as it starts (app.main:app is built so)
+    with pytest.raises(ValidationError, match="SECRET_KEY") as excinfo, TestClient(app):
+        pass
     assert "short-env-key" not in str(excinfo.value)
 
 

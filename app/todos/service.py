@@ -207,18 +207,20 @@ _TARGET = {
 
 
 @lru_cache(maxsize=2)
-def _insert_statement(default_list: bool) -> ReturningInsert[uuid.UUID, str]:
+def _insert_statement(default_list: bool) -> ReturningInsert[*tuple[Any, ...]]:
     # INSERT ... SELECT <the values>, <the list>, <its end> FROM lists WHERE <the user's list,
     # and the user may act>: nothing is inserted otherwise. The position is computed in the
     # statement; a concurrent append that took it too makes one of them fail on the unique
     # (list_id, position), and that one goes again under the list's lock (ordering.place).
+    # RETURNING the whole row, read as GET reads it: the 201 is what was stored, so a column
+    # missing from _INSERTED shows in the response (and its test), and it costs no round trip.
     values = [bindparam(f"new_{name}", type_=_TABLE.c[name].type) for name in _INSERTED]
     user = bindparam("user_id", type_=_C.owner_id.type)
     rows = select(*values, user, TodoList.id, next_position(_LIST_END.scalar_subquery())).where(
         TodoList.owner_id == user, _TARGET[default_list], access.ADMITTED
     )
     columns = [*_INSERTED, "owner_id", "list_id", "position"]
-    return insert(_TABLE).from_select(columns, rows).returning(_C.list_id, _C.position)
+    return insert(_TABLE).from_select(columns, rows).returning(*READ_COLUMNS)
 
 
 _LOCK_LIST = {
@@ -250,7 +252,7 @@ async def _insert(
         row = (await session.execute(_insert_statement(default_list), params)).first()
         if row is None:
             raise await _no_such_list(session, claims)
-        return VersionedTodo(TodoRead.model_validate({**values, **row._mapping}), 1)
+        return _versioned(row)
 
     async def append_locked() -> VersionedTodo:
         if (await session.execute(_LOCK_LIST[default_list], params)).first() is None:

@@ -1,0 +1,45 @@
+"""The README's API in five curl lines, run as a reader would: against a real server."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.migrations import ROOT
+from tests.runtime.server import app_env, free_port, serve
+
+
+def readme_api_blocks() -> list[str]:
+    """The shell blocks of the README's "The API" section, in order."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## The API\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="no curl")
+def test_the_readme_api_lines_work_as_written(tmp_path: Path) -> None:
+    blocks = readme_api_blocks()
+    assert len(blocks) == 2  # log in, then the five calls
+    calls = [line for line in blocks[1].splitlines() if line.startswith(("ID=", "curl"))]
+    assert len(calls) == 5
+    port = free_port()
+    # The reader's server is make dev's; this one is uvicorn on a port of its own. -f: an HTTP
+    # error fails the script (the README leaves it out, to show the error bodies).
+    script = "\n".join(blocks).replace("localhost:8000", f"127.0.0.1:{port}")
+    script = script.replace("curl -s", "curl -sf")
+    env = app_env(f"sqlite:///{tmp_path / 'readme.db'}", tmp_path)
+    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
+    with serve(command, env, tmp_path / "server.log", port):
+        result = subprocess.run(  # noqa: S603 - the README's own lines
+            ["bash", "-euo", "pipefail", "-c", script],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r'(?im)^etag: "1"', result.stdout), result.stdout  # the read
+    assert '"completed":true' in result.stdout  # the update, then the list
