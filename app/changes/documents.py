@@ -6,11 +6,13 @@ twice what a list page of 20 todos costs (bench: changes; profiled, most of it w
 per column work in SQLAlchemy and in the app). The statement instead returns every change as
 the finished JSON of ChangeRead, and the page is those texts joined with commas.
 
-The texts are the same bytes on PostgreSQL and SQLite, and the same values the ordinary routes
-write through pydantic (ListRead, TodoRead): field names and order, ids as lowercase hyphenated
-UUIDs, timestamps in UTC as `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` (the fraction only when it is not
-zero, as pydantic writes it), priority by name, strings escaped by the database's own JSON
-quoting. tests/changes/test_documents.py compares them with GET of each object on both.
+The texts are what the ordinary routes write through pydantic (ListRead, TodoRead), on
+PostgreSQL and SQLite alike: field names and order, ids as lowercase hyphenated UUIDs,
+timestamps in UTC as `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` (the fraction only when it is not zero, as
+pydantic writes it), priority by name, strings quoted by the database's own JSON function
+(to_json, json_quote), which escapes exactly as pydantic does: the short escapes, \\u00XX for
+other control characters, everything else as UTF-8. tests/changes/test_documents.py compares
+them with GET of each object on every backend.
 
 Everything is built with `||`, which both databases have; only the quoting of a value differs.
 """
@@ -26,7 +28,6 @@ from sqlalchemy import (
     cast,
     func,
     literal_column,
-    null,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.functions import coalesce
@@ -52,17 +53,20 @@ def _concat(first: Expr, second: Expr, *more: Expr) -> ColumnElement[Any]:
     return result
 
 
-class _Dialect:
-    """How one database writes a value as JSON text (never SQL NULL: null is the text null)."""
+class _JsonText:
+    """How one database writes a value as JSON text. A nullable field's NULL is the text null;
+    any other NULL, or a value the contract has no text for, stays NULL (and so makes the
+    whole document NULL: see change_document)."""
 
     def __init__(self, name: str) -> None:
         self.postgresql = name == "postgresql"
 
     def string(self, value: Expr, nullable: bool) -> Expr:
         if self.postgresql:
-            quoted = cast(func.to_json(value), String())
-            return coalesce(quoted, _sql("null")) if nullable else quoted
-        return func.json_quote(value)  # SQLite: NULL is the text null already
+            text = cast(func.to_json(value), String())
+            return coalesce(text, _sql("null")) if nullable else text
+        quoted = func.json_quote(value)  # SQLite writes NULL as the text null
+        return quoted if nullable else func.nullif(quoted, _sql("null"))
 
     def uuid(self, value: Expr) -> ColumnElement[Any]:
         if self.postgresql:
@@ -87,7 +91,7 @@ class _Dialect:
             # infinity (and reads them back as those datetimes), which to_char writes as NULL.
             ends = case(
                 (value < literal_column("'epoch'"), _sql("0001-01-01T00:00:00.000000")),
-                else_=_sql("9999-12-31T23:59:59.999999"),
+                (value > literal_column("'epoch'"), _sql("9999-12-31T23:59:59.999999")),
             )
             text = coalesce(text, ends)
         else:
@@ -100,8 +104,8 @@ class _Dialect:
 
     @staticmethod
     def boolean(value: Expr) -> Expr:
-        # SQLite keeps 0/1: the truth test reads both.
-        return case((value, _sql("true")), else_=_sql("false"))
+        # SQLite keeps 0/1: the truth tests read both.
+        return case((value, _sql("true")), (~value, _sql("false")))
 
     @staticmethod
     def priority(value: Expr) -> Expr:
@@ -109,8 +113,7 @@ class _Dialect:
             *(
                 (value == literal_column(str(rank.value)), _sql(f'"{rank.name}"'))
                 for rank in Priority
-            ),
-            else_=_sql("null"),
+            )
         )
 
 
@@ -119,15 +122,15 @@ _UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
 # How each field of ListRead and TodoRead but the id is written: (column, writer). Checked
 # against the models below, so a field added to either fails at import until it is written
 # here too. The id is the change's own (the page's `id` column).
-_Writer = Callable[[_Dialect, Expr], Expr]
-_LIST_FIELDS: Mapping[str, tuple[Expr, _Writer]] = {
+_WriteField = Callable[[_JsonText, Expr], Expr]
+_LIST_FIELDS: Mapping[str, tuple[Expr, _WriteField]] = {
     "name": (TodoList.name, lambda d, v: d.string(v, nullable=False)),
     "position": (TodoList.position, lambda d, v: d.string(v, nullable=False)),
     "is_default": (TodoList.is_default, lambda d, v: d.boolean(v)),
     "created_at": (TodoList.created_at, lambda d, v: d.timestamp(v, nullable=False)),
     "updated_at": (TodoList.updated_at, lambda d, v: d.timestamp(v, nullable=False)),
 }
-_TODO_FIELDS: Mapping[str, tuple[Expr, _Writer]] = {
+_TODO_FIELDS: Mapping[str, tuple[Expr, _WriteField]] = {
     "title": (Todo.title, lambda d, v: d.string(v, nullable=False)),
     "description": (Todo.description, lambda d, v: d.string(v, nullable=True)),
     "completed": (Todo.completed, lambda d, v: d.boolean(v)),
@@ -138,7 +141,7 @@ _TODO_FIELDS: Mapping[str, tuple[Expr, _Writer]] = {
     "updated_at": (Todo.updated_at, lambda d, v: d.timestamp(v, nullable=False)),
     # Nullable in the table only while the release before this one may still insert (a
     # trigger fills it in at once); the contract's todo always has one.
-    "list_id": (Todo.list_id, _Dialect.uuid),
+    "list_id": (Todo.list_id, _JsonText.uuid),
     "position": (Todo.position, lambda d, v: d.string(v, nullable=False)),
 }
 for _model, _fields in ((ListRead, _LIST_FIELDS), (TodoRead, _TODO_FIELDS)):
@@ -146,7 +149,9 @@ for _model, _fields in ((ListRead, _LIST_FIELDS), (TodoRead, _TODO_FIELDS)):
         raise RuntimeError(f"app.changes.documents does not write {_model.__name__} as it is")
 
 
-def _object(writer: _Dialect, quoted_id: Expr, fields: Mapping[str, tuple[Expr, _Writer]]) -> Expr:
+def _object(
+    writer: _JsonText, quoted_id: Expr, fields: Mapping[str, tuple[Expr, _WriteField]]
+) -> Expr:
     parts: list[Expr] = [_sql('{"id":'), quoted_id]
     for name, (column, write) in fields.items():
         parts += [_sql(f',"{name}":'), write(writer, column)]
@@ -163,26 +168,26 @@ def _as_sql(expression: ColumnElement[Any], dialect: Dialect) -> ColumnElement[s
 
 def quoted_id(dialect: Dialect, object_id: Expr) -> ColumnElement[str]:
     """A list's or todo's id as a JSON string."""
-    return _as_sql(_Dialect(dialect.name).uuid(object_id), dialect)
+    return _as_sql(_JsonText(dialect.name).uuid(object_id), dialect)
 
 
 def change_document(dialect: Dialect, kind: Expr, quoted_id: Expr) -> ColumnElement[str]:
     """ChangeRead as JSON text, for a change (its kind, and its id from quoted_id()) outer-joined
     to `lists` and `todos`, the tables by those names, not aliased: whichever row the join found
-    is the object's latest state, and an object found in neither is gone, a tombstone."""
-    writer = _Dialect(dialect.name)
+    is the object's latest state, and an object found in neither is gone, a tombstone. NULL
+    only if a value could not be written."""
+    writer = _JsonText(dialect.name)
     head = _concat(_sql('{"type":"'), kind, _sql('","id":'), quoted_id)
-    item = case(
-        (TodoList.id.is_not(None), _object(writer, quoted_id, _LIST_FIELDS)),
-        (Todo.id.is_not(None), _object(writer, quoted_id, _TODO_FIELDS)),
-        else_=null(),
+    # Gone is decided by the joins alone: a value the writers turned into NULL (to_char's
+    # NULL for infinity was one) makes the whole document NULL, which the feed refuses
+    # (service.UnwrittenChange), rather than passing for a deletion.
+    rest = case(
+        (TodoList.id.is_not(None), _item(_object(writer, quoted_id, _LIST_FIELDS))),
+        (Todo.id.is_not(None), _item(_object(writer, quoted_id, _TODO_FIELDS))),
+        else_=_sql(',"deleted":true,"item":null}'),
     )
-    document = _concat(
-        head,
-        coalesce(
-            _concat(_sql(',"deleted":false,"item":'), item),
-            _sql(',"deleted":true,"item":null'),
-        ),
-        _sql("}"),
-    )
-    return _as_sql(document, dialect)
+    return _as_sql(_concat(head, rest), dialect)
+
+
+def _item(item: Expr) -> Expr:
+    return _concat(_sql(',"deleted":false,"item":'), item, _sql("}"))

@@ -92,6 +92,15 @@ def _watermark(dialect: str) -> ColumnElement[int]:
     return func.coalesce(clock, 0) + 1
 
 
+class UnwrittenChange(RuntimeError):
+    """The database wrote no JSON for a change that is on the page (app.changes.documents
+    met a value it cannot write): a 500, never a page without it or with a false tombstone."""
+
+
+_UNWRITTEN_TEXT = "\x01"  # JSON writes it escaped, never as itself
+_UNWRITTEN_SQL = literal_column("chr(1)", String())
+
+
 @dataclass(frozen=True, slots=True)
 class _Page:
     documents: str  # the page's changes as JSON texts, comma-separated, in feed order
@@ -105,7 +114,9 @@ def _page_statement(dialect: Dialect, first_page: bool) -> Select[*tuple[Any, ..
     """A page: the changes (a keyset page of them, in feed order), then each joined to its
     list or todo and written as JSON text (app.changes.documents). PostgreSQL folds the page
     into one row of _Page's fields (_aggregated): one value to receive instead of a row per
-    change. The watermark comes from the very statement that reads a pass's first page."""
+    change. SQLite returns a row per change: it has no aggregate that keeps an order before
+    3.44 (group_concat's ORDER BY), and its feed is not the one that has to be fast. The
+    watermark comes from the very statement that reads a pass's first page."""
     order = (Change.txid, Change.object_id)
     changes = (
         select(
@@ -152,7 +163,12 @@ def _aggregated(
     on_page, last = page.c.n <= bindparam("page_size"), page.c.n == bindparam("page_size")
     in_order: aggregate_order_by[str] = aggregate_order_by(literal_column("','"), page.c.n)
     return select(
-        func.string_agg(document, in_order).filter(on_page).label("documents"),
+        # string_agg would skip a NULL document unseen; a second aggregate over the document
+        # would write every document twice. A control character the JSON texts never hold
+        # raw marks its place instead.
+        func.string_agg(func.coalesce(document, _UNWRITTEN_SQL), in_order)
+        .filter(on_page)
+        .label("documents"),
         func.count().label("found"),
         func.max(page.c.txid).filter(last).label("txid"),
         func.max(cast(page.c.object_id, String)).filter(last).label("object_id"),
@@ -161,6 +177,8 @@ def _aggregated(
 
 
 def _page_of_aggregate(row: Any, limit: int, first_page: bool) -> _Page:
+    if row.documents is not None and _UNWRITTEN_TEXT in row.documents:
+        raise UnwrittenChange()
     return _Page(
         row.documents or "",
         row.found,
@@ -171,6 +189,8 @@ def _page_of_aggregate(row: Any, limit: int, first_page: bool) -> _Page:
 
 def _page_of_rows(rows: Sequence[Any], limit: int, first_page: bool) -> _Page:
     page, last = split_page(rows, limit)
+    if any(row.document is None for row in page):
+        raise UnwrittenChange()
     return _Page(
         ",".join([row.document for row in page]),
         len(rows),
@@ -194,6 +214,7 @@ async def feed(
     position = FeedPosition(0, now) if since is None else tokens.decode(since, claims.user_id)
     if since is not None and position.since_at < now - retention.total_seconds():
         raise Gone(EXPIRED)
+    # One more than the page: whether it is there tells whether another page follows.
     params = {**access.params(claims), "since": position.since, "limit": limit + 1}
     params["page_size"] = limit
     if position.after is not None:

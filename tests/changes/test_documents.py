@@ -13,7 +13,7 @@ from sqlalchemy import Engine, update
 
 from app.lists.models import TodoList
 from app.todos.models import Todo
-from tests.changes.helpers import page
+from tests.changes.helpers import feed, page
 from tests.conftest import ApiUser
 from tests.lists.helpers import create_list, create_todo
 
@@ -97,3 +97,16 @@ def test_every_item_is_what_get_returns_for_it(
     assert items[todos[0]["id"]]["updated_at"] == "2026-01-01T00:00:00.999999Z"
     assert items[work["id"]]["updated_at"] == "2026-01-01T00:00:00Z"
     assert [items[t["id"]]["due_date"] for t in todos] == DUE_DATES
+
+
+def test_a_change_the_database_cannot_write_is_an_error_not_a_deletion(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    """A todo without a position (a column nullable only while the release before this one
+    runs) has no JSON the contract allows: a client told it was deleted would drop it."""
+    todo = create_todo(client, user)
+    with db_engine.begin() as connection:
+        connection.execute(
+            update(Todo).where(Todo.id == uuid.UUID(todo["id"])).values(position=None)
+        )
+    assert feed(client, user, None).status_code == 500
