@@ -4,7 +4,9 @@
 tens of percent between minutes. This drives the ASGI app directly (no server, no network,
 real PostgreSQL), so it measures only the app's own work per request: the call count is exact
 and repeatable, which makes it the tool for comparing two versions of the code, or of a
-dependency, within seconds. It is not a throughput figure.
+dependency, within seconds. It is not a throughput figure. Beside it, the CPU the database's
+backends spent on the same requests (when the server runs on this machine): work moved into
+SQL leaves the app's figure but not the machine.
 
     .venv/bin/python bench/cost.py                 # every scenario
     .venv/bin/python bench/cost.py get health      # some
@@ -30,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +46,7 @@ from app.main import create_app  # noqa: E402
 
 ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TIMED, PROFILED = int(os.environ.get("PROFILE_N", "1000")), 200
+FEED_PAGE = 100
 PASSWORD = "correct horse 123"  # noqa: S105 - a throwaway account, database
 
 Call = Callable[[], Awaitable[tuple[int, bytes]]]
@@ -116,7 +119,8 @@ async def scenarios(client: Client) -> dict[str, Call]:
     status, body = await client.request("POST", "/api/v1/auth/token", form.encode(), form_type)
     assert status == 200, body
     auth = {"authorization": "Bearer " + json.loads(body)["access_token"]}
-    for n in range(20):
+    # More than a feed page: "changes" reads a full page of 100, as `make bench` does.
+    for n in range(FEED_PAGE + 20):
         status, body = await client.json("POST", "/api/v1/todos", {"title": f"todo {n}"}, auth)
         assert status == 201, body
     todo = json.loads(body)["id"]
@@ -126,7 +130,9 @@ async def scenarios(client: Client) -> dict[str, Call]:
         "list": lambda: client.request("GET", "/api/v1/todos?limit=20", headers=auth),
         "create": lambda: client.json("POST", "/api/v1/todos", {"title": "another"}, auth),
         "update": lambda: client.json("PATCH", f"/api/v1/todos/{todo}", {"completed": True}, auth),
-        "changes": lambda: client.request("GET", "/api/v1/changes?limit=100", headers=auth),
+        "changes": lambda: client.request(
+            "GET", f"/api/v1/changes?limit={FEED_PAGE}", headers=auth
+        ),
     }
 
 
@@ -149,20 +155,50 @@ def by_package(stats: pstats.Stats) -> list[tuple[str, float, float]]:
     return sorted(rows, key=lambda row: -row[2])
 
 
-async def measure(app: Any, names: list[str]) -> None:
+def database_cpu(admin: Engine, database: str) -> Callable[[], float | None]:
+    """CPU seconds the PostgreSQL backends serving the database have used so far, read from
+    /proc (None when the server is not a process of this machine). The app's CPU alone would
+    flatter a change that moves work into SQL: `make bench` runs both on the same cores."""
+
+    def used() -> float | None:
+        with admin.connect() as connection:
+            query = text("SELECT pid FROM pg_stat_activity WHERE datname = :name")
+            pids = connection.execute(query, {"name": database}).scalars().all()
+        ticks = 0
+        for pid in pids:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:  # another machine's (or container's) process, or gone
+                return None
+            command, fields = stat.split(" (", 1)[1].rsplit(") ", 1)
+            if not command.startswith("postgres"):
+                return None
+            ticks += sum(int(field) for field in fields.split()[11:13])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    return used
+
+
+async def measure(app: Any, names: list[str], server_cpu: Callable[[], float | None]) -> None:
     client = Client(app)
     calls = await scenarios(client)
-    print(f"{'scenario':10} {'CPU µs/request':>15} {'calls/request':>14}")
+    print(f"{'scenario':10} {'CPU µs/request':>15} {'database µs':>12} {'calls/request':>14}")
     for name in names or list(calls):
         call = calls[name]
         for _ in range(PROFILED):  # warm: caches, statement cache, connection pool
             await call()
-        started = time.process_time()
+        started, server_started = time.process_time(), server_cpu()
         for _ in range(TIMED):
             await call()
         cpu = (time.process_time() - started) / max(TIMED, 1) * 1e6
+        server_now = server_cpu()
+        server = (
+            "-"
+            if server_started is None or server_now is None
+            else f"{(server_now - server_started) / max(TIMED, 1) * 1e6:.0f}"
+        )
         if os.environ.get("PROFILE_CALLS") == "0":  # e.g. under valgrind, which counts itself
-            print(f"{name:10} {cpu:15.0f}")
+            print(f"{name:10} {cpu:15.0f} {server:>12}")
             continue
         profile = cProfile.Profile()
         profile.enable()
@@ -170,7 +206,7 @@ async def measure(app: Any, names: list[str]) -> None:
             await call()
         profile.disable()
         stats = pstats.Stats(profile, stream=io.StringIO())
-        print(f"{name:10} {cpu:15.0f} {stats.total_calls / PROFILED:14.0f}")  # type: ignore[attr-defined]
+        print(f"{name:10} {cpu:15.0f} {server:>12} {stats.total_calls / PROFILED:14.0f}")  # type: ignore[attr-defined]
         if os.environ.get("PROFILE_DUMP"):  # for pstats, snakeviz, ...
             stats.dump_stats(f"{os.environ['PROFILE_DUMP']}.{name}")  # type: ignore[attr-defined]
         if os.environ.get("PROFILE_GROUP"):
@@ -181,7 +217,7 @@ async def measure(app: Any, names: list[str]) -> None:
             stats.sort_stats("tottime").print_stats(int(os.environ["PROFILE_TOP"]))
 
 
-async def serve(app: Any, names: list[str]) -> None:
+async def serve(app: Any, names: list[str], server_cpu: Callable[[], float | None]) -> None:
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     lifespan = asyncio.create_task(app({"type": "lifespan", "state": {}}, inbox.get, outbox.put))
@@ -189,7 +225,7 @@ async def serve(app: Any, names: list[str]) -> None:
     started = await outbox.get()
     assert started["type"] == "lifespan.startup.complete", started
     try:
-        await measure(app, names)
+        await measure(app, names, server_cpu)
     finally:
         await inbox.put({"type": "lifespan.shutdown"})
         await outbox.get()
@@ -216,7 +252,8 @@ def main() -> None:
         handler = logging.getLogger().handlers[0]
         assert isinstance(handler, logging.StreamHandler)
         handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the run
-        asyncio.run(serve(create_app(settings), sys.argv[1:]))
+        server_cpu = database_cpu(admin, name)
+        asyncio.run(serve(create_app(settings), sys.argv[1:], server_cpu))
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))

@@ -271,8 +271,9 @@ def other_user(client: TestClient) -> ApiUser:
 # over the other.
 _PROCESS_TESTS = ("tests/runtime/", "tests/faults/", "tests/browser/")
 # The API's core paths, run once more over HTTP behind PgBouncer: CRUD with If-Match, list
-# walks, idempotent create races, refresh rotation and reuse, logins and refreshes racing a
-# password change or deactivation, throttle races, password change, admin deactivation.
+# walks, the feed (its items as GET writes them), idempotent create races, refresh rotation
+# and reuse, logins and refreshes racing a password change or deactivation, throttle races,
+# password change, admin deactivation.
 # Tests that build an app in process (they ask for `app` or `settings`) are about that app,
 # not the pooler, and run on the other backends only.
 _POOLED_MODULES = (
@@ -282,6 +283,7 @@ _POOLED_MODULES = (
     "tests/todos/test_order.py",
     "tests/lists/test_lists.py",
     "tests/changes/test_feed.py",
+    "tests/changes/test_documents.py",
     "tests/auth/test_refresh.py",
     "tests/auth/test_credential_generation.py",
     "tests/auth/test_throttle.py",

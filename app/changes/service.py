@@ -42,7 +42,8 @@ nothing for an owner that is gone), and its tokens' user no longer exists: 401.
 
 import time
 import uuid
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -53,44 +54,34 @@ from sqlalchemy import (
     Delete,
     Select,
     String,
-    and_,
     bindparam,
+    case,
     cast,
     delete,
     func,
+    literal_column,
     select,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import Subquery
 
 from app.auth import access
 from app.auth.security import AccessClaims
+from app.changes.documents import change_document, quoted_id
 from app.changes.models import Change, ChangeClock
 from app.changes.tokens import ChangeTokens, FeedPosition
-from app.database import dialect_name
 from app.errors import Gone
 from app.lists.models import TodoList
-from app.lists.schemas import ListRead
 from app.pagination import after_params, keyset_after, split_page
-from app.todos.models import Priority, Todo
-from app.todos.schemas import TodoRead
+from app.todos.models import Todo
 
 EXPIRED = "This since is older than the change history kept: start again without since"
 # Tombstones outlive the retention by a day: a token issued just inside the retention must
 # still find the tombstones of transactions that were running when it was issued.
 PURGE_MARGIN = timedelta(days=1)
 PURGE_BATCH = 500  # app.purge's batch
-
-# A page row: kind, object_id, deleted, txid, then the object's columns: those lists and todos
-# share (one column each, from whichever the change is about), the list's own, the todo's own.
-_SHARED = ("position", "created_at", "updated_at")
-_LIST_OWN = tuple(name for name in ListRead.model_fields if name not in ("id", *_SHARED))
-_TODO_OWN = tuple(name for name in TodoRead.model_fields if name not in ("id", *_SHARED))
-_LIST_KEYS = ("id", *_SHARED, *_LIST_OWN)
-_TODO_KEYS = ("id", *_SHARED, *_TODO_OWN)
-_SHARED_COLUMNS = slice(4, 4 + len(_SHARED))
-_LIST_COLUMNS = slice(_SHARED_COLUMNS.stop, _SHARED_COLUMNS.stop + len(_LIST_OWN))
-_TODO_COLUMNS = slice(_LIST_COLUMNS.stop, _LIST_COLUMNS.stop + len(_TODO_OWN))
-_PRIORITY_NAMES = {rank.value: rank.name for rank in Priority}
 
 
 def _watermark(dialect: str) -> ColumnElement[int]:
@@ -101,30 +92,111 @@ def _watermark(dialect: str) -> ColumnElement[int]:
     return func.coalesce(clock, 0) + 1
 
 
-@lru_cache(maxsize=8)
-def _page_statement(dialect: str, first_page: bool) -> Select[*tuple[Any, ...]]:
-    columns: list[Any] = [Change.kind, Change.object_id, Change.deleted, Change.txid]
-    columns += [
-        func.coalesce(getattr(Todo, name), getattr(TodoList, name)).label(name) for name in _SHARED
-    ]
-    columns += [getattr(TodoList, name).label(f"l_{name}") for name in _LIST_OWN]
-    columns += [getattr(Todo, name).label(f"t_{name}") for name in _TODO_OWN]
-    if first_page:  # the pass's watermark, from the snapshot this page is read in
-        columns.append(_watermark(dialect).label("watermark"))
-    stmt = (
-        select(*columns)
-        .select_from(Change)
-        .outerjoin(TodoList, and_(Change.kind == "list", TodoList.id == Change.object_id))
-        .outerjoin(Todo, and_(Change.kind == "todo", Todo.id == Change.object_id))
+class UnwrittenChange(RuntimeError):
+    """The database wrote no JSON for a change that is on the page (app.changes.documents
+    met a value it cannot write): a 500, never a page without it or with a false tombstone."""
+
+
+_UNWRITTEN_TEXT = "\x01"  # JSON writes it escaped, never as itself
+_UNWRITTEN_SQL = literal_column("chr(1)", String())
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    documents: str  # the page's changes as JSON texts, comma-separated, in feed order
+    found: int  # rows read: the page's, and one more when another page follows
+    last: tuple[int, uuid.UUID] | None  # the page's last (txid, object_id), when one follows
+    watermark: int | None  # on a pass's first page that found anything
+
+
+@lru_cache(maxsize=16)  # per engine's dialect: a statement for a first page and one for the rest
+def _page_statement(dialect: Dialect, first_page: bool) -> Select[*tuple[Any, ...]]:
+    """A page: the changes (a keyset page of them, in feed order), then each joined to its
+    list or todo and written as JSON text (app.changes.documents). PostgreSQL folds the page
+    into one row of _Page's fields (_aggregated): one value to receive instead of a row per
+    change. SQLite returns a row per change: it has no aggregate that keeps an order before
+    3.44 (group_concat's ORDER BY), and its feed is not the one that has to be fast. The
+    watermark comes from the very statement that reads a pass's first page."""
+    order = (Change.txid, Change.object_id)
+    changes = (
+        select(
+            Change.kind,
+            Change.object_id,
+            Change.txid,
+            quoted_id(dialect, Change.object_id).label("id"),
+            func.row_number().over(order_by=order).label("n"),
+        )
         .where(
             Change.owner_id == bindparam("user_id"),
             access.ADMITTED,
             Change.txid >= bindparam("since"),
         )
+        .order_by(*order)
+        .limit(bindparam("limit"))
     )
     if not first_page:
-        stmt = stmt.where(keyset_after((Change.txid, Change.object_id)))
-    return stmt.order_by(Change.txid, Change.object_id).limit(bindparam("limit"))
+        changes = changes.where(keyset_after(order))
+    page = changes.subquery("page")
+    # A change is about a list or a todo: the CASE leaves the other table's index alone (a
+    # NULL key finds nothing without a lookup).
+    is_list = TodoList.id == case((page.c.kind == "list", page.c.object_id))
+    is_todo = Todo.id == case((page.c.kind == "todo", page.c.object_id))
+    joined = page.outerjoin(TodoList, is_list).outerjoin(Todo, is_todo)
+    document = change_document(dialect, page.c.kind, page.c.id)
+    watermark = [_watermark(dialect.name).label("watermark")] if first_page else []
+    if dialect.name == "postgresql":
+        return _aggregated(page, document, watermark).select_from(joined)
+    columns = [
+        document.label("document"),
+        page.c.txid,
+        cast(page.c.object_id, String).label("object_id"),
+        *watermark,
+    ]
+    return select(*columns).select_from(joined).order_by(page.c.n)
+
+
+def _aggregated(
+    page: Subquery, document: ColumnElement[str], watermark: list[Any]
+) -> Select[*tuple[Any, ...]]:
+    """PostgreSQL: a page as one row of _Page's fields. Parameter page_size: the page's size
+    (the changes are read with one more, which tells whether another page follows)."""
+    on_page, last = page.c.n <= bindparam("page_size"), page.c.n == bindparam("page_size")
+    in_order: aggregate_order_by[str] = aggregate_order_by(literal_column("','"), page.c.n)
+    return select(
+        # string_agg would skip a NULL document unseen; a second aggregate over the document
+        # would write every document twice. A control character the JSON texts never hold
+        # raw marks its place instead.
+        func.string_agg(func.coalesce(document, _UNWRITTEN_SQL), in_order)
+        .filter(on_page)
+        .label("documents"),
+        func.count().label("found"),
+        func.max(page.c.txid).filter(last).label("txid"),
+        func.max(cast(page.c.object_id, String)).filter(last).label("object_id"),
+        *watermark,
+    )
+
+
+def _page_of_aggregate(row: Any, limit: int, first_page: bool) -> _Page:
+    if row.documents is not None and _UNWRITTEN_TEXT in row.documents:
+        raise UnwrittenChange()
+    return _Page(
+        row.documents or "",
+        row.found,
+        (row.txid, uuid.UUID(row.object_id)) if row.found > limit else None,
+        row.watermark if first_page and row.found else None,
+    )
+
+
+def _page_of_rows(rows: Sequence[Any], limit: int, first_page: bool) -> _Page:
+    page, last = split_page(rows, limit)
+    if any(row.document is None for row in page):
+        raise UnwrittenChange()
+    return _Page(
+        ",".join([row.document for row in page]),
+        len(rows),
+        None if last is None else (last.txid, uuid.UUID(last.object_id)),
+        rows[0].watermark if first_page and rows else None,
+    )
 
 
 async def feed(
@@ -134,34 +206,41 @@ async def feed(
     since: str | None,
     limit: int,
     retention: timedelta,
-) -> dict[str, Any]:
-    """A page of the feed as the response's JSON object (ChangePage's shape)."""
+) -> bytes:
+    """A page of the feed as the response's body: ChangePage's JSON, written by the database
+    but for the envelope (see app.changes.documents)."""
     now = int(time.time())
     # From nothing: the client needs no tombstone, so nothing it needs can have been purged.
     position = FeedPosition(0, now) if since is None else tokens.decode(since, claims.user_id)
     if since is not None and position.since_at < now - retention.total_seconds():
         raise Gone(EXPIRED)
-    dialect = dialect_name(session)
+    # One more than the page: whether it is there tells whether another page follows.
     params = {**access.params(claims), "since": position.since, "limit": limit + 1}
+    params["page_size"] = limit
     if position.after is not None:
         params.update(after_params(position.after))
+    dialect = session.get_bind().dialect
     stmt = _page_statement(dialect, position.starts_a_pass)
-    rows = (await session.execute(stmt, params)).all()
-    if not rows:
+    # On the connection: the session's ORM result handling would cost every row a few calls.
+    result = await (await session.connection()).execute(stmt, params)
+    if dialect.name == "postgresql":
+        page = _page_of_aggregate(result.one(), limit, position.starts_a_pass)
+    else:
+        page = _page_of_rows(result.all(), limit, position.starts_a_pass)
+    if not page.found:
         await access.authorize(session, claims)
     if position.starts_a_pass:
         # Found nothing: `since` stays the watermark. One read by a statement of its own,
         # after the page's, could pass a transaction that committed in between, unseen (the
         # guarantee test caught exactly that).
-        position = replace(position, mark=rows[0].watermark if rows else position.since)
-        position = replace(position, mark_at=now)
-    page, last = split_page(rows, limit)
-    following = _following(position, None if last is None else (last.txid, last.object_id))
-    return {
-        "changes": [_change(row) for row in page],
-        "next_token": tokens.encode(following, claims.user_id),
-        "has_more": last is not None,
-    }
+        mark = position.since if page.watermark is None else page.watermark
+        position = replace(position, mark=mark, mark_at=now)
+    following = _following(position, page.last)
+    # The token is base64url and a dot: nothing in it needs escaping.
+    token = tokens.encode(following, claims.user_id)
+    more = "false" if page.last is None else "true"
+    body = f'{{"changes":[{page.documents}],"next_token":"{token}","has_more":{more}}}'
+    return body.encode()
 
 
 def _following(position: FeedPosition, last: tuple[int, uuid.UUID] | None) -> FeedPosition:
@@ -170,23 +249,6 @@ def _following(position: FeedPosition, last: tuple[int, uuid.UUID] | None) -> Fe
     if last is not None:
         return replace(position, after=last)
     return FeedPosition(since=position.mark or 0, since_at=position.mark_at or 0)
-
-
-def _change(row: Any) -> dict[str, Any]:
-    """A change as the response's JSON object, straight from the row: a page is up to 1000
-    of them, and building a model of each cost more than the query (bench: changes)."""
-    # Ids as text here: asyncpg's own UUID objects take pydantic's slow path when dumped.
-    kind, object_id = row[0], str(row[1])
-    shared = row[_SHARED_COLUMNS]
-    if shared[0] is None:  # the list or todo is gone
-        return {"type": kind, "id": object_id, "deleted": True, "item": None}
-    if kind == "list":
-        item = dict(zip(_LIST_KEYS, (object_id, *shared, *row[_LIST_COLUMNS]), strict=True))
-    else:
-        item = dict(zip(_TODO_KEYS, (object_id, *shared, *row[_TODO_COLUMNS]), strict=True))
-        item["priority"] = _PRIORITY_NAMES[item["priority"]]
-        item["list_id"] = str(item["list_id"])
-    return {"type": kind, "id": object_id, "deleted": False, "item": item}
 
 
 def expired_tombstones(retention: timedelta, now: datetime) -> Delete:
