@@ -208,7 +208,7 @@ async def measure(app: Any, names: list[str], server_cpu: Callable[[], float | N
         stats = pstats.Stats(profile, stream=io.StringIO())
         print(f"{name:10} {cpu:15.0f} {server:>12} {stats.total_calls / PROFILED:14.0f}")  # type: ignore[attr-defined]
         if os.environ.get("PROFILE_DUMP"):  # for pstats, snakeviz, ...
-            stats.dump_stats(f"{os.environ['PROFILE_DUMP']}.{name}")  # type: ignore[attr-defined]
+            stats.dump_stats(f"{os.environ['PROFILE_DUMP']}.{name}")
         if os.environ.get("PROFILE_GROUP"):
             for key, n, share in by_package(stats)[:20]:
                 print(f"    {key:48} {n:6.0f} calls {share:5.1f}% own time")
