@@ -1,10 +1,13 @@
-"""A change as JSON text written by the database: the feed's page is joined from these.
+"""Each change as JSON text, written by the database's triggers into its `changes` row.
 
 A feed page is up to 1000 lists and todos. Handing each row's dozen columns to Python, converting
 them (timestamps, UUIDs, the priority's name) and serialising the result cost the feed more than
 twice what a list page of 20 todos costs (bench: changes; profiled, most of it was per row and
-per column work in SQLAlchemy and in the app). The statement instead returns every change as
-the finished JSON of ChangeRead, and the page is those texts joined with commas.
+per column work in SQLAlchemy and in the app). Writing the JSON in the feed's statement moved
+that work into the database, where it still cost ~3.5 µs a row, and looking up each object
+another ~1: more than the list page on the machine both share. So the triggers that record a
+change (AFTER INSERT, UPDATE, DELETE on lists and todos) write the finished JSON of ChangeRead
+into `changes.document`, once per write, and a feed page is those texts joined with commas.
 
 The texts are what the ordinary routes write through pydantic (ListRead, TodoRead), on
 PostgreSQL and SQLite alike: field names and order, ids as lowercase hyphenated UUIDs,
@@ -15,20 +18,30 @@ other control characters, everything else as UTF-8. tests/changes/test_documents
 them with GET of each object on every backend.
 
 Everything is built with `||`, which both databases have; only the quoting of a value differs.
+
+This module is the one definition of that SQL; the triggers are a migration's copy of it
+(migrations must not change once released, so they cannot import it), and
+tests/changes/test_triggers.py fails when the triggers in force write anything else. A field
+added to ListRead or TodoRead therefore takes, besides its entry here, a migration that
+replaces the triggers with this module's new SQL and writes every row's document again:
+`python -m app.changes.documents` prints the SQL.
 """
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     ColumnElement,
     SQLColumnExpression,
     String,
+    Table,
+    Uuid,
     case,
     cast,
     func,
     literal_column,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.functions import coalesce
 
@@ -38,11 +51,11 @@ from app.todos.models import Priority, Todo
 from app.todos.schemas import TodoRead
 
 Expr = SQLColumnExpression[Any]
+Kind = Literal["list", "todo"]
 
 
 def _sql(text: str) -> Expr:
-    """A string constant written into the statement (not a parameter: the statement is built
-    once, and 30 parameters per execution would cost more than they save)."""
+    """A string constant written into the SQL (a trigger's text has no parameters)."""
     return literal_column("'" + text.replace("'", "''") + "'", String())
 
 
@@ -119,75 +132,112 @@ class _JsonText:
 
 _UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
 
-# How each field of ListRead and TodoRead but the id is written: (column, writer). Checked
-# against the models below, so a field added to either fails at import until it is written
-# here too. The id is the change's own (the page's `id` column).
+# How each field of ListRead and TodoRead but the id is written, by name: a field's name is
+# its column's. Checked against the schemas below, so a field added to either fails at import
+# until it is written here too (and the triggers are written again: see the module's doc).
 _WriteField = Callable[[_JsonText, Expr], Expr]
-_LIST_FIELDS: Mapping[str, tuple[Expr, _WriteField]] = {
-    "name": (TodoList.name, lambda d, v: d.string(v, nullable=False)),
-    "position": (TodoList.position, lambda d, v: d.string(v, nullable=False)),
-    "is_default": (TodoList.is_default, lambda d, v: d.boolean(v)),
-    "created_at": (TodoList.created_at, lambda d, v: d.timestamp(v, nullable=False)),
-    "updated_at": (TodoList.updated_at, lambda d, v: d.timestamp(v, nullable=False)),
+_LIST_FIELDS: Mapping[str, _WriteField] = {
+    "name": lambda d, v: d.string(v, nullable=False),
+    "position": lambda d, v: d.string(v, nullable=False),
+    "is_default": lambda d, v: d.boolean(v),
+    "created_at": lambda d, v: d.timestamp(v, nullable=False),
+    "updated_at": lambda d, v: d.timestamp(v, nullable=False),
 }
-_TODO_FIELDS: Mapping[str, tuple[Expr, _WriteField]] = {
-    "title": (Todo.title, lambda d, v: d.string(v, nullable=False)),
-    "description": (Todo.description, lambda d, v: d.string(v, nullable=True)),
-    "completed": (Todo.completed, lambda d, v: d.boolean(v)),
-    "priority": (Todo.priority, lambda d, v: d.priority(v)),
-    "due_date": (Todo.due_date, lambda d, v: d.timestamp(v, nullable=True)),
-    "completed_at": (Todo.completed_at, lambda d, v: d.timestamp(v, nullable=True)),
-    "created_at": (Todo.created_at, lambda d, v: d.timestamp(v, nullable=False)),
-    "updated_at": (Todo.updated_at, lambda d, v: d.timestamp(v, nullable=False)),
+_TODO_FIELDS: Mapping[str, _WriteField] = {
+    "title": lambda d, v: d.string(v, nullable=False),
+    "description": lambda d, v: d.string(v, nullable=True),
+    "completed": lambda d, v: d.boolean(v),
+    "priority": lambda d, v: d.priority(v),
+    "due_date": lambda d, v: d.timestamp(v, nullable=True),
+    "completed_at": lambda d, v: d.timestamp(v, nullable=True),
+    "created_at": lambda d, v: d.timestamp(v, nullable=False),
+    "updated_at": lambda d, v: d.timestamp(v, nullable=False),
     # Nullable in the table only while the release before this one may still insert (a
     # trigger fills it in at once); the contract's todo always has one.
-    "list_id": (Todo.list_id, _JsonText.uuid),
-    "position": (Todo.position, lambda d, v: d.string(v, nullable=False)),
+    "list_id": _JsonText.uuid,
+    "position": lambda d, v: d.string(v, nullable=False),
 }
-for _model, _fields in ((ListRead, _LIST_FIELDS), (TodoRead, _TODO_FIELDS)):
-    if list(_model.model_fields) != ["id", *_fields]:
+
+
+def _table_of(model: type[Any]) -> Table:
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
+
+
+_KINDS: Mapping[Kind, tuple[Table, Mapping[str, _WriteField]]] = {
+    "list": (_table_of(TodoList), _LIST_FIELDS),
+    "todo": (_table_of(Todo), _TODO_FIELDS),
+}
+for _model, (_table, _fields) in ((ListRead, _KINDS["list"]), (TodoRead, _KINDS["todo"])):
+    if list(_model.model_fields) != ["id", *_fields] or not set(_fields) <= set(_table.c.keys()):
         raise RuntimeError(f"app.changes.documents does not write {_model.__name__} as it is")
 
 
-def _object(
-    writer: _JsonText, quoted_id: Expr, fields: Mapping[str, tuple[Expr, _WriteField]]
-) -> Expr:
-    parts: list[Expr] = [_sql('{"id":'), quoted_id]
-    for name, (column, write) in fields.items():
-        parts += [_sql(f',"{name}":'), write(writer, column)]
-    return _concat(*parts, _sql("}"))
+def document(dialect: str, kind: Kind, row: str) -> str:
+    """SQL: ChangeRead's JSON text for the list or todo in `row`, the table itself (its name)
+    or a trigger's record (new). NULL only if a value could not be written (then the feed
+    answers 500 rather than pass the change for a deletion: service.UnwrittenChange)."""
+    table, fields = _KINDS[kind]
+    source = table if row == table.name else table.alias(row)
+    writer = _JsonText(dialect)
+    object_id = writer.uuid(source.c.id)
+    parts: list[Expr] = [_sql(f'{{"type":"{kind}","id":'), object_id]
+    parts += [_sql(',"deleted":false,"item":{"id":'), object_id]
+    for name, write in fields.items():
+        parts += [_sql(f',"{name}":'), write(writer, source.c[name])]
+    return _as_sql(_concat(*parts, _sql("}}")), dialect)
 
 
-def _as_sql(expression: ColumnElement[Any], dialect: Dialect) -> ColumnElement[str]:
-    """The expression as the text of SQL. SQLAlchemy walks a statement's expression tree on
-    every execution (its cache key): a document's few hundred nodes cost a feed request more
-    than all of the rest of its statement handling, a literal column's text next to nothing."""
-    sql = expression.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-    return literal_column(str(sql), String())
+def tombstone(dialect: str, kind: str, object_id: str) -> str:
+    """SQL: ChangeRead's JSON text for a deleted object; kind and object_id are SQL (a column,
+    a variable, a constant)."""
+    quoted = _JsonText(dialect).uuid(literal_column(object_id, Uuid()))
+    head = _concat(_sql('{"type":"'), literal_column(kind, String()), _sql('","id":'), quoted)
+    return _as_sql(_concat(head, _sql(',"deleted":true,"item":null}')), dialect)
 
 
-def quoted_id(dialect: Dialect, object_id: Expr) -> ColumnElement[str]:
-    """A list's or todo's id as a JSON string."""
-    return _as_sql(_JsonText(dialect.name).uuid(object_id), dialect)
+def _as_sql(expression: ColumnElement[Any], dialect: str) -> str:
+    compiler = _DIALECTS[dialect]()
+    sql = str(expression.compile(dialect=compiler, compile_kwargs={"literal_binds": True}))
+    return _wrapped(sql)
 
 
-def change_document(dialect: Dialect, kind: Expr, quoted_id: Expr) -> ColumnElement[str]:
-    """ChangeRead as JSON text, for a change (its kind, and its id from quoted_id()) outer-joined
-    to `lists` and `todos`, the tables by those names, not aliased: whichever row the join found
-    is the object's latest state, and an object found in neither is gone, a tombstone. NULL
-    only if a value could not be written."""
-    writer = _JsonText(dialect.name)
-    head = _concat(_sql('{"type":"'), kind, _sql('","id":'), quoted_id)
-    # Gone is decided by the joins alone: a value the writers turned into NULL (to_char's
-    # NULL for infinity was one) makes the whole document NULL, which the feed refuses
-    # (service.UnwrittenChange), rather than passing for a deletion.
-    rest = case(
-        (TodoList.id.is_not(None), _item(_object(writer, quoted_id, _LIST_FIELDS))),
-        (Todo.id.is_not(None), _item(_object(writer, quoted_id, _TODO_FIELDS))),
-        else_=_sql(',"deleted":true,"item":null}'),
-    )
-    return _as_sql(_concat(head, rest), dialect)
+def _wrapped(sql: str, width: int = 96) -> str:
+    """The SQL in lines of at most `width` where it can be (a migration holds it as text):
+    a space outside a string constant becomes a line break, which changes nothing."""
+    words, word, quoted = [], "", False
+    for char in sql:
+        if char == " " and not quoted:
+            words.append(word)
+            word = ""
+            continue
+        quoted ^= char == "'"  # a doubled quote inside a constant flips twice
+        word += char
+    words.append(word)
+    lines = [words[0]]
+    for word in words[1:]:
+        if len(lines[-1]) + 1 + len(word) > width:
+            lines.append(word)
+        else:
+            lines[-1] += " " + word
+    return "\n".join(lines)
 
 
-def _item(item: Expr) -> Expr:
-    return _concat(_sql(',"deleted":false,"item":'), item, _sql("}"))
+_DIALECTS: Mapping[str, Callable[[], Dialect]] = {
+    "postgresql": postgresql.dialect,
+    "sqlite": sqlite.dialect,
+}
+
+
+def _main() -> None:
+    """Print each document's SQL as the migration that writes the triggers holds it."""
+    for dialect, row in (("postgresql", "new"), ("sqlite", None)):
+        for kind in get_args(Kind):
+            print(f"-- {dialect}, {kind}")
+            print(document(dialect, kind, row or _KINDS[kind][0].name), end="\n\n")
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,7 +1,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Uuid, text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Base, UTCDateTime
@@ -35,6 +35,9 @@ class Change(Base):
     # PostgreSQL: the writing transaction's id; SQLite: the change clock (app.changes).
     txid: Mapped[int] = mapped_column(BigInteger)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The change as the feed returns it (ChangeRead's JSON, app.changes.documents), written
+    # with the row. NULL: a value the database could not write (the feed answers 500).
+    document: Mapped[str | None] = mapped_column(Text)
 
 
 class ChangeClock(Base):

@@ -55,7 +55,6 @@ from sqlalchemy import (
     Select,
     String,
     bindparam,
-    case,
     cast,
     delete,
     func,
@@ -69,13 +68,10 @@ from sqlalchemy.sql.selectable import Subquery
 
 from app.auth import access
 from app.auth.security import AccessClaims
-from app.changes.documents import change_document, quoted_id
 from app.changes.models import Change, ChangeClock
 from app.changes.tokens import ChangeTokens, FeedPosition
 from app.errors import Gone
-from app.lists.models import TodoList
 from app.pagination import after_params, keyset_after, split_page
-from app.todos.models import Todo
 
 EXPIRED = "This since is older than the change history kept: start again without since"
 # Tombstones outlive the retention by a day: a token issued just inside the retention must
@@ -111,19 +107,18 @@ class _Page:
 
 @lru_cache(maxsize=16)  # per engine's dialect: a statement for a first page and one for the rest
 def _page_statement(dialect: Dialect, first_page: bool) -> Select[*tuple[Any, ...]]:
-    """A page: the changes (a keyset page of them, in feed order), then each joined to its
-    list or todo and written as JSON text (app.changes.documents). PostgreSQL folds the page
-    into one row of _Page's fields (_aggregated): one value to receive instead of a row per
-    change. SQLite returns a row per change: it has no aggregate that keeps an order before
-    3.44 (group_concat's ORDER BY), and its feed is not the one that has to be fast. The
-    watermark comes from the very statement that reads a pass's first page."""
+    """A page: the changes (a keyset page of them, in feed order), each the JSON text its
+    trigger wrote (app.changes.documents). PostgreSQL folds the page into one row of _Page's
+    fields (_aggregated): one value to receive instead of a row per change. SQLite returns a
+    row per change: it has no aggregate that keeps an order before 3.44 (group_concat's ORDER
+    BY), and its feed is not the one that has to be fast. The watermark comes from the very
+    statement that reads a pass's first page."""
     order = (Change.txid, Change.object_id)
     changes = (
         select(
-            Change.kind,
+            Change.document,
             Change.object_id,
             Change.txid,
-            quoted_id(dialect, Change.object_id).label("id"),
             func.row_number().over(order_by=order).label("n"),
         )
         .where(
@@ -137,27 +132,19 @@ def _page_statement(dialect: Dialect, first_page: bool) -> Select[*tuple[Any, ..
     if not first_page:
         changes = changes.where(keyset_after(order))
     page = changes.subquery("page")
-    # A change is about a list or a todo: the CASE leaves the other table's index alone (a
-    # NULL key finds nothing without a lookup).
-    is_list = TodoList.id == case((page.c.kind == "list", page.c.object_id))
-    is_todo = Todo.id == case((page.c.kind == "todo", page.c.object_id))
-    joined = page.outerjoin(TodoList, is_list).outerjoin(Todo, is_todo)
-    document = change_document(dialect, page.c.kind, page.c.id)
     watermark = [_watermark(dialect.name).label("watermark")] if first_page else []
     if dialect.name == "postgresql":
-        return _aggregated(page, document, watermark).select_from(joined)
+        return _aggregated(page, watermark).select_from(page)
     columns = [
-        document.label("document"),
+        page.c.document,
         page.c.txid,
         cast(page.c.object_id, String).label("object_id"),
         *watermark,
     ]
-    return select(*columns).select_from(joined).order_by(page.c.n)
+    return select(*columns).select_from(page).order_by(page.c.n)
 
 
-def _aggregated(
-    page: Subquery, document: ColumnElement[str], watermark: list[Any]
-) -> Select[*tuple[Any, ...]]:
+def _aggregated(page: Subquery, watermark: list[Any]) -> Select[*tuple[Any, ...]]:
     """PostgreSQL: a page as one row of _Page's fields. Parameter page_size: the page's size
     (the changes are read with one more, which tells whether another page follows)."""
     on_page, last = page.c.n <= bindparam("page_size"), page.c.n == bindparam("page_size")
@@ -166,7 +153,7 @@ def _aggregated(
         # string_agg would skip a NULL document unseen; a second aggregate over the document
         # would write every document twice. A control character the JSON texts never hold
         # raw marks its place instead.
-        func.string_agg(func.coalesce(document, _UNWRITTEN_SQL), in_order)
+        func.string_agg(func.coalesce(page.c.document, _UNWRITTEN_SQL), in_order)
         .filter(on_page)
         .label("documents"),
         func.count().label("found"),
