@@ -7,6 +7,19 @@ Service: round robin over the replicas that pass /health/ready, and its runtime 
 endpoint out (drain, maint) and points it at a new pod (a new port: a new pod has a new
 address) as the endpoints controller does.
 
+Two nodes, emulated with CPU affinity. On Kubernetes the replicas run on different nodes (or
+at least under CPU limits): a node's cores are its own, and what replicas on different nodes
+share is the database. On one machine they would share its cores as well, and a login storm
+(bcrypt, CPU-bound) on one replica slowed the others' reads by the cores it took from them
+(p50 x1.89, p99 x2.19 on an idle 2-core machine), not by anything the database did. So the
+machine's cores are split into two nodes: node A runs the replica in the `STORMED` slot and
+the storm client (tests/cluster/storm.py); node B runs everything else (this pytest process
+with the load client and the latency sampler, the other replicas, HAProxy, PgBouncer and
+PostgreSQL, which all replicas share, as they would share a database on a node of its own).
+On 2 cores each node is one core; on more, each is half of them (node B, the busier, gets the
+odd one); on 1 core nothing is pinned. The rig pins this process (every thread, so every
+child started later inherits node B) and starts node A's processes under `taskset`.
+
 Every process runs in a process group of its own and is killed with it at the end, whatever
 happened; every file lives under one temporary directory, removed at the end.
 """
@@ -21,7 +34,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +48,7 @@ from tests.pgbouncer import PgBouncer, pgbouncer
 from tests.runtime.server import Server, app_env, free_port, wait_ready
 
 WORKERS = 2  # the Deployment's WEB_CONCURRENCY
+STORMED = "app3"  # the slot whose pods run on node A, with the login storm's client
 APP_POOL_SIZE = 5  # the Deployment's DB_POOL_SIZE (DB_MAX_OVERFLOW=0)
 REPLICAS = 3
 # Enough server connections for every replica's pool (3 x 2 x 5): a replica under a login
@@ -68,6 +82,58 @@ def haproxy_binary() -> str | None:
 
 
 LOG_PREFIX = "request"
+
+
+@dataclass(frozen=True)
+class Nodes:
+    """The machine's cores as two nodes (see the module's docstring)."""
+
+    a: frozenset[int]  # the stormed replica and the storm client
+    b: frozenset[int]  # everything else, the database included
+
+    @classmethod
+    def split(cls, cores: Iterable[int]) -> "Nodes | None":
+        """Two halves of `cores` (the larger one is node B); None for a single core, which
+        cannot be split (the test then runs as before, sharing it)."""
+        ordered = sorted(cores)
+        if len(ordered) < 2:
+            return None
+        half = len(ordered) // 2
+        return cls(frozenset(ordered[:half]), frozenset(ordered[half:]))
+
+    def describe(self) -> str:
+        return f"node A: cores {_cores(self.a)} ({STORMED}, storm client); node B: {_cores(self.b)}"
+
+
+def _cores(cores: Iterable[int]) -> str:
+    return ",".join(str(c) for c in sorted(cores))
+
+
+def pin_this_process(cores: Iterable[int]) -> None:
+    """Every thread of this process onto `cores`. sched_setaffinity(0) would pin only the
+    calling thread; a child inherits the affinity of the thread that starts it."""
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), set(cores))
+        except ProcessLookupError:
+            continue  # a thread that ended meanwhile
+
+
+def on_cores(cores: Iterable[int] | None, command: Sequence[str]) -> list[str]:
+    """`command`, to run on `cores` from its first instruction (None: where this process runs).
+    `taskset` pins itself, then execs the command: nothing it forks (gunicorn's workers)
+    escapes. Pinning the pid after Popen would race the fork."""
+    if cores is None:
+        return list(command)
+    taskset = shutil.which("taskset")
+    if taskset is not None:
+        return [taskset, "--cpu-list", _cores(cores), *command]
+    # No util-linux: the same in Python.
+    pin = (
+        f"import os, sys; os.sched_setaffinity(0, {set(cores)!r}); "
+        "os.execvp(sys.argv[1], sys.argv[1:])"
+    )
+    return [sys.executable, "-c", pin, *command]
 
 
 @dataclass(frozen=True)
@@ -371,6 +437,12 @@ class Rig:
     replicas: dict[str, Replica] = field(default_factory=dict)  # the current one per slot
     retired: list[Replica] = field(default_factory=list)
     haproxy: HAProxy | None = None
+    nodes: Nodes | None = None  # None: one core, nothing pinned
+
+    @property
+    def node_a(self) -> frozenset[int] | None:
+        """The cores of the stormed replica's node (None: not pinned)."""
+        return None if self.nodes is None else self.nodes.a
 
     @property
     def pooled_url(self) -> str:
@@ -433,7 +505,7 @@ class Rig:
         log_path = self.directory / f"{name}-{port}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(  # noqa: S603 - the project's own start script
-                [str(ROOT / "start.sh")],
+                on_cores(self.node_a if name == STORMED else None, [str(ROOT / "start.sh")]),
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -477,6 +549,12 @@ class Rig:
 def running_rig(haproxy: str) -> Iterator[Rig]:
     """The whole rig, up and ready; torn down (every process group killed) afterwards."""
     with ExitStack() as stack:
+        # Node B from here on: PostgreSQL, PgBouncer, HAProxy, the replicas and the load
+        # client inherit it. Put back last, once every process is gone.
+        nodes = Nodes.split(os.sched_getaffinity(0))
+        if nodes is not None:
+            stack.callback(pin_this_process, os.sched_getaffinity(0))
+            pin_this_process(nodes.b)
         postgres = PostgresCluster.create()
         stack.callback(postgres.destroy)
         directory = Path(postgres.base) / "rig"
@@ -491,7 +569,7 @@ def running_rig(haproxy: str) -> Iterator[Rig]:
                 settings=PGBOUNCER_SETTINGS,
             )
         )
-        rig = Rig(postgres, direct_url, bouncer, directory)
+        rig = Rig(postgres, direct_url, bouncer, directory, nodes=nodes)
         stack.callback(rig.close)
         rig.migrate()
         started = [rig.spawn(f"app{i}") for i in range(1, REPLICAS + 1)]
