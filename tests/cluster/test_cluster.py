@@ -28,7 +28,7 @@ import pytest
 
 from app.migrations import ROOT
 from tests.cluster.report import STORM_ANSWERS, Scenario, why_failed
-from tests.cluster.rig import STORMED, Replica, Rig, on_cores
+from tests.cluster.rig import STORMED, Replica, Rig
 from tests.cluster.workload import ACTORS, Actor, client, load, sign_up, verify_writes
 from tests.load import NO_RESPONSE, Record, Recorder, clean_503, listing
 
@@ -220,7 +220,7 @@ def test_database_restart_through_the_pooler(rig: Rig) -> None:
         down = time.monotonic()
         time.sleep(DB_DOWN)
         restarting = time.monotonic()
-        rig.postgres.start()
+        rig.start_database()
         back = time.monotonic()
         deadline = back + 15
         while time.monotonic() < deadline:
@@ -285,8 +285,7 @@ def _percentiles(latencies: Sequence[float]) -> tuple[float, float]:
 
 def _storm(rig: Rig, replica: Replica, start: float) -> subprocess.Popen[str]:
     return subprocess.Popen(  # noqa: S603 - this package's own script
-        on_cores(
-            rig.node_a,  # the stormed replica's node: its CPU is not the others'
+        rig.on_node_a(  # the stormed replica's node: its CPU is not the others'
             [
                 sys.executable,
                 "-m",
