@@ -28,7 +28,7 @@ import pytest
 
 from app.migrations import ROOT
 from tests.cluster.report import STORM_ANSWERS, Scenario, why_failed
-from tests.cluster.rig import Replica, Rig
+from tests.cluster.rig import STORMED, Replica, Rig
 from tests.cluster.workload import ACTORS, Actor, client, load, sign_up, verify_writes
 from tests.load import NO_RESPONSE, Record, Recorder, clean_503, listing
 
@@ -220,7 +220,7 @@ def test_database_restart_through_the_pooler(rig: Rig) -> None:
         down = time.monotonic()
         time.sleep(DB_DOWN)
         restarting = time.monotonic()
-        rig.postgres.start()
+        rig.start_database()
         back = time.monotonic()
         deadline = back + 15
         while time.monotonic() < deadline:
@@ -283,19 +283,21 @@ def _percentiles(latencies: Sequence[float]) -> tuple[float, float]:
     return cuts[49], cuts[98]
 
 
-def _storm(replica: Replica, start: float) -> subprocess.Popen[str]:
+def _storm(rig: Rig, replica: Replica, start: float) -> subprocess.Popen[str]:
     return subprocess.Popen(  # noqa: S603 - this package's own script
-        [
-            sys.executable,
-            "-m",
-            "tests.cluster.storm",
-            replica.base_url,
-            f"--start={start}",
-            f"--on={STORM_ON}",
-            f"--off={STORM_OFF}",
-            f"--cycles={STORM_CYCLES}",
-            f"--concurrency={STORM_CONCURRENCY}",
-        ],
+        rig.on_node_a(  # the stormed replica's node: its CPU is not the others'
+            [
+                sys.executable,
+                "-m",
+                "tests.cluster.storm",
+                replica.base_url,
+                f"--start={start}",
+                f"--on={STORM_ON}",
+                f"--off={STORM_OFF}",
+                f"--cycles={STORM_CYCLES}",
+                f"--concurrency={STORM_CONCURRENCY}",
+            ],
+        ),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -305,7 +307,7 @@ def _storm(replica: Replica, start: float) -> subprocess.Popen[str]:
 
 def test_login_storm_on_one_replica_leaves_the_others_alone(rig: Rig) -> None:
     scenario, actors = _start(rig, "login storm")
-    stormed = rig.replicas["app3"]
+    stormed = rig.replicas[STORMED]
     others = [r for r in rig.replicas.values() if r is not stormed]
     sampler = sign_up(rig.lb.base_url, scenario.recorder, ["storm-sampler"])[0]
     rig.lb.set_state(stormed.name, "drain")  # the load through HAProxy goes to the others
@@ -321,7 +323,7 @@ def test_login_storm_on_one_replica_leaves_the_others_alone(rig: Rig) -> None:
                 ]
                 sampling = time.monotonic()
                 cpu_before = {r.key: r.cpu_seconds() for r in rig.replicas.values()}
-                storm = _storm(stormed, sampling + STORM_OFF)
+                storm = _storm(rig, stormed, sampling + STORM_OFF)
                 try:
                     out, _ = storm.communicate(timeout=(STORM_ON + STORM_OFF) * STORM_CYCLES + 60)
                 finally:
@@ -366,7 +368,8 @@ def test_login_storm_on_one_replica_leaves_the_others_alone(rig: Rig) -> None:
         f"{stormed.key}, statuses {dict(scenario.storm_statuses)}; latency samples "
         f"{len(between)} between storms, {len(during)} during; CPU cores used over the "
         f"schedule: {', '.join(f'{key} {used:.2f}' for key, used in cores.items())}; "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+        f"{rig.nodes.describe() if rig.nodes else 'one core: nothing pinned'}"
     )
     failed = [r for r in records if not r.ok]
     assert not failed, f"requests not 2xx:\n{listing(failed)}"
