@@ -38,7 +38,11 @@ def rule_targets() -> set[str]:
 
 def make(*args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
     assert MAKE is not None
-    env = {**os.environ, "PATH": path} if path is not None else None
+    env = None
+    if path is not None:  # the Python check under test: nothing may choose for it (.ci/run
+        # exports PYTHON for make test, and make passes it on to this make)
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHON", "MAKEFLAGS", "MFLAGS")}
+        env["PATH"] = path
     return subprocess.run(  # noqa: S603 - fixed arguments
         [MAKE, "--no-print-directory", "-C", str(ROOT), *args],
         env=env,
