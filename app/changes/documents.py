@@ -27,6 +27,7 @@ replaces the triggers with this module's new SQL and writes every row's document
 `python -m app.changes.documents` prints the SQL.
 """
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, get_args
 
@@ -232,11 +233,12 @@ _DIALECTS: Mapping[str, Callable[[], Dialect]] = {
 
 
 def _main() -> None:
-    """Print each document's SQL as the migration that writes the triggers holds it."""
+    """Write each document's SQL to stdout as the migration that writes the triggers holds it:
+    the command's output, for a developer to paste, not a log record."""
     for dialect, row in (("postgresql", "new"), ("sqlite", None)):
         for kind in get_args(Kind):
-            print(f"-- {dialect}, {kind}")
-            print(document(dialect, kind, row or _KINDS[kind][0].name), end="\n\n")
+            sql = document(dialect, kind, row or _KINDS[kind][0].name)
+            sys.stdout.write(f"-- {dialect}, {kind}\n{sql}\n\n")
 
 
 if __name__ == "__main__":
