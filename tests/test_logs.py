@@ -11,12 +11,16 @@ import logging
 import logging.config
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 
 from app.config import Settings
-from app.logs import ACCESS_LOGGER, logging_config
+from app.logs import ACCESS_LOGGER, REQUEST_FIELDS, JsonFormatter, logging_config
 from app.main import create_app
 
 FORGED = "1999-12-31 23:59:59,999 INFO    [app.access] [-] POST /api/v1/users/me/password 204"
@@ -133,3 +137,51 @@ def test_the_access_log_is_on_by_default(
         record = json.loads(stream.getvalue())
         assert (record["method"], record["route"], record["status"]) == ("GET", "/health", 200)
         assert len(record["request_id"]) == 32
+
+
+_JSON_VALUES = st.one_of(
+    st.none(), st.text(), st.integers(), st.floats(), st.booleans(), st.uuids()
+)
+
+
+@settings_(max_examples=300, deadline=None)
+@given(
+    message=st.text(),
+    args=st.lists(st.one_of(st.text(), st.integers(), st.floats()), max_size=3),
+    fields=st.fixed_dictionaries({}, optional=dict.fromkeys(REQUEST_FIELDS, _JSON_VALUES)),
+    created=st.floats(min_value=0, max_value=4e9),
+    name=st.text(min_size=1),
+)
+def test_a_json_line_is_what_json_dumps_writes(
+    message: str, args: list[object], fields: dict[str, object], created: float, name: str
+) -> None:
+    """The JSON formatter writes its lines by hand (a request's line is on every request's
+    path): they must be exactly json.dumps's, field for field, whatever a record holds."""
+    message = message.replace("%", "%%") + " %s" * len(args)
+    record = logging.LogRecord(name, logging.WARNING, __file__, 1, message, tuple(args), None)
+    record.created = created
+    for field, value in fields.items():
+        setattr(record, field, value)
+    expected: dict[str, object] = {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": "WARNING",
+        "logger": name,
+        "message": record.getMessage(),
+    }
+    expected |= {f: fields[f] for f in REQUEST_FIELDS if fields.get(f) is not None}
+
+    line = JsonFormatter().format(record)
+
+    assert line == json.dumps(expected, default=str)
+
+
+@pytest.mark.parametrize(
+    "created", [0.0, 212541627.9999995, 190023368.4999995, 1764518400.0005, 4e9 - 0.0000005]
+)
+def test_a_json_line_rounds_its_time_as_datetime_does(created: float) -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
+    record.created = created
+
+    time = json.loads(JsonFormatter().format(record))["time"]
+
+    assert time == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
