@@ -5,7 +5,8 @@ migration) upsert one row per object into `changes`: its owner, whether it is de
 a stamp `txid` written inside the very transaction that made the change. Triggers, not the
 app's code, so cascades (deleting a list deletes its todos) and writers that know nothing of
 the feed (the release before this one, a hand-run script) are recorded too. A row holds only
-the object's latest state: the feed joins the current list or todo to it.
+the object's latest state: the feed item's JSON (a tombstone's, once it is deleted), which the
+trigger writes in the same transaction (app.changes.documents). A page reads those rows alone.
 
 How a token maps to "since". A feed read takes a watermark W with this property: every
 transaction that can still commit a change has a stamp >= W, and everything with a smaller
