@@ -227,3 +227,19 @@ def test_ipv4_addresses_keep_counting_one_by_one(
     # An IPv4 address mapped into IPv6 is that IPv4 address.
     with from_address(settings, ("::ffff:192.0.2.1", 40000)) as mapped:
         assert_throttled(guess(mapped, user.email, PASSWORD))
+
+
+def test_parallel_guesses_with_one_device_token_cannot_slip_past_its_limit(
+    client: TestClient, capped: Settings, user: ApiUser
+) -> None:
+    with from_address(capped, OWNER) as owner:
+        device_token = guess(owner, user.email, PASSWORD).json()["device_token"]
+        attempts = 4 * capped.login_max_failures
+        with ThreadPoolExecutor(max_workers=attempts) as pool:
+            responses = list(
+                pool.map(lambda _: guess(owner, user.email, WRONG, device_token), range(attempts))
+            )
+        statuses = sorted(response.status_code for response in responses)
+        assert set(statuses) <= {401, 429}, statuses
+        assert statuses.count(401) == capped.login_max_failures, statuses
+        assert_throttled(guess(owner, user.email, PASSWORD, device_token))
