@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=900, ge=1)
     # Failures from one client address, across any emails, that lock the address for all.
     login_max_address_failures: int = Field(default=100, ge=1)
+    # Failures for one account from clients without a device token, across all addresses,
+    # past which only a client presenting one of the account's device tokens may try.
+    login_max_account_failures: int = Field(default=50, ge=1)
     # Per worker: password checks and hashes that may wait for its hashing thread; past this,
     # a login, sign-up or password change is 503 at once instead of queueing for seconds.
     hash_queue_limit: int = Field(default=32, ge=1)

@@ -13,6 +13,8 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
 
+from app.forwarded import UntrustedForwardedForWarning
+
 MAX_HEAD_BYTES = 32 * 1024
 MAX_HEADER_FIELDS = 100
 
@@ -72,6 +74,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
 
 class TodoUvicornWorker(UvicornWorker):  # type: ignore[misc]  # uvicorn-worker ships no types
-    """gunicorn's uvicorn worker, with the bounded request-head parser."""
+    """gunicorn's uvicorn worker, with the bounded request-head parser and the warning about
+    X-Forwarded-For from an untrusted peer (app.forwarded)."""
 
     CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "http": BoundedHttpToolsProtocol}  # noqa: RUF012
+
+    async def _serve(self) -> None:
+        # Loaded here rather than by the server, so that the warning wraps uvicorn's
+        # proxy-headers middleware: outside it, the peer is still the peer.
+        self.config.app = self.wsgi
+        self.config.load()
+        self.config.loaded_app = UntrustedForwardedForWarning(
+            self.config.loaded_app, self.cfg.forwarded_allow_ips
+        )
+        await super()._serve()

@@ -43,6 +43,7 @@ def main() -> None:
         # Measure the checks themselves, not the throttle.
         login_max_failures=10**6,
         login_max_address_failures=10**6,
+        login_max_account_failures=10**6,
         migration_lock_path=workdir / "migrate.lock",
     )
     samples: dict[str, list[float]] = {"known email, wrong password": [], "unknown email": [],

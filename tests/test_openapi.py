@@ -59,6 +59,7 @@ WITH_BODY = {
     ("post", "/api/v1/auth/refresh"),
     ("post", "/api/v1/auth/logout"),
     ("patch", "/api/v1/users/me"),
+    ("delete", "/api/v1/users/me"),
     ("post", "/api/v1/users/me/password"),
     ("patch", "/api/v1/users/{user_id}"),
 }
@@ -204,7 +205,12 @@ def test_no_content_responses_carry_no_content_type(client: TestClient, user: Ap
     answers = [
         client.delete(f"/api/v1/todos/{todo['id']}", headers=user.headers),
         client.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]}),
-        client.delete("/api/v1/users/me", headers=user.headers),
+        client.request(
+            "DELETE",
+            "/api/v1/users/me",
+            json={"current_password": user.password},
+            headers=user.headers,
+        ),
     ]
     for response in answers:
         assert response.status_code == 204, response.text

@@ -41,6 +41,8 @@ class LoginFailure(Base):
     __table_args__ = (
         Index("ix_login_failures_email_failed_at", "email", "failed_at"),
         Index("ix_login_failures_client_address_failed_at", "client_address", "failed_at"),
+        Index("ix_login_failures_user_id_failed_at", "user_id", "failed_at"),
+        Index("ix_login_failures_device_id_failed_at", "device_id", "failed_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -53,3 +55,26 @@ class LoginFailure(Base):
     client_address: Mapped[str] = mapped_column(
         String(ADDRESS_LENGTH), default="", server_default=text("''")
     )
+    # The account whose password was wrong, when the email belonged to one: failures count
+    # for the account whatever its email becomes. No foreign key: recording a failure must
+    # not wait on (or deadlock with) a lock on the user's row; old rows are purged anyway.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # The device token presented with the failure (app.auth.devices): such failures count
+    # against that token, not against the account's untrusted clients (OWASP device cookies).
+    device_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+
+class DeviceToken(Base):
+    """Proof that a client once logged in to the account (OWASP "device cookies"): past the
+    account-wide failure count, only a client presenting one may still try. Stored only as
+    its SHA-256, like refresh tokens."""
+
+    __tablename__ = "device_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Form, Request, Response, status
 
 from app.auth import service, throttle
 from app.auth.dependencies import HasherDep, SettingsDep, TokenCodecDep
-from app.auth.schemas import LoginForm, RefreshRequest, TokenPair, UserRegister
+from app.auth.schemas import LoginForm, LoginTokens, RefreshRequest, TokenPair, UserRegister
 from app.database import SessionDep
 from app.errors import Forbidden, error_responses
 from app.users.schemas import UserRead
@@ -35,9 +35,11 @@ async def login(
     hasher: HasherDep,
     codec: TokenCodecDep,
     settings: SettingsDep,
-) -> TokenPair:
+) -> LoginTokens:
     """Log in with email (as `username`) and password; OAuth2 password grant."""
-    attempt = service.LoginAttempt(form.username, form.password, throttle.client_address(request))
+    attempt = service.LoginAttempt(
+        form.username, form.password, throttle.client_address(request), form.device_token
+    )
     return await service.login(session, hasher, codec, settings, attempt)
 
 

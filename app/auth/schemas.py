@@ -79,6 +79,15 @@ class TokenPair(BaseModel):
     refresh_token: str
 
 
+class LoginTokens(TokenPair):
+    device_token: str = Field(
+        description=(
+            "Send it back as the form field `device_token` on later logins: it lets this "
+            "client log in while the account is throttled for others (OWASP device cookies)"
+        )
+    )
+
+
 class RefreshRequest(RequestModel):
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512), NoNul]
 
@@ -89,3 +98,10 @@ class LoginForm(BaseModel):
     grant_type: Annotated[str | None, Field(pattern="^password$")] = None
     username: str = Field(description="The account's email")
     password: str
+    device_token: Annotated[
+        str | None,
+        Field(
+            max_length=64,  # what the server hands out is 43 characters
+            description="The `device_token` of an earlier successful login of this account",
+        ),
+    ] = None

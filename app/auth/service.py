@@ -1,10 +1,11 @@
+import dataclasses
 import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import access, throttle, tokens
-from app.auth.schemas import MAX_PASSWORD_BYTES, TokenPair, UserRegister
+from app.auth import access, devices, throttle, tokens
+from app.auth.schemas import MAX_PASSWORD_BYTES, LoginTokens, TokenPair, UserRegister
 from app.auth.security import AccessClaims, PasswordHasher, TokenCodec
 from app.config import Settings
 from app.database import transaction, utcnow
@@ -27,6 +28,7 @@ class LoginAttempt:
     username: str
     password: str
     address: str  # the client's, for the throttle (app.auth.throttle.client_address)
+    device_token: str | None = None  # from an earlier login (app.auth.devices)
 
 
 async def current_user(session: AsyncSession, claims: AccessClaims) -> UserRecord:
@@ -50,12 +52,16 @@ async def login(
     codec: TokenCodec,
     settings: Settings,
     credentials: LoginAttempt,
-) -> TokenPair:
+) -> LoginTokens:
     _check_login_input(credentials.username, credentials.password)
-    email, address = credentials.username.lower(), credentials.address
-    # A throttled email or address is turned away before any bcrypt work.
-    await throttle.check(session, settings, email, address, utcnow())
+    email = credentials.username.lower()
     user = await users.get_by_email(session, email)
+    key = throttle.Key(email, user.id if user else None, credentials.address)
+    if user is not None and credentials.device_token:
+        device = await devices.find(session, credentials.device_token, user.id, utcnow())
+        key = dataclasses.replace(key, device_id=device)
+    # A throttled account or address is turned away before any bcrypt work.
+    await throttle.check(session, settings, key, utcnow())
     # Neither a lock nor a database connection is held through bcrypt: commit() ends the
     # autocommit transaction and gives its connection back to the pool.
     await session.commit()
@@ -63,14 +69,14 @@ async def login(
     stored = user.hashed_password if user else None
     valid = await hasher.verify_async(credentials.password, stored) and user is not None
     async with transaction(session):
-        # The verdict is given under the email's lock and counts the failures recorded
+        # The verdict is given under the account's lock and counts the failures recorded
         # meanwhile: however many guesses arrive at once, no more than the limit get an
         # answer but 429.
         now = utcnow()
-        await throttle.lock_email(session, email)
-        await throttle.check(session, settings, email, address, now)
+        await throttle.lock_account(session, key)
+        await throttle.check(session, settings, key, now)
         if not valid or user is None:
-            await throttle.record_failure(session, settings, email, address, now)
+            await throttle.record_failure(session, settings, key, now)
         elif not user.is_active:
             raise Forbidden("Inactive user")
         else:
@@ -79,10 +85,12 @@ async def login(
             # the verified hash belonged to, and only while it is still the user's.
             if await users.lock_generation(session, user.id) != user.credential_generation:
                 raise Unauthorized(BAD_CREDENTIALS)
-            await throttle.clear(session, email, address)
-            return await _issue_tokens(
+            await throttle.clear(session, key)
+            pair = await _issue_tokens(
                 session, codec, settings, user.id, user.credential_generation
             )
+            device_token = await devices.issue(session, user.id, key.device_id, now)
+            return LoginTokens(**pair.model_dump(), device_token=device_token)
     # Only now, with the failure committed: it must count even though the answer is an error.
     raise Unauthorized(BAD_CREDENTIALS)
 

@@ -7,8 +7,9 @@ from app.auth import throttle
 from app.auth.dependencies import CurrentSuperuser, CurrentUser, HasherDep, SettingsDep
 from app.database import SessionDep
 from app.errors import error_responses
-from app.users import service
+from app.users import password, service
 from app.users.schemas import (
+    AccountDeletion,
     PasswordChange,
     UserAdminUpdate,
     UserListQuery,
@@ -26,10 +27,18 @@ async def read_me(user: CurrentUser) -> object:
     return user
 
 
-@router.patch("/me", response_model=UserRead, responses=error_responses(409, 413))
-async def update_me(changes: UserUpdateMe, user: CurrentUser, session: SessionDep) -> object:
-    """Change the current user's name or email."""
-    return await service.update_me(session, user, changes)
+@router.patch("/me", response_model=UserRead, responses=error_responses(400, 409, 413, 429))
+async def update_me(
+    request: Request,
+    changes: UserUpdateMe,
+    user: CurrentUser,
+    session: SessionDep,
+    hasher: HasherDep,
+    settings: SettingsDep,
+) -> object:
+    """Change the current user's name or email (the email only with `current_password`)."""
+    checker = service.Checker(hasher, settings, throttle.client_address(request))
+    return await service.update_me(session, checker, user, changes)
 
 
 @router.post(
@@ -47,16 +56,29 @@ async def change_password(
     settings: SettingsDep,
 ) -> None:
     """Change the password; every existing login and access token stops working."""
-    change = service.PasswordChangeAttempt(
+    change = password.PasswordChangeAttempt(
         data.current_password, data.new_password, throttle.client_address(request)
     )
-    await service.change_password(session, hasher, settings, user, change)
+    await password.change_password(session, hasher, settings, user, change)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_me(user: CurrentUser, session: SessionDep) -> None:
-    """Delete the current user with all their todos and tokens."""
-    await service.delete_user(session, user)
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(400, 413, 429),
+)
+async def delete_me(
+    request: Request,
+    data: AccountDeletion,
+    user: CurrentUser,
+    session: SessionDep,
+    hasher: HasherDep,
+    settings: SettingsDep,
+) -> None:
+    """Delete the current user with all their todos and tokens (needs `current_password`)."""
+    checker = service.Checker(hasher, settings, throttle.client_address(request))
+    await service.delete_me(session, checker, user, data.current_password)
 
 
 @router.get("", responses=error_responses(403))

@@ -8,12 +8,12 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import throttle, tokens
+from app.auth import tokens
 from app.auth.access import ADMITS
 from app.auth.security import PasswordHasher
 from app.config import Settings
 from app.database import transaction, utcnow
-from app.errors import BadRequest, Conflict, NotFound, Unauthorized
+from app.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from app.pagination import (
     after_params,
     bad_cursor,
@@ -23,18 +23,12 @@ from app.pagination import (
     parse_aware,
     split_page,
 )
+from app.users import password
 from app.users.models import USER_COLUMNS, User, UserRecord
 from app.users.schemas import UserAdminUpdate, UserListQuery, UserPage, UserRead, UserUpdateMe
 
-
-@dataclass(frozen=True, slots=True)
-class PasswordChangeAttempt:
-    current: str
-    new: str
-    address: str  # the client's, for the throttle (app.auth.throttle.client_address)
-
-
 EMAIL_TAKEN = "A user with this email already exists"
+CURRENT_PASSWORD_REQUIRED = "Field required: changing the email needs the current password"  # noqa: S105 - a message
 _USERS_CURSOR = "users"  # the one order users are listed in: created_at, then id
 _BY_ID = select(*USER_COLUMNS).where(User.id == bindparam("user_id"))
 _ADMITTED = select(*USER_COLUMNS).where(ADMITS)
@@ -92,61 +86,44 @@ async def ensure_superuser(
         await create_user(session, email=email, hashed_password=hashed, is_superuser=True)
 
 
-async def update_me(session: AsyncSession, user: UserRecord, changes: UserUpdateMe) -> UserRecord:
-    values = changes.model_dump(exclude_unset=True)
+@dataclass(frozen=True, slots=True)
+class Checker:
+    """What checking a current password takes (app.users.password.verify_current)."""
+
+    hasher: PasswordHasher
+    settings: Settings
+    address: str  # the client's, for the throttle (app.auth.throttle.client_address)
+
+
+async def update_me(
+    session: AsyncSession, checker: Checker, user: UserRecord, changes: UserUpdateMe
+) -> UserRecord:
+    values = changes.model_dump(exclude_unset=True, exclude={"current_password"})
     if "email" in values:
+        # The password first: without it, 409 against 200 would tell anyone holding an
+        # access token which emails have accounts (issue 29).
+        await _verify(session, checker, user, changes.current_password)
         values["email"] = values["email"].lower()
     async with _unique_email(session):
         return await _update(session, user.id, values)
 
 
-async def change_password(
-    session: AsyncSession,
-    hasher: PasswordHasher,
-    settings: Settings,
-    user: UserRecord,
-    change: PasswordChangeAttempt,
+async def delete_me(
+    session: AsyncSession, checker: Checker, user: UserRecord, current_password: str
 ) -> None:
-    # A wrong current password is a failed password check like a login's: throttled the same
-    # way, or a stolen access token would allow guessing it at bcrypt speed.
-    await throttle.check(session, settings, user.email, change.address, utcnow())
-    # Nothing holds a connection through the two bcrypt runs (the user was read already):
-    # commit() ends the autocommit transaction and gives its connection back to the pool.
-    await session.commit()
-    if not await hasher.verify_async(change.current, user.hashed_password):
-        await _record_wrong_password(session, settings, user.email, change.address)
-        raise BadRequest("Current password is incorrect")
-    hashed = await hasher.hash_async(change.new)
-    now = utcnow()
-    async with transaction(session):
-        # Only while the password just verified is still the user's (the generation has not
-        # moved on). Moving it on ends every access token and refresh token issued so far,
-        # and every login in flight with the old password (app.auth.service.login).
-        changed = await session.execute(
-            update(User)
-            .where(ADMITS)
-            .values(
-                hashed_password=hashed,
-                password_changed_at=now,
-                credential_generation=User.credential_generation + 1,
-            )
-            .returning(User.id),
-            {"user_id": user.id, "generation": user.credential_generation},
-        )
-        if changed.first() is None:
-            raise Unauthorized()
-        await tokens.revoke_all(session, user.id, now)
+    await _verify(session, checker, user, current_password)
+    # Todos, refresh tokens and idempotency records go with it (ON DELETE CASCADE).
+    await session.execute(delete(User).where(User.id == user.id))
 
 
-async def _record_wrong_password(
-    session: AsyncSession, settings: Settings, email: str, address: str
+async def _verify(
+    session: AsyncSession, checker: Checker, user: UserRecord, current_password: str | None
 ) -> None:
-    async with transaction(session):
-        now = utcnow()
-        await throttle.lock_email(session, email)
-        # Parallel guesses: the verdict under the lock counts those recorded meanwhile.
-        await throttle.check(session, settings, email, address, now)
-        await throttle.record_failure(session, settings, email, address, now)
+    if current_password is None:
+        raise InvalidInput(("body", "current_password"), CURRENT_PASSWORD_REQUIRED, "missing")
+    await password.verify_current(
+        session, checker.hasher, checker.settings, user, current_password, checker.address
+    )
 
 
 # FOR NO KEY UPDATE: it waits for a password change (an UPDATE) and makes one wait, yet lets
@@ -166,11 +143,6 @@ async def lock_generation(session: AsyncSession, user_id: uuid.UUID) -> int | No
         await session.execute(_GENERATION_FOR_UPDATE, {"user_id": user_id})
     ).scalar()
     return generation
-
-
-async def delete_user(session: AsyncSession, user: UserRecord) -> None:
-    # Todos, refresh tokens and idempotency records go with it (ON DELETE CASCADE).
-    await session.execute(delete(User).where(User.id == user.id))
 
 
 async def list_page(session: AsyncSession, query: UserListQuery) -> UserPage:

@@ -177,7 +177,11 @@ def test_sub_of_no_user(client: TestClient, user: ApiUser, path: str) -> None:
 
 @pytest.mark.parametrize("path", PROTECTED)
 def test_token_of_a_deleted_user(client: TestClient, user: ApiUser, path: str) -> None:
-    assert client.delete("/api/v1/users/me", headers=user.headers).status_code == 204
+    body = {"current_password": user.password}
+    assert (
+        client.request("DELETE", "/api/v1/users/me", json=body, headers=user.headers).status_code
+        == 204
+    )
     assert_bearer_401(client.get(path, headers=user.headers))
 
 

@@ -165,7 +165,8 @@ def test_refresh_token_of_a_deactivated_user_is_401(
 
 
 def test_refresh_token_of_a_deleted_user_is_401(client: TestClient, user: ApiUser) -> None:
-    assert client.delete(ME, headers=user.headers).status_code == 204
+    body = {"current_password": user.password}
+    assert client.request("DELETE", ME, json=body, headers=user.headers).status_code == 204
     assert_bearer_401(refresh(client, user.refresh_token))
 
 

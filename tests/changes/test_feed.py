@@ -174,7 +174,10 @@ def test_deleting_the_account_leaves_no_changes_and_its_token_is_401(
     create_todo(client, user)
     token = page(client, user, None)["next_token"]
     assert _changes_of(db_engine, user.id) == 4
-    assert client.delete("/api/v1/users/me", headers=user.headers).status_code == 204
+    deleted = client.request(
+        "DELETE", "/api/v1/users/me", json={"current_password": user.password}, headers=user.headers
+    )
+    assert deleted.status_code == 204
     assert _changes_of(db_engine, user.id) == 0
     assert_bearer_401(feed(client, user, token))
     assert_bearer_401(feed(client, user, None))

@@ -2,6 +2,7 @@
 a first `docker compose up` needs no .env and runs in production; every setting the service
 reads can be set from .env; nothing fails open when a setting is forgotten."""
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -102,3 +103,20 @@ def test_compose_keeps_metrics_off_the_published_port() -> None:
         parts = interpolate(str(mapping), {}).split(":")
         if parts[-1] == metrics_port:
             assert parts[0] == "127.0.0.1", mapping  # never on every interface
+
+
+def test_a_proxy_on_the_docker_host_is_trusted_by_default() -> None:
+    """A proxy on the host reaches the container from its network's gateway, in Docker's
+    default address pools (172.17.0.0/16 to 172.31.0.0/16): untrusted, every client would
+    share that address and lock the others out (issue 29, MEDIUM 3). Clients on the internet
+    keep their own (public) addresses and cannot name another in X-Forwarded-For."""
+    value = compose_app_environment()["FORWARDED_ALLOW_IPS"]
+    networks = [ipaddress.ip_network(entry.strip()) for entry in value.split(",")]
+    assert "*" not in value
+    assert any(ipaddress.ip_address("172.18.0.1") in network for network in networks)
+    assert all(network.is_private for network in networks)
+    assert not any(ipaddress.ip_address("203.0.113.7") in network for network in networks)
+    # A value from .env still wins.
+    assert compose_app_environment({"FORWARDED_ALLOW_IPS": "10.0.0.5"})["FORWARDED_ALLOW_IPS"] == (
+        "10.0.0.5"
+    )

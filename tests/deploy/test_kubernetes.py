@@ -1,6 +1,7 @@
 """The promises of deploy/kubernetes, read off the rendered manifests (`kubectl kustomize`):
 an edit that breaks one fails here, not on a cluster."""
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; tests only
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZATIONS = ["deploy/kubernetes", "deploy/kubernetes/cloudnativepg"]
 Manifest = dict[str, Any]
+CGNAT = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598: some clusters number pods from it
 
 
 def _kubectl() -> str:
@@ -195,3 +197,19 @@ def test_network_policy_lets_in_the_api_and_scrapes_from_pods_only(
     sources = by_port[port]["from"]
     assert sources
     assert all("ipBlock" not in source for source in sources)
+
+
+def test_proxies_in_the_cluster_are_trusted_for_x_forwarded_for(
+    rendered: list[Manifest],
+) -> None:
+    """Behind an ingress controller every client would otherwise share its address, and five
+    wrong guesses by anyone would lock an account for everyone (issue 29, MEDIUM 3)."""
+    value = _settings(rendered)["FORWARDED_ALLOW_IPS"]
+    networks = [ipaddress.ip_network(entry.strip()) for entry in value.split(",")]
+    assert "*" not in value
+    # The private ranges pods and nodes are numbered from (RFC 1918, RFC 6598, IPv6 ULA),
+    # and no address on the internet: a client there cannot name its own address.
+    assert all(network.is_private or network.subnet_of(CGNAT) for network in networks)
+    for pod_address in ("10.244.1.7", "172.17.0.3", "192.168.3.4", "100.96.0.5", "fd00::5"):
+        assert any(ipaddress.ip_address(pod_address) in network for network in networks)
+    assert not any(ipaddress.ip_address("203.0.113.7") in network for network in networks)

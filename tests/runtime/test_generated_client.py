@@ -126,7 +126,14 @@ def _flow(
     pair = auth["login"].sync(
         client=anonymous, body=models.LoginForm(username=email, password=PASSWORD)
     )
-    assert isinstance(pair, models.TokenPair)
+    assert isinstance(pair, models.LoginTokens)
+    # The device token goes back with the next login (API.md v1.2) and is replaced.
+    again = auth["login"].sync(
+        client=anonymous,
+        body=models.LoginForm(username=email, password=PASSWORD, device_token=pair.device_token),
+    )
+    assert isinstance(again, models.LoginTokens)
+    assert again.device_token != pair.device_token
     client = stack.enter_context(
         client_module.AuthenticatedClient(
             base_url=server.base_url, token=pair.access_token, raise_on_unexpected_status=True

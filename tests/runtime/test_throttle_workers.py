@@ -11,6 +11,7 @@ from tests.conftest import PASSWORD, TempPostgres, postgres_admin_url
 from tests.runtime.server import Server, app_env, gunicorn
 
 WORKERS = 3
+UNTRUSTED_WARNING = "X-Forwarded-For ignored"
 
 
 @pytest.fixture
@@ -78,6 +79,8 @@ def test_a_trusted_proxy_s_client_address_is_the_one_throttled(server: Server) -
     assert _guess(server, email, PASSWORD, "203.0.113.7").status_code == 429
     # The owner, another client of the same proxy, still logs in.
     assert _guess(server, email, PASSWORD, "198.51.100.9").status_code == 200
+    # A trusted proxy's header is no cause for a warning.
+    assert UNTRUSTED_WARNING not in server.log()
 
 
 def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(tmp_path: Path) -> None:
@@ -93,3 +96,24 @@ def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(tmp_path: Path) -> No
             assert _guess(server, email, PASSWORD, "10.0.0.99").status_code == 429
     finally:
         database.drop()
+
+
+def test_x_forwarded_for_from_an_untrusted_peer_is_warned_about_once(tmp_path: Path) -> None:
+    """A proxy left out of FORWARDED_ALLOW_IPS makes every client share its address: the
+    operator hears of it, once an hour per process, not once per request."""
+    database = TempPostgres.create(postgres_admin_url(), prefix="todo_runtime")
+    env = app_env(database.url, tmp_path, FORWARDED_ALLOW_IPS="192.0.2.1")
+    try:
+        with gunicorn(env, tmp_path, workers=1) as server:
+            with server.client() as client:
+                assert client.get("/health").status_code == 200
+            assert UNTRUSTED_WARNING not in server.log()
+            for n in range(5):
+                _guess(server, "anyone@example.com", "wrong-password", f"10.0.0.{n}")
+            log = server.log()
+    finally:
+        database.drop()
+    assert log.count(UNTRUSTED_WARNING) == 1, log
+    warning = next(line for line in log.splitlines() if UNTRUSTED_WARNING in line)
+    assert "127.0.0.1" in warning  # names the peer to add to FORWARDED_ALLOW_IPS
+    assert "10.0.0." not in warning  # not what the header claims

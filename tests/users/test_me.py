@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx2 import Response
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -31,6 +32,11 @@ def stored_user(db_engine: Engine, user_id: str) -> tuple[str, str | None] | Non
             select(User.email, User.full_name).where(User.id == uuid.UUID(user_id))
         ).one_or_none()
     return None if row is None else (row.email, row.full_name)
+
+
+def delete_me(client: TestClient, user: ApiUser) -> Response:
+    body = {"current_password": user.password}
+    return client.request("DELETE", ME, json=body, headers=user.headers)
 
 
 def create_todos(client: TestClient, user: ApiUser, count: int) -> None:
@@ -77,7 +83,8 @@ def test_patch_full_name_over_200_chars_is_422(
 def test_patch_email_is_stored_lower_case_and_moves_the_login(
     client: TestClient, user: ApiUser, db_engine: Engine
 ) -> None:
-    response = client.patch(ME, json={"email": "New.Address@Example.COM"}, headers=user.headers)
+    body = {"email": "New.Address@Example.COM", "current_password": PASSWORD}
+    response = client.patch(ME, json=body, headers=user.headers)
     assert response.status_code == 200
     assert response.json()["email"] == "new.address@example.com"
     assert stored_user(db_engine, user.id) == ("new.address@example.com", None)
@@ -91,7 +98,8 @@ def test_patch_email_is_stored_lower_case_and_moves_the_login(
 
 
 def test_patch_email_to_the_same_address_is_fine(client: TestClient, user: ApiUser) -> None:
-    response = client.patch(ME, json={"email": user.email.upper()}, headers=user.headers)
+    body = {"email": user.email.upper(), "current_password": PASSWORD}
+    response = client.patch(ME, json=body, headers=user.headers)
     assert response.status_code == 200
     assert response.json()["email"] == user.email
 
@@ -102,7 +110,9 @@ def test_patch_email_to_another_users_is_409_and_changes_nothing(
 ) -> None:
     taken = getattr(other_user.email, transform)()
     response = client.patch(
-        ME, json={"email": taken, "full_name": "Should Not Stick"}, headers=user.headers
+        ME,
+        json={"email": taken, "full_name": "Should Not Stick", "current_password": PASSWORD},
+        headers=user.headers,
     )
     assert response.status_code == 409
     assert set(response.json()) == {"detail"}
@@ -143,7 +153,7 @@ def test_delete_me_removes_the_user_their_todos_and_tokens(
     assert count_rows(db_engine, Todo.owner_id, other_user.id) == 2
     assert count_rows(db_engine, RefreshToken.user_id, other_user.id) == 1
 
-    response = client.delete(ME, headers=user.headers)
+    response = delete_me(client, user)
     assert response.status_code == 204
     assert response.content == b""
 
@@ -169,7 +179,7 @@ def test_delete_me_removes_the_user_their_todos_and_tokens(
 
 
 def test_deleted_email_can_register_again(client: TestClient, user: ApiUser) -> None:
-    assert client.delete(ME, headers=user.headers).status_code == 204
+    assert delete_me(client, user).status_code == 204
     response = client.post(
         "/api/v1/auth/register", json={"email": user.email, "password": PASSWORD}
     )
