@@ -2,14 +2,19 @@
 hashed or parsed any further: never a 500, never a row in the database."""
 
 import base64
+import json
+import uuid
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, update
 
 from app.auth.models import LoginFailure
+from app.todos.pagination import query_signature
+from app.todos.schemas import TodoListQuery
 from app.users.models import User
 from tests.conftest import PASSWORD, ApiUser
+from tests.lists.helpers import create_todo
 
 TOKEN = "/api/v1/auth/token"
 CHANGE = "/api/v1/users/me/password"
@@ -90,3 +95,60 @@ def test_a_current_password_of_72_bytes_is_checked(client: TestClient, user: Api
     body = {"current_password": "é" * 36, "new_password": "new-staple-horse-battery"}
     response = client.post(CHANGE, json=body, headers=user.headers)
     assert response.status_code == 400, response.text
+
+
+def crafted_cursor(fingerprint: str, value: object, last_id: str = str(uuid.UUID(int=1))) -> str:
+    """A cursor as a client could forge one: the server's format, any JSON inside. json.dumps
+    writes a lone surrogate as the escape \\ud800, which json.loads turns back into one."""
+    raw = json.dumps({"f": fingerprint, "v": value, "id": last_id}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def todo_fingerprint(sort: str) -> str:
+    return query_signature(TodoListQuery(sort=sort))
+
+
+# A lone surrogate cannot be encoded as UTF-8 for the driver, and PostgreSQL text cannot
+# hold NUL: each reached the database as a parameter and was a 500.
+CRAFTED_TEXT = ["\ud800", "a\udfffb", "nul\x00"]
+
+
+@pytest.mark.parametrize("text_value", CRAFTED_TEXT)
+@pytest.mark.parametrize("sort", ["title", "-title"])
+def test_a_crafted_todos_cursor_is_422(
+    client: TestClient, user: ApiUser, text_value: str, sort: str
+) -> None:
+    create_todo(client, user)
+    cursor = crafted_cursor(todo_fingerprint(sort), text_value)
+    response = client.get(
+        "/api/v1/todos", params={"cursor": cursor, "sort": sort}, headers=user.headers
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+@pytest.mark.parametrize("text_value", CRAFTED_TEXT)
+def test_a_crafted_lists_cursor_is_422(client: TestClient, user: ApiUser, text_value: str) -> None:
+    cursor = crafted_cursor("lists", text_value)
+    response = client.get("/api/v1/lists", params={"cursor": cursor}, headers=user.headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+@pytest.mark.parametrize(
+    ("value", "last_id"),
+    [
+        ("2026-01-01T00:00:00+00:00\ud800", str(uuid.UUID(int=1))),
+        ("2026-01-01T00:00:00+00:00", "\ud800"),
+        ("\ud800", str(uuid.UUID(int=1))),
+    ],
+)
+def test_a_crafted_users_cursor_is_422(
+    client: TestClient, user: ApiUser, db_engine: Engine, value: str, last_id: str
+) -> None:
+    with db_engine.begin() as connection:
+        connection.execute(update(User).values(is_superuser=True))
+    cursor = crafted_cursor("users", value, last_id)
+    response = client.get("/api/v1/users", params={"cursor": cursor}, headers=user.headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
