@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     changes_retention_days: int = Field(default=30, ge=1)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # The sign-up, login, refresh and logout routes need no account, and their bodies are a
+    # few hundred bytes: a smaller limit caps what an anonymous request can make us parse.
+    auth_max_body_bytes: int = Field(default=16 * 1024, ge=1)
     # Serve /metrics from gunicorn's master on this port (not published with the API), and
     # answer 404 for it on the API port. Unset: /metrics on the API port.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
