@@ -151,6 +151,12 @@ class Settings(BaseSettings):
     changes_retention_days: int = Field(default=30, ge=1)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Under gunicorn (app.server): a client must send its request head within HEADER_TIMEOUT
+    # seconds and its body within BODY_TIMEOUT seconds after that, or it is disconnected; past
+    # MAX_CONNECTIONS open connections a worker answers new requests 503.
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
     # The sign-up, login, refresh and logout routes need no account, and their bodies are a
     # few hundred bytes: a smaller limit caps what an anonymous request can make us parse.
     auth_max_body_bytes: int = Field(default=16 * 1024, ge=1)
