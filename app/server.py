@@ -21,7 +21,7 @@ the connection asking (the Nth, not the N+1st, is refused), and its 503 is plain
 import asyncio
 import json
 import uuid
-from typing import Any, ClassVar
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
@@ -33,15 +33,15 @@ MAX_HEADER_FIELDS = 100
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    # Set per worker from the settings (TodoUvicornWorker); the contract's defaults here.
-    header_timeout: ClassVar[float] = 10.0
-    body_timeout: ClassVar[float] = 30.0
-    max_connections: ClassVar[int] = 1000
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._reading_head, self._head_bytes, self._fields, self._refused = True, 0, 0, False
         self._deadline: asyncio.TimerHandle | None = None
+        # The process's settings (cached), as the app's: under gunicorn and `uvicorn --http`.
+        settings = get_settings()
+        self.header_timeout = settings.header_timeout
+        self.body_timeout = settings.body_timeout
+        self.max_connections = settings.max_connections
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -133,18 +133,8 @@ class TodoUvicornWorker(UvicornWorker):  # type: ignore[misc]  # uvicorn-worker 
     """gunicorn's uvicorn worker, with the bounded protocol and no `Server` header (it only
     tells an attacker what to look up; uvicorn still sends `date`)."""
 
-    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "server_header": False}  # noqa: RUF012
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        settings = get_settings()
-        protocol = type(
-            "BoundedHttpToolsProtocol",
-            (BoundedHttpToolsProtocol,),
-            {
-                "header_timeout": settings.header_timeout,
-                "body_timeout": settings.body_timeout,
-                "max_connections": settings.max_connections,
-            },
-        )
-        self.CONFIG_KWARGS = {**self.CONFIG_KWARGS, "http": protocol}
-        super().__init__(*args, **kwargs)
+    CONFIG_KWARGS = {  # noqa: RUF012
+        **UvicornWorker.CONFIG_KWARGS,
+        "http": BoundedHttpToolsProtocol,
+        "server_header": False,
+    }
