@@ -70,7 +70,8 @@ install: $(VENV)/.main
 install-dev: $(VENV)/.dev
 
 run: install
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --proxy-headers --http app.server:BoundedHttpToolsProtocol
+	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --proxy-headers --http app.server:BoundedHttpToolsProtocol \
+	  --no-server-header
 
 # Development: restarts when a file under app/ changes, always on SQLite (DEV_DATABASE_URL),
 # whatever .env says, with debug logs. The settings on this line win over .env's.
@@ -78,7 +79,7 @@ DEV_DATABASE_URL ?= sqlite:///./todo.db
 dev: install
 	DATABASE_URL=$(DEV_DATABASE_URL) ENVIRONMENT=development LOG_LEVEL=DEBUG \
 	  $(BIN)/uvicorn app.main:app --reload --reload-dir app --host $(HOST) --port $(PORT) \
-	  --http app.server:BoundedHttpToolsProtocol
+	  --http app.server:BoundedHttpToolsProtocol --no-server-header
 
 $(K8S_TOOLS)/.installed: $(K8S_REQUIREMENTS)
 	$(PYTHON) -m venv $(K8S_TOOLS)

@@ -87,13 +87,14 @@ def when_ready(server: Any) -> None:
     # scrapes (prometheus_client's multiprocess pattern), on the API's host but not its port.
     from app.config import get_settings
 
-    port = get_settings().metrics_port
+    settings = get_settings()
+    port = settings.metrics_port
     if port is None:
         return
     from app.metrics import serve_from_master
 
     host = _metrics_host(bind)
-    serve_from_master(host, port)
+    serve_from_master(host, port, settings.header_timeout)
     server.log.info("metrics on http://%s:%s/metrics", host, port)
 
 

@@ -22,26 +22,10 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.auth.schemas import Password
+from app.keys import WeakSecretKey, check_key_strength
 
-# Values people copy from examples; no deployment may run with one of them.
-PLACEHOLDER_SECRETS = frozenset(
-    {"changeme", "change-me", "changethis", "secret", "your-secret-key"}
-)
-MIN_SECRET_BYTES = 32
 # Outside production, with neither SECRET_KEY nor SECRET_KEY_FILE: the key generated here.
 DEVELOPMENT_KEY_FILE = Path(".secret_key")
-
-
-class WeakSecretKey(ValueError):
-    """A signing key anyone could guess or read: the service refuses to start with it."""
-
-
-def check_key_strength(key: str, source: str) -> None:
-    """Refuse an empty, short or placeholder signing key (the message never repeats it)."""
-    if len(key.encode()) < MIN_SECRET_BYTES:
-        raise WeakSecretKey(f"{source} must be at least {MIN_SECRET_BYTES} bytes")
-    if key.strip().lower() in PLACEHOLDER_SECRETS:
-        raise WeakSecretKey(f"{source} is a placeholder value; generate a random one")
 
 
 _BACKENDS = {"postgresql": "postgresql", "postgres": "postgresql", "sqlite": "sqlite"}
@@ -116,6 +100,15 @@ class Settings(BaseSettings):
     changes_retention_days: int = Field(default=30, ge=1)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Under gunicorn (app.server): a client must send its request head within HEADER_TIMEOUT
+    # seconds and its body within BODY_TIMEOUT seconds after that, or it is disconnected; past
+    # MAX_CONNECTIONS open connections a worker answers new requests 503.
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
+    # The sign-up, login, refresh and logout routes need no account, and their bodies are a
+    # few hundred bytes: a smaller limit caps what an anonymous request can make us parse.
+    auth_max_body_bytes: int = Field(default=16 * 1024, ge=1)
     # Serve /metrics from gunicorn's master on this port (not published with the API), and
     # answer 404 for it on the API port. Unset: /metrics on the API port.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)

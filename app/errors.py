@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.context import request_id_var
+from app.validation import MAX_REPORTED_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -159,8 +160,12 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Only loc/msg/type: FastAPI's default also echoes the rejected `input`, which for the
-    # auth routes would put a password back into the response body.
-    errors = [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    # auth routes would put a password back into the response body. At most 20: unknown keys
+    # last, so that a body full of them cannot crowd out a missing or invalid field.
+    found = sorted(exc.errors(), key=lambda e: e["type"] == "extra_forbidden")
+    errors = [
+        {"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in found[:MAX_REPORTED_ERRORS]
+    ]
     return _json(422, {"detail": errors})
 
 

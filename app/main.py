@@ -213,6 +213,7 @@ def _configure(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        body_limits={f"{API_PREFIX}/auth/": settings.auth_max_body_bytes},
         docs_paths=frozenset({DOCS_URL, REDOC_URL}),
         access_log=settings.access_log,
     )

@@ -18,12 +18,13 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
-    start_http_server,
 )
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+
+from app import metrics_server
 
 REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -100,9 +101,11 @@ def render() -> tuple[bytes, str]:
     return generate_latest(multiprocess_registry(directory)), CONTENT_TYPE_LATEST
 
 
-def serve_from_master(host: str, port: int) -> None:
+def serve_from_master(host: str, port: int, header_timeout: float) -> None:
     """prometheus_client's multiprocess pattern: the gunicorn master, which serves no request,
-    answers scrapes on a port of its own from a background thread."""
-    start_http_server(
-        port, addr=host, registry=multiprocess_registry(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    answers scrapes on a port of its own from a background thread (app.metrics_server: one
+    thread, bounded, with a deadline for each request)."""
+    registry = multiprocess_registry(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    metrics_server.start(
+        host, port, lambda: (generate_latest(registry), CONTENT_TYPE_LATEST), header_timeout
     )

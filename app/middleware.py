@@ -9,7 +9,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -47,9 +47,13 @@ class RequestContextMiddleware:
         max_body_bytes: int,
         docs_paths: frozenset[str] = frozenset(),
         access_log: bool = True,
+        body_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Smaller limits by path prefix: the routes anyone may call without an account take
+        # a few hundred bytes, and every byte more is work done for nobody.
+        self.body_limits = sorted((body_limits or {}).items(), key=lambda item: -len(item[0]))
         self.docs_paths = docs_paths
         self.access_log = access_log
 
@@ -82,14 +86,21 @@ class RequestContextMiddleware:
         finally:
             self._record(scope, request_id, status, time.perf_counter() - start_time)
 
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.body_limits:
+            if path.startswith(prefix):
+                return limit
+        return self.max_body_bytes
+
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, started: Callable[[], bool]
     ) -> None:
-        if _declared_length(scope) > self.max_body_bytes:
-            await _send_error(send, 413, RequestTooLarge(self.max_body_bytes).detail)
+        limit = self._limit(scope["path"])
+        if _declared_length(scope) > limit:
+            await _send_error(send, 413, RequestTooLarge(limit).detail)
             return
         try:
-            await self.app(scope, self._limited(receive), send)
+            await self.app(scope, self._limited(receive, limit), send)
         except RequestTooLarge as exc:
             # Raised while reading the body somewhere FastAPI's own handler did not see it.
             if not started():
@@ -126,7 +137,7 @@ class RequestContextMiddleware:
             },
         )
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _limited(self, receive: Receive, limit: int) -> Receive:
         """Count body bytes as they arrive: chunked bodies carry no Content-Length."""
         received = 0
 
@@ -135,8 +146,8 @@ class RequestContextMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise RequestTooLarge(self.max_body_bytes)
+                if received > limit:
+                    raise RequestTooLarge(limit)
             return message
 
         return limited_receive

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, bindparam, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.errors import InvalidInput
-from app.validation import as_utc
+from app.validation import as_utc, reject_nul
 
 T = TypeVar("T")
 BAD_CURSOR = "Invalid cursor: pass the next_cursor of the previous page, with the same query"
@@ -30,10 +30,27 @@ def decode_cursor(cursor: str, fingerprint: str) -> tuple[Any, uuid.UUID]:
         payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if payload["f"] != fingerprint:
             raise ValueError("cursor from another query")
-        return payload["v"], uuid.UUID(payload["id"])
+        return storable(payload["v"]), uuid.UUID(payload["id"])
     # RecursionError: JSON nested deeper than the parser's stack (a cursor of "[[[[...").
     except (binascii.Error, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise bad_cursor() from exc
+
+
+def storable(value: T) -> T:
+    """`value` if every string in it can be a database parameter, else ValueError. JSON's
+    escapes let a forged cursor carry a lone surrogate (\\ud800), which no driver can encode
+    as UTF-8, or NUL, which PostgreSQL text cannot hold: both were 500s from the driver."""
+    if isinstance(value, str):
+        reject_nul(value)
+        value.encode()  # UnicodeEncodeError, a ValueError, for a lone surrogate
+    elif isinstance(value, list):
+        for item in value:
+            storable(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            storable(key)
+            storable(item)
+    return value
 
 
 def parse_aware(value: Any) -> datetime:

@@ -243,7 +243,7 @@ def main() -> None:
         settings = Settings(
             _env_file=None,
             database_url=url,
-            secret_key="p" * 64,
+            secret_key="cost-benchmark-key-" + "p" * 64,
             bcrypt_rounds=4,
             log_format="json",
         )

@@ -62,7 +62,7 @@ USERS, TODOS_PER_USER, DELETABLE_PER_USER = 200, 40, 20
 # than a page of lists and todos (the others keep the todo scenarios as they were).
 FEED_USERS, FEED_TODOS_PER_USER = 20, 150
 PASSWORD = "bench-password-1"  # noqa: S105 - throwaway accounts in a throwaway database
-SECRET = "bench-secret-key-" + "x" * 40
+SECRET = "bench-signing-key-" + "x" * 40
 SCRIPT = ROOT / "bench" / "wrk" / "scenario.lua"
 RESULTS = ROOT / "bench" / "results"
 WORK = Path(os.environ.get("BENCH_WORKDIR", Path(tempfile.gettempdir()) / "todo-bench"))

@@ -97,6 +97,55 @@ def test_production_with_a_placeholder_key_is_refused(key: str) -> None:
         production(key)
 
 
+# Each is 32 bytes or more and has at least 12 different characters: only the placeholder
+# check refuses them, so these fail if it is gone (issue 30: the short placeholders above are
+# refused by the length check first, whether or not the placeholder check exists).
+PADDED_PLACEHOLDERS = [
+    "changeme-0123456789-0123456789-0123",
+    "CHANGE-ME " * 4 + "123456",
+    "your-secret-key-your-secret-key-2026",
+    "0123456789abcdefghijk-changethis",
+    "secret!@#$%^&*()_+secret!@#$%^&*()_+",
+    "<python3 -c 'import secrets; print(secrets.token_urlsafe(48))'>",
+]
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+@pytest.mark.parametrize("key", PADDED_PLACEHOLDERS)
+def test_a_placeholder_padded_to_any_length_is_refused(environment: str, key: str) -> None:
+    assert len(key.encode()) >= 32
+    assert len(set(key)) >= 12
+    with pytest.raises(ValidationError, match="SECRET_KEY is a placeholder value") as excinfo:
+        Settings(_env_file=None, environment=environment, secret_key=key)
+    assert key not in str(excinfo.value)
+
+
+def test_a_padded_placeholder_in_a_key_file_is_refused(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(PADDED_PLACEHOLDERS[0] + "\n")
+    key_file.chmod(0o600)
+    settings = development(key_file)
+    with pytest.raises(ValueError, match=r"SECRET_KEY_FILE \(.*\) is a placeholder value"):
+        settings.signing_key()
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["0" * 32, "ab" * 32, "0123456789a" * 3, "é" * 40, "a" * 36 + "-bcdefghij"],
+)
+def test_a_key_of_few_different_characters_is_refused(key: str) -> None:
+    assert len(key.encode()) >= 32
+    assert len(set(key)) < 12
+    with pytest.raises(ValidationError, match="SECRET_KEY must have at least 12 different") as exc:
+        production(key)
+    assert key not in str(exc.value)
+
+
+def test_a_key_of_exactly_12_different_characters_is_accepted() -> None:
+    key = "0123456789ab" * 3
+    assert production(key).signing_key() == key
+
+
 def test_refusal_never_echoes_a_long_bad_key() -> None:
     key = "not-a-placeholder-but-too-short"  # 31 bytes
     assert len(key.encode()) == 31
@@ -111,8 +160,10 @@ def test_refusal_never_echoes_a_long_bad_key() -> None:
 @pytest.mark.parametrize(
     "key",
     [
-        secrets.token_hex(16),  # exactly 32 bytes
-        secrets.token_hex(8) + "é" * 8,  # 24 characters, 32 bytes
+        # Fixed, not drawn: about one random 32-character hex key in 60 has fewer than 12
+        # different characters, and is refused (test_a_key_of_few_different_characters_...).
+        "0123456789abcdef" * 2,  # exactly 32 bytes
+        "0123456789abcdef" + "é" * 8,  # 24 characters, 32 bytes
         secrets.token_urlsafe(48),
     ],
     ids=["32-bytes", "32-bytes-multibyte", "64-bytes"],

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.database import create_migration_engine
 from app.migrations import ROOT, alembic_config, head_revision, upgrade_to_head
 from app.models import Base
-from tests.conftest import table_names
+from tests.conftest import TEST_SECRET, table_names
 
 APP_TABLES = set(Base.metadata.tables)
 
@@ -23,7 +23,7 @@ def _settings(url: str, tmp_path: Path) -> Settings:
     return Settings(
         _env_file=None,
         database_url=url,
-        secret_key="x" * 40,
+        secret_key=TEST_SECRET,
         migration_lock_path=tmp_path / "migrate.lock",
     )
 

@@ -224,7 +224,7 @@ async def feed(
         mark = position.since if page.watermark is None else page.watermark
         position = replace(position, mark=mark, mark_at=now)
     following = _following(position, page.last)
-    # The token is base64url and a dot: nothing in it needs escaping.
+    # The token is base64url: nothing in it needs escaping.
     token = tokens.encode(following, claims.user_id)
     more = "false" if page.last is None else "true"
     body = f'{{"changes":[{page.documents}],"next_token":"{token}","has_more":{more}}}'

@@ -1,9 +1,16 @@
-"""Feed tokens: where a client is in the change feed, signed so that only this server makes them.
+"""Feed tokens: where a client is in the change feed, encrypted so that only this server makes
+or reads them.
 
 A token holds `since` (a watermark: see app.changes) and when that watermark was taken; in the
 middle of a pass it also holds the keyset position reached and the pass's own watermark, which
-the pass's last page hands back. It is HMAC-SHA256-signed with a key derived from the app's
-signing key, over the token and the user it was issued to: anything else is 422.
+the pass's last page hands back. Those watermarks are the database's transaction counter, which
+says how busy the whole cluster is: the token is AES-256-GCM-encrypted (a fresh nonce each
+time) under a key derived from the app's signing key, with the user it was issued to as
+associated data, so it reveals nothing and anything else (another user's, altered) is 422.
+
+The previous release's tokens (base64url JSON, a dot, an HMAC-SHA256) are still read, so that
+clients mid-sync across an upgrade go on instead of starting over; every answer hands out the
+new kind. Drop the legacy path one release after this one.
 """
 
 import base64
@@ -11,13 +18,23 @@ import binascii
 import hashlib
 import hmac
 import json
+import os
 import uuid
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from app.config import Settings
 from app.errors import InvalidInput
+from app.pagination import storable
 
 BAD_SINCE = "Invalid since: pass the next_token of an earlier answer, or nothing to start over"
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
+# The columns the counters are compared with are bigints: a larger number is not one of ours,
+# and would overflow in the driver (a 500) if it got that far.
+_BIGINT_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,33 +52,42 @@ class FeedPosition:
 
 class ChangeTokens:
     def __init__(self, settings: Settings) -> None:
-        # Derived, so the JWT key itself signs nothing but JWTs.
-        self._key = hashlib.sha256(
-            b"todo-api change feed\0" + settings.signing_key().encode()
-        ).digest()
+        # Derived, each for its own purpose, so the JWT key itself signs nothing but JWTs.
+        key = settings.signing_key().encode()
+        self._cipher = AESGCM(hashlib.sha256(b"todo-api change feed encryption\0" + key).digest())
+        self._legacy_key = hashlib.sha256(b"todo-api change feed\0" + key).digest()
 
     def encode(self, position: FeedPosition, user_id: uuid.UUID) -> str:
         fields: dict[str, object] = {"s": position.since, "t": position.since_at}
         if position.after is not None:
             fields |= {"a": [position.after[0], position.after[1].hex], "m": position.mark}
             fields["mt"] = position.mark_at
-        payload = base64.urlsafe_b64encode(json.dumps(fields, separators=(",", ":")).encode())
-        body = payload.decode().rstrip("=")
-        return f"{body}.{self._signature(body, user_id)}"
+        plain = json.dumps(fields, separators=(",", ":")).encode()
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = nonce + self._cipher.encrypt(nonce, plain, user_id.bytes)
+        return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
 
     def decode(self, token: str, user_id: uuid.UUID) -> FeedPosition:
-        body, _, signature = token.partition(".")
-        if not hmac.compare_digest(signature.encode(), self._signature(body, user_id).encode()):
-            raise bad_token()
         try:
-            fields = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-            return _position(fields)
-        except (binascii.Error, ValueError, KeyError, TypeError, IndexError) as exc:
+            plain = self._legacy(token, user_id) if "." in token else self._open(token, user_id)
+            return _position(storable(json.loads(plain)))
+        except (binascii.Error, ValueError, KeyError, TypeError, IndexError, InvalidTag) as exc:
             raise bad_token() from exc
 
-    def _signature(self, body: str, user_id: uuid.UUID) -> str:
-        mac = hmac.new(self._key, user_id.bytes + body.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+    def _open(self, token: str, user_id: uuid.UUID) -> bytes:
+        sealed = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        if len(sealed) < _NONCE_BYTES + _TAG_BYTES:
+            raise ValueError("too short to be a token")
+        nonce, ciphertext = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
+        return self._cipher.decrypt(nonce, ciphertext, user_id.bytes)
+
+    def _legacy(self, token: str, user_id: uuid.UUID) -> bytes:
+        body, _, signature = token.partition(".")
+        mac = hmac.new(self._legacy_key, user_id.bytes + body.encode(), hashlib.sha256).digest()
+        expected = base64.urlsafe_b64encode(mac).decode().rstrip("=")
+        if not hmac.compare_digest(signature.encode(), expected.encode()):
+            raise ValueError("not signed by this server")
+        return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
 
 
 def _position(fields: dict[str, object]) -> FeedPosition:
@@ -76,8 +102,8 @@ def _position(fields: dict[str, object]) -> FeedPosition:
 
 
 def _integer(value: object) -> int:
-    if type(value) is not int or value < 0:
-        raise ValueError("not a non-negative integer")
+    if type(value) is not int or not 0 <= value <= _BIGINT_MAX:
+        raise ValueError("not a non-negative 64-bit integer")
     return value
 
 

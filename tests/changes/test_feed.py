@@ -2,6 +2,8 @@
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import uuid
 from datetime import timedelta
@@ -131,12 +133,13 @@ def test_a_since_that_is_not_ours_is_422(client: TestClient, user: ApiUser, sinc
 
 def test_a_tampered_token_is_422(client: TestClient, user: ApiUser) -> None:
     token = page(client, user, None)["next_token"]
-    body, signature = token.split(".")
-    fields = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    fields["s"] = 0
-    forged = base64.urlsafe_b64encode(json.dumps(fields).encode()).decode().rstrip("=")
-    assert feed(client, user, f"{forged}.{signature}").status_code == 422
-    assert feed(client, user, f"{body}.{signature[:-2]}").status_code == 422
+    raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    for index in (0, 12, len(raw) - 1):  # the nonce, the ciphertext, the tag
+        flipped = raw.copy()
+        flipped[index] ^= 1
+        forged = base64.urlsafe_b64encode(bytes(flipped)).decode().rstrip("=")
+        assert feed(client, user, forged).status_code == 422
+    assert feed(client, user, token[:-2]).status_code == 422
 
 
 @pytest.mark.parametrize("limit", [0, 1001, -1, "x"])
@@ -230,3 +233,89 @@ def test_changes_rows_are_written_by_the_database_itself(
         )
     (change,) = replica.news(client)
     assert change["item"]["title"] == "by hand"
+
+
+BIGINT_MAX = 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        FeedPosition(since=10**30, since_at=0),
+        FeedPosition(since=BIGINT_MAX + 1, since_at=0),
+        FeedPosition(since=1, since_at=10**30),
+        FeedPosition(1, 0, (10**30, uuid.UUID(int=1)), mark=1, mark_at=0),
+        FeedPosition(1, 0, (1, uuid.UUID(int=1)), mark=10**30, mark_at=10**30),
+    ],
+)
+def test_a_token_of_ours_with_a_huge_value_is_422(
+    client: TestClient, user: ApiUser, settings: Settings, position: FeedPosition
+) -> None:
+    # Signed (now encrypted) with the app's key, but no server ever issued it: a number past
+    # PostgreSQL's bigint reached the driver and was a 500.
+    now = int(utcnow().timestamp())
+    if position.since_at == 0:
+        position = FeedPosition(position.since, now, position.after, position.mark, now)
+    token = ChangeTokens(settings).encode(position, uuid.UUID(user.id))
+    response = feed(client, user, token)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "since"]
+
+
+def test_a_token_with_a_lone_surrogate_is_422(
+    client: TestClient, user: ApiUser, settings: Settings
+) -> None:
+    now = int(utcnow().timestamp())
+    fields = {"s": 1, "t": now, "a": [1, "\ud800" * 32], "m": 1, "mt": now}
+    token = legacy_token(settings, fields, user.id)
+    assert feed(client, user, token).status_code == 422
+
+
+def test_a_token_reveals_no_counter(client: TestClient, user: ApiUser, settings: Settings) -> None:
+    create_todo(client, user)
+    token = page(client, user, None)["next_token"]
+    position = ChangeTokens(settings).decode(token, uuid.UUID(user.id))
+    assert position.since > 0
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    assert str(position.since).encode() not in raw
+    assert b'"s"' not in raw
+    # Encrypted with a fresh nonce each time: the same position never makes the same token.
+    again = page(client, user, None)["next_token"]
+    assert again != token
+    assert feed(client, user, again).status_code == 200
+
+
+def test_a_token_encrypted_for_another_user_is_422(
+    client: TestClient, user: ApiUser, other_user: ApiUser, settings: Settings
+) -> None:
+    token = page(client, user, None)["next_token"]
+    tampered = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
+    assert feed(client, user, tampered).status_code == 422
+    assert feed(client, other_user, token).status_code == 422
+
+
+def legacy_token(settings: Settings, fields: dict[str, object], user_id: str) -> str:
+    """A token as the previous release wrote it: base64url JSON, a dot, an HMAC-SHA256."""
+    key = hashlib.sha256(b"todo-api change feed\0" + settings.signing_key().encode()).digest()
+    body = base64.urlsafe_b64encode(json.dumps(fields).encode()).decode().rstrip("=")
+    mac = hmac.new(key, uuid.UUID(user_id).bytes + body.encode(), hashlib.sha256).digest()
+    return f"{body}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+def test_a_token_of_the_previous_release_is_still_followed(
+    client: TestClient, user: ApiUser, settings: Settings
+) -> None:
+    # A rolling deploy: clients hold tokens the previous release issued, and must not all
+    # start over. Once the replica hands out its own, the feed goes on from there.
+    replica = Replica(user)
+    replica.sync(client)
+    current = ChangeTokens(settings).decode(replica.token or "", uuid.UUID(user.id))
+    fields = {"s": current.since, "t": current.since_at}
+    replica.token = legacy_token(settings, fields, user.id)
+    added = create_todo(client, user, title="after the upgrade")
+    seen = replica.news(client)
+    assert [c["id"] for c in seen] == [added["id"]]
+    assert "." not in (replica.token or "")
+    _, signature = legacy_token(settings, fields, user.id).split(".")
+    forged, _ = legacy_token(settings, {**fields, "s": 0}, user.id).split(".")
+    assert feed(client, user, f"{forged}.{signature}").status_code == 422

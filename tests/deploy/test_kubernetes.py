@@ -184,7 +184,11 @@ def test_metrics_have_a_port_of_their_own_off_the_service(rendered: list[Manifes
     assert service_targets <= {"http", ports["http"]}
 
 
-def test_network_policy_lets_in_the_api_and_scrapes_from_pods_only(
+# The namespace the README tells you to run Prometheus in (or to patch the policy for).
+MONITORING_NAMESPACE = "monitoring"
+
+
+def test_network_policy_lets_in_the_api_and_scrapes_from_the_monitoring_namespace_only(
     rendered: list[Manifest],
 ) -> None:
     port = int(_settings(rendered)["METRICS_PORT"])
@@ -193,10 +197,18 @@ def test_network_policy_lets_in_the_api_and_scrapes_from_pods_only(
     by_port = {p["port"]: rule for rule in rules for p in rule["ports"]}
     assert set(by_port) == {http, port}
     assert "from" not in by_port[http]  # ingress controllers: their labels are the cluster's
-    # Scrapes only from pods (a selector), never from outside the cluster.
+    # Scrapes only from pods of one namespace, the documented one (every namespace carries
+    # its name as this label), never from any pod of the cluster or from outside it.
     sources = by_port[port]["from"]
-    assert sources
-    assert all("ipBlock" not in source for source in sources)
+    assert sources == [
+        {
+            "namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}
+            }
+        }
+    ]
+    readme = (ROOT / "README.md").read_text()
+    assert f"`{MONITORING_NAMESPACE}` namespace" in readme
 
 
 def test_proxies_in_the_cluster_are_trusted_for_x_forwarded_for(

@@ -14,6 +14,7 @@ from alembic import command
 from app.config import Settings
 from app.database import create_migration_engine
 from app.migrations import alembic_config
+from tests.conftest import TEST_SECRET
 
 BEFORE_LISTS = "9d2f4c1a7b3e"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -44,7 +45,7 @@ TODOS = sa.table(
 
 def _engine(url: str, tmp_path: Path) -> Engine:
     settings = Settings(
-        _env_file=None, database_url=url, secret_key="x" * 40,
+        _env_file=None, database_url=url, secret_key=TEST_SECRET,
         migration_lock_path=tmp_path / "m.lock",
     )  # fmt: skip
     return create_migration_engine(settings)
