@@ -32,7 +32,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Every target, in the order a newcomer needs them (tests/test_makefile.py keeps this complete).
 help:
-	@echo "make dev           auto-reload on http://$(HOST):$(PORT), SQLite (./todo.db), debug logs"
+	@echo "make dev           auto-reload on http://$(HOST):$(PORT), SQLite (./todo-dev.db), debug logs"
 	@echo "make run           serve on http://$(HOST):$(PORT) (SQLite unless DATABASE_URL says otherwise)"
 	@echo "make test-fast     pytest only, no lint: PYTEST_ARGS='tests/todos/test_crud.py -k create'"
 	@echo "make test          lint, type-check, then the whole suite (SQLite + PostgreSQL)"
@@ -73,8 +73,9 @@ run: install
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --proxy-headers --http app.server:BoundedHttpToolsProtocol
 
 # Development: restarts when a file under app/ changes, always on SQLite (DEV_DATABASE_URL),
-# whatever .env says, with debug logs. The settings on this line win over .env's.
-DEV_DATABASE_URL ?= sqlite:///./todo.db
+# whatever .env says, with debug logs. The settings on this line win over .env's. A file of
+# its own, not make run's ./todo.db: `RESET_DB=1 make run` must not wipe what dev has.
+DEV_DATABASE_URL ?= sqlite:///./todo-dev.db
 dev: install
 	DATABASE_URL=$(DEV_DATABASE_URL) ENVIRONMENT=development LOG_LEVEL=DEBUG \
 	  $(BIN)/uvicorn app.main:app --reload --reload-dir app --host $(HOST) --port $(PORT) \
