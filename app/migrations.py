@@ -1,8 +1,8 @@
 """Bring the schema to head, once, however many processes start together.
 
 Every worker of every replica runs this in its lifespan (unless MIGRATE_ON_STARTUP=false), and
-`python -m app.migrations` runs it as a step of its own (the Kubernetes Job). A file lock
-serialises the workers of one machine or container; on PostgreSQL an advisory lock also
+`python -m app.migrations` runs it as a step of its own (the Kubernetes Job). A file lock per
+database serialises the workers of one machine or container; on PostgreSQL an advisory lock also
 serialises replicas that share the database. Whoever gets the locks first migrates; everyone
 after finds the schema at head. Both paths connect with MIGRATION_DATABASE_URL when it is set:
 the advisory lock belongs to a session, which a transaction-mode pooler does not keep.
@@ -11,8 +11,11 @@ this code's head (a pod's init container, so that no new pod serves before the J
 """
 
 import argparse
+import hashlib
 import logging
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +26,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from filelock import FileLock
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from alembic import command
@@ -45,6 +49,26 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+def migration_lock_path(settings: Settings) -> Path:
+    """The file lock that serialises the processes migrating one database: MIGRATION_LOCK_PATH,
+    or one per database in the temp directory. Named after the database schema work connects
+    to, spelled one way (the backend without its driver, no password, a SQLite file by its
+    absolute path), so every worker of a container for one database takes the same file, and
+    two checkouts on one machine (each with its own ./todo.db) take two. Per user: a file
+    another user created first could not be opened for writing."""
+    if settings.migration_lock_path is not None:
+        return settings.migration_lock_path
+    schema = settings.for_schema_work()
+    url = make_url(schema.database_url)
+    if schema.is_sqlite:
+        where = str(Path(url.database or "").resolve()) if url.database else ":memory:"
+        identity = f"sqlite:{where}"
+    else:
+        identity = f"postgresql://{url.username}@{url.host}:{url.port or 5432}/{url.database}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"todo-api-migrations-{os.getuid()}-{digest}.lock"
+
+
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
@@ -54,7 +78,8 @@ def migration_lock(settings: Settings, engine: Engine) -> Iterator[Connection]:
     """A connection for schema work, once this process holds the locks. The file lock comes
     first, before connecting: on a new SQLite file the first connections also race to switch
     it to WAL, which SQLite refuses at once rather than waiting for."""
-    with FileLock(str(settings.migration_lock_path), timeout=300), engine.connect() as connection:
+    lock = FileLock(str(migration_lock_path(settings)), timeout=300)
+    with lock, engine.connect() as connection:
         if connection.dialect.name != "postgresql":
             yield connection
             return

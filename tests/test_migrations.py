@@ -6,13 +6,21 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from filelock import FileLock
 
 from alembic import command
 from app.config import Settings
 from app.database import create_migration_engine
-from app.migrations import ROOT, alembic_config, head_revision, upgrade_to_head
+from app.migrations import (
+    ROOT,
+    alembic_config,
+    head_revision,
+    migration_lock_path,
+    upgrade_to_head,
+)
 from app.models import Base
 from tests.conftest import table_names
 
@@ -92,3 +100,67 @@ def test_concurrent_startups_migrate_exactly_once(empty_database_url: str, tmp_p
             assert MigrationContext.configure(connection).get_current_revision() == head_revision()
     finally:
         engine.dispose()
+
+
+def _default_lock(url: str) -> Path:
+    """The lock file a process migrating `url` takes, with MIGRATION_LOCK_PATH unset."""
+    return migration_lock_path(Settings(_env_file=None, database_url=url))
+
+
+def test_the_migration_lock_is_per_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two checkouts on one machine, each with its own ./todo.db: two databases, two locks.
+    for checkout in ("a", "b"):
+        (tmp_path / checkout).mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    in_a = _default_lock("sqlite:///./todo.db")
+    assert in_a == _default_lock(f"sqlite:///{tmp_path / 'a' / 'todo.db'}")
+    monkeypatch.chdir(tmp_path / "b")
+    assert _default_lock("sqlite:///./todo.db") != in_a
+    # One PostgreSQL database, however the URL spells it (driver, password): one lock, shared
+    # by every worker of a container; another database or server: another lock.
+    pg = "postgresql://todo:secret@db:5432/todo"
+    same = {
+        _default_lock(url)
+        for url in (
+            pg,
+            "postgresql+asyncpg://todo:other@db:5432/todo",
+            "postgres://todo@db:5432/todo",
+        )
+    }
+    assert len(same) == 1
+    others = {
+        _default_lock(u) for u in ("postgresql://todo@db/other", "postgresql://todo@db2/todo")
+    }
+    assert same.isdisjoint(others)
+    assert len(others) == 2
+    assert "secret" not in str(same.pop())
+    # MIGRATION_LOCK_PATH still wins, and schema work locks the database it connects to.
+    chosen = tmp_path / "chosen.lock"
+    assert migration_lock_path(Settings(_env_file=None, migration_lock_path=chosen)) == chosen
+    direct = Settings(_env_file=None, database_url=pg, migration_database_url="postgresql://x@y/z")
+    assert migration_lock_path(direct) == _default_lock("postgresql://x@y/z")
+
+
+def test_a_migration_on_one_database_does_not_wait_for_another(tmp_path: Path) -> None:
+    """Another checkout migrating its own database (here: its lock held) holds nobody else up."""
+    free = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'free.db'}")
+    busy = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'busy.db'}")
+    done = threading.Event()
+
+    def migrate_free() -> None:
+        engine = create_migration_engine(free)
+        try:
+            upgrade_to_head(free, engine)
+            done.set()
+        finally:
+            engine.dispose()
+
+    with FileLock(str(migration_lock_path(busy))):
+        worker = threading.Thread(target=migrate_free)
+        worker.start()
+        finished = done.wait(timeout=60)
+    worker.join(timeout=300)
+    assert finished, "the migration of free.db waited for busy.db's lock"
+    assert table_names(free.database_url) == APP_TABLES | {"alembic_version"}
