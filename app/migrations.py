@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from alembic import command
+from app import migration_guard as guard
 from app.config import Settings, get_settings
 from app.database import create_migration_engine
 from app.logs import configure_logging
@@ -41,9 +42,12 @@ ROOT = Path(__file__).resolve().parent.parent
 ADVISORY_LOCK_KEY = 0x70D0A91
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+SCRIPTS = ROOT / "alembic"
+
+
+def alembic_config(connection: Connection | None = None, scripts: Path = SCRIPTS) -> Config:
     config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "alembic"))
+    config.set_main_option("script_location", str(scripts))
     # env.py uses this connection instead of building its own engine.
     config.attributes["connection"] = connection
     return config
@@ -92,28 +96,48 @@ def migration_lock(settings: Settings, engine: Engine) -> Iterator[Connection]:
             connection.commit()
 
 
-def upgrade_to_head(settings: Settings, engine: Engine) -> bool:
-    """Migrate if needed; True if this call did the migrating."""
+def upgrade_to_head(settings: Settings, engine: Engine, scripts: Path = SCRIPTS) -> bool:
+    """Migrate if needed; True if this call did the migrating. SchemaRefused (a plain message,
+    app.migration_guard) for a database at a revision this code does not know, or, in
+    development, for a migration file that changed after it was applied."""
+    directory = ScriptDirectory.from_config(alembic_config(scripts=scripts))
+    database = guard.describe(engine.url.render_as_string(hide_password=False))
+    fingerprints = settings.environment == "development"
     with migration_lock(settings, engine) as connection:
         current = MigrationContext.configure(connection).get_current_revision()
+        guard.check_known(current, directory, database)
+        if fingerprints:
+            guard.check_unchanged(connection, directory, current, database)
         connection.commit()
-        if current == head_revision():
-            return False
-        logger.info("migrating database from %s to head", current or "empty")
-        command.upgrade(alembic_config(connection), "head")
-        connection.commit()
-        return True
+        head = directory.get_current_head()
+        if current != head:
+            logger.info("migrating database from %s to head", current or "empty")
+            command.upgrade(alembic_config(connection, scripts), "head")
+            connection.commit()
+        if fingerprints:
+            guard.record(connection, directory, head)
+            connection.commit()
+        return current != head
 
 
 def reset_database(settings: Settings, engine: Engine) -> None:
     """Drop everything and rebuild from the migrations (then the caller loads demo data)."""
     if settings.environment == "production":
         raise RuntimeError("RESET_DB is refused when ENVIRONMENT=production")
+    directory = ScriptDirectory.from_config(alembic_config())
+    database = guard.describe(engine.url.render_as_string(hide_password=False))
     with migration_lock(settings, engine) as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+        guard.check_known(current, directory, database)
+        connection.commit()
         logger.warning("RESET_DB: dropping and rebuilding the schema")
         command.downgrade(alembic_config(connection), "base")
         command.upgrade(alembic_config(connection), "head")
         connection.commit()
+        if settings.environment == "development":
+            guard.forget(connection)
+            guard.record(connection, directory, directory.get_current_head())
+            connection.commit()
 
 
 def schema_is_current(engine: Engine) -> bool:
@@ -165,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.wait is not None:
             return _wait(engine, args.wait)
         migrated = upgrade_to_head(settings, engine)
+    except guard.SchemaRefused as refused:  # says all there is to say: no traceback
+        logger.error("%s", refused)
+        return 1
     except Exception:
         logger.exception("migration failed")
         return 1
