@@ -75,11 +75,12 @@ run: install
 # Development: restarts when a file under app/ changes, always on SQLite (DEV_DATABASE_URL),
 # whatever .env says, with debug logs. The settings on this line win over .env's. A file of
 # its own, not make run's ./todo.db: `RESET_DB=1 make run` must not wipe what dev has.
+# app.devserver is uvicorn's reloader, but a server that cannot start (after a branch switch)
+# releases the port and says why; a migration file edited after it was applied is refused.
 DEV_DATABASE_URL ?= sqlite:///./todo-dev.db
 dev: install
 	DATABASE_URL=$(DEV_DATABASE_URL) ENVIRONMENT=development LOG_LEVEL=DEBUG \
-	  $(BIN)/uvicorn app.main:app --reload --reload-dir app --host $(HOST) --port $(PORT) \
-	  --http app.server:BoundedHttpToolsProtocol
+	  $(BIN)/python -m app.devserver --reload-dir app --host $(HOST) --port $(PORT)
 
 $(K8S_TOOLS)/.installed: $(K8S_REQUIREMENTS)
 	$(PYTHON) -m venv $(K8S_TOOLS)

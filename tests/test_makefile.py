@@ -159,3 +159,11 @@ def test_make_dev_and_make_run_do_not_share_a_database_file() -> None:
     help_text = make("help", "PYTHON=").stdout
     dev_line = next(line for line in help_text.splitlines() if line.startswith("make dev "))
     assert dev.removeprefix("sqlite:///") in dev_line  # help names the file make dev uses
+
+
+def test_make_dev_runs_the_reloader_that_releases_the_port() -> None:
+    # uvicorn --reload held the port with no server behind it after a failed reload
+    # (tests/test_devserver.py drives app.devserver itself).
+    (command,) = _recipe("dev")
+    assert ".venv/bin/python -m app.devserver --reload-dir app" in command
+    assert "DATABASE_URL=$(DEV_DATABASE_URL) ENVIRONMENT=development" in command
