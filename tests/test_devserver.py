@@ -20,7 +20,7 @@ from alembic import command
 from app.config import Settings
 from app.migrations import ROOT, alembic_config, head_revision
 from tests.conftest import TEST_SECRET
-from tests.runtime.server import free_port
+from tests.isolation import free_port
 
 DEVAPP = "from app.main import app  # noqa: F401 - what make dev serves, from a module we edit\n"
 

@@ -28,7 +28,7 @@ from app.logs import ACCESS_LOGGER, REQUEST_FIELDS, JsonFormatter, logging_confi
 from app.main import create_app
 from app.migrations import ROOT
 from tests.conftest import TEST_SECRET
-from tests.runtime.server import free_port
+from tests.isolation import free_port
 
 FORGED = "1999-12-31 23:59:59,999 INFO    [app.access] [-] POST /api/v1/users/me/password 204"
 # Everything that ends a line or rewrites one on a terminal or in a log viewer.

@@ -19,7 +19,7 @@ from app.migration_guard import SchemaRefused
 from app.migrations import ROOT, alembic_config, head_revision
 from app.users.models import User
 from tests.conftest import TEST_SECRET, login, make_user
-from tests.runtime.server import free_port
+from tests.isolation import free_port
 
 
 def test_reset_db_rebuilds_with_demo_data(

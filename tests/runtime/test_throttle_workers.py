@@ -15,7 +15,7 @@ WORKERS = 3
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    database = TempPostgres.create(postgres_admin_url(), prefix="todo_runtime")
+    database = TempPostgres.create(postgres_admin_url(), role="runtime")
     try:
         with gunicorn(app_env(database.url, tmp_path), tmp_path, workers=WORKERS) as running:
             yield running
@@ -81,7 +81,7 @@ def test_a_trusted_proxy_s_client_address_is_the_one_throttled(server: Server) -
 
 
 def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(tmp_path: Path) -> None:
-    database = TempPostgres.create(postgres_admin_url(), prefix="todo_runtime")
+    database = TempPostgres.create(postgres_admin_url(), role="runtime")
     env = app_env(database.url, tmp_path, FORWARDED_ALLOW_IPS="192.0.2.1")
     try:
         with gunicorn(env, tmp_path, workers=2) as server:
