@@ -40,7 +40,7 @@ help:
 	@echo "make lint-k8s      the Kubernetes manifests alone (kubernetes-validate, checkov)"
 	@echo "make format        apply ruff's fixes and formatting"
 	@echo "make migration m=\"what changed\"  alembic revision --autogenerate, then ruff on the new file"
-	@echo "make migrate       alembic upgrade head (on DATABASE_URL)"
+	@echo "make migrate       alembic upgrade head on DATABASE_URL, behind the app's locks and checks"
 	@echo "make install       the service's packages into .venv (install-dev: also the tools)"
 	@echo "make install-dev   install, plus the test and lint tools"
 	@echo "make test-deps     the Debian packages the tests drive (PgBouncer, Chromium), if missing"
@@ -145,8 +145,11 @@ bench: install-dev
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	BENCH_QUICK=$(BENCH_QUICK) BENCH_REPEAT=$(BENCH_REPEAT) $(BIN)/python bench/run.py
 
+# python -m app.migrations: alembic upgrade head behind the locks startup takes, refusing (in
+# words, not a traceback) a database at an unknown revision or, in development, a migration
+# file changed after it was applied (app/migration_guard.py).
 migrate: install
-	$(BIN)/alembic upgrade head
+	$(BIN)/python -m app.migrations
 
 # Autogenerate compares the models (app/models.py imports every model module) with the
 # database DATABASE_URL names, so that one is brought to head first. Review the new file.

@@ -167,3 +167,5 @@ def test_make_dev_runs_the_reloader_that_releases_the_port() -> None:
     (command,) = _recipe("dev")
     assert ".venv/bin/python -m app.devserver --reload-dir app" in command
     assert "DATABASE_URL=$(DEV_DATABASE_URL) ENVIRONMENT=development" in command
+    # make migrate goes through the same checks (a changed file, an unknown revision).
+    assert _recipe("migrate") == [".venv/bin/python -m app.migrations"]
