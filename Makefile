@@ -32,7 +32,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Every target, in the order a newcomer needs them (tests/test_makefile.py keeps this complete).
 help:
-	@echo "make dev           auto-reload on http://$(HOST):$(PORT), SQLite (./todo.db), debug logs"
+	@echo "make dev           auto-reload on http://$(HOST):$(PORT), SQLite (./todo-dev.db), debug logs"
 	@echo "make run           serve on http://$(HOST):$(PORT) (SQLite unless DATABASE_URL says otherwise)"
 	@echo "make test-fast     pytest only, no lint: PYTEST_ARGS='tests/todos/test_crud.py -k create'"
 	@echo "make test          lint, type-check, then the whole suite (SQLite + PostgreSQL)"
@@ -40,7 +40,7 @@ help:
 	@echo "make lint-k8s      the Kubernetes manifests alone (kubernetes-validate, checkov)"
 	@echo "make format        apply ruff's fixes and formatting"
 	@echo "make migration m=\"what changed\"  alembic revision --autogenerate, then ruff on the new file"
-	@echo "make migrate       alembic upgrade head (on DATABASE_URL)"
+	@echo "make migrate       alembic upgrade head on DATABASE_URL, behind the app's locks and checks"
 	@echo "make install       the service's packages into .venv (install-dev: also the tools)"
 	@echo "make install-dev   install, plus the test and lint tools"
 	@echo "make test-deps     the Debian packages the tests drive (PgBouncer, Chromium), if missing"
@@ -74,12 +74,14 @@ run: install
 	  --no-server-header
 
 # Development: restarts when a file under app/ changes, always on SQLite (DEV_DATABASE_URL),
-# whatever .env says, with debug logs. The settings on this line win over .env's.
-DEV_DATABASE_URL ?= sqlite:///./todo.db
+# whatever .env says, with debug logs. The settings on this line win over .env's. A file of
+# its own, not make run's ./todo.db: `RESET_DB=1 make run` must not wipe what dev has.
+# app.devserver is uvicorn's reloader, but a server that cannot start (after a branch switch)
+# releases the port and says why; a migration file edited after it was applied is refused.
+DEV_DATABASE_URL ?= sqlite:///./todo-dev.db
 dev: install
 	DATABASE_URL=$(DEV_DATABASE_URL) ENVIRONMENT=development LOG_LEVEL=DEBUG \
-	  $(BIN)/uvicorn app.main:app --reload --reload-dir app --host $(HOST) --port $(PORT) \
-	  --http app.server:BoundedHttpToolsProtocol --no-server-header
+	  $(BIN)/python -m app.devserver --reload-dir app --host $(HOST) --port $(PORT)
 
 $(K8S_TOOLS)/.installed: $(K8S_REQUIREMENTS)
 	$(PYTHON) -m venv $(K8S_TOOLS)
@@ -144,8 +146,11 @@ bench: install-dev
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	BENCH_QUICK=$(BENCH_QUICK) BENCH_REPEAT=$(BENCH_REPEAT) $(BIN)/python bench/run.py
 
+# python -m app.migrations: alembic upgrade head behind the locks startup takes, refusing (in
+# words, not a traceback) a database at an unknown revision or, in development, a migration
+# file changed after it was applied (app/migration_guard.py).
 migrate: install
-	$(BIN)/alembic upgrade head
+	$(BIN)/python -m app.migrations
 
 # Autogenerate compares the models (app/models.py imports every model module) with the
 # database DATABASE_URL names, so that one is brought to head first. Review the new file.

@@ -7,16 +7,23 @@ from sqlalchemy import Connection
 from alembic import context
 from app.config import get_settings
 from app.database import create_migration_engine
+from app.migration_guard import FINGERPRINT_TABLE
 from app.models import Base
 
 config = context.config
 target_metadata = Base.metadata
 
 
+def _ours(name: str | None, type_: str, parent_names: object) -> bool:
+    # Development's migration fingerprints (app.migration_guard) are no model's table.
+    return not (type_ == "table" and name == FINGERPRINT_TABLE)
+
+
 def run_on(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_name=_ours,
         # SQLite cannot ALTER most things in place: let Alembic copy-and-move tables.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,

@@ -120,12 +120,9 @@ class Settings(BaseSettings):
     access_log: bool = True
 
     migrate_on_startup: bool = True
-    # Per user: a lock file another user created first could not be opened for writing.
-    migration_lock_path: Path = Field(
-        default_factory=lambda: (
-            Path(tempfile.gettempdir()) / f"todo-api-migrations-{os.getuid()}.lock"
-        )
-    )
+    # Unset: one lock file per database (app.migrations.migration_lock_path), so that two
+    # checkouts on one machine never wait for each other's migrations.
+    migration_lock_path: Path | None = None
     reset_db: bool = False
     # Migrate at startup and load no demo data, whatever MIGRATE_ON_STARTUP says.
     update_db: bool = False

@@ -5,9 +5,11 @@ logconfig_dict), so every line a container prints has one shape. Request lines c
 the request middleware (with request id, route template, status and duration); uvicorn's own
 access log is silenced so nothing is logged twice.
 
-A record is one line, whatever a client sent: JSON escapes every control character itself,
-and the console format escapes them in the message (the request path is the client's), and
-indents a traceback's lines under the record they belong to.
+No client can start a line that passes for a record: JSON escapes every control character
+itself, one record per line. The console format escapes them (the request path is the
+client's), keeps a request's access line on one line, and writes a traceback, or a message of
+several lines (uvicorn logs a failed startup's traceback as one), as real lines indented under
+the record they belong to.
 """
 
 import json
@@ -106,13 +108,21 @@ def _timestamp(created: float) -> str:
 
 class ConsoleFormatter(logging.Formatter):
     """Readable lines that a client cannot break: the first line is the record, escaped;
-    a traceback or stack follows on indented lines, escaped too."""
+    the message's further lines, a traceback or a stack follow on indented lines, escaped
+    too."""
 
     def __init__(self) -> None:
         super().__init__(CONSOLE_FORMAT)
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
-        return escape_controls(super().formatMessage(record))
+        text = super().formatMessage(record)
+        if record.name == ACCESS_LOGGER:  # one line per request, whatever the path holds
+            return escape_controls(text)
+        # A message of several lines (uvicorn logs a failed startup's traceback as its message)
+        # reads as they were written: the first on the record's line, the others indented
+        # under it like a traceback's, so none can pass for a record of its own.
+        first, *rest = text.splitlines() or [""]
+        return "\n".join([escape_controls(first), *("    " + escape_controls(r) for r in rest)])
 
     def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
         return _indented(super().formatException(ei))
@@ -150,6 +160,9 @@ def logging_config(level: str = "INFO", fmt: str = "console") -> dict[str, Any]:
             },
             # Alembic's plugin chatter; its "Running upgrade" lines stay.
             "alembic.runtime.plugins": {"level": "WARNING"},
+            # At DEBUG (make dev), filelock logs every poll of a lock it waits for: 20 lines a
+            # second while another process migrates.
+            "filelock": {"level": "INFO"},
             # Request lines come from app.access, with more detail.
             "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
             "uvicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},

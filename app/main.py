@@ -41,7 +41,7 @@ from app.lists.router import router as lists_router
 from app.logs import configure_logging
 from app.meta import ApiInfo, ServiceInfo
 from app.metrics import render as render_metrics
-from app.middleware import RequestContextMiddleware
+from app.middleware import PlainStartupRefusal, RequestContextMiddleware
 from app.purge import purge_periodically
 from app.routing import MethodTable
 from app.todos.router import router as todos_router
@@ -176,6 +176,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         license_info={"name": "MIT", "identifier": "MIT"},
     )
     openapi.install(app)
+    # Here, not in _configure: the lifespan that may fail runs in the stack built before it.
+    app.add_middleware(PlainStartupRefusal)
     if settings is not None:
         _configure(app, settings)
     return app

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request ids, security headers, the body size limit, the last-resort 500.
+"""Pure ASGI middleware: request ids, security headers, the body size limit, the last-resort
+500, and a refused startup reported in plain words.
 
 Pure ASGI rather than BaseHTTPMiddleware: it adds no task or memory stream per request, and
 it sees every response, including the ones produced by exception handlers.
@@ -8,6 +9,7 @@ import json
 import logging
 import re
 import secrets
+import sys
 import time
 from collections.abc import Callable, Mapping
 
@@ -18,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.context import request_id_var
 from app.errors import internal_error_body
 from app.metrics import observe
+from app.migration_guard import SchemaRefused
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("app.access")
@@ -191,3 +194,30 @@ async def _send_json(send: Send, status: int, content: object) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class PlainStartupRefusal:
+    """A startup refused for a reason the message says in full (SchemaRefused: a database
+    at an unknown revision, a changed migration file) is reported as that message alone.
+
+    Starlette reports any exception leaving the lifespan to the server as its formatted
+    traceback, which uvicorn and gunicorn log: a wall of frames around one sentence. This
+    swaps the text of that one report; every other failure keeps its traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_plainly(message: Message) -> None:
+            # Starlette sends this from inside its `except` clause: the exception being
+            # handled is the one that failed the startup.
+            refusal = sys.exc_info()[1]
+            if message["type"] == "lifespan.startup.failed" and isinstance(refusal, SchemaRefused):
+                message = {**message, "message": str(refusal)}
+            await send(message)
+
+        await self.app(scope, receive, send_plainly)

@@ -45,7 +45,7 @@ _PG_UPDATE = "UPDATE todos SET title = 'u' || i, version = version + 1 WHERE id 
 
 
 def main() -> None:
-    database = TempPostgres.create(postgres_admin_url(), prefix="todo_trigger_cost")
+    database = TempPostgres.create(postgres_admin_url(), role="trigger_cost")
     try:
         report("postgresql", measure_postgres(create_engine(database.url)))
     finally:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from app.config import Settings
 from app.main import create_app
 from app.models import Base, User
+from tests.isolation import database_name
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "correct-horse-battery"
@@ -53,8 +54,9 @@ class TempPostgres:
     name: str
 
     @classmethod
-    def create(cls, admin_url: str, prefix: str = "todo_test") -> "TempPostgres":
-        db = cls(admin_url, f"{prefix}_{uuid.uuid4().hex[:12]}")
+    def create(cls, admin_url: str, role: str = "test") -> "TempPostgres":
+        """Named by tests/isolation.py: TEST_DB_PREFIX, the role, a random part."""
+        db = cls(admin_url, database_name(role))
         db._admin(f'CREATE DATABASE "{db.name}"')
         return db
 
@@ -98,7 +100,7 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture
 def database() -> Iterator[TempPostgres]:
     """A fresh, empty PostgreSQL database for one server run (runtime and fault tests)."""
-    created = TempPostgres.create(postgres_admin_url(), prefix="todo_server")
+    created = TempPostgres.create(postgres_admin_url(), role="server")
     try:
         yield created
     finally:
@@ -111,7 +113,7 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    database = TempPostgres.create(postgres_admin_url(), prefix="todo_migrate")
+    database = TempPostgres.create(postgres_admin_url(), role="migrate")
     try:
         yield database.url
     finally:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from tests.isolation import free_port
+
 # Fewer server connections than one app worker's pool (DB_POOL_SIZE below): shared for real.
 SERVER_POOL_SIZE = 3
 APP_POOL_SIZE = 5
@@ -55,13 +57,6 @@ class PgBouncer:
 
     def log(self) -> str:
         return (self.directory / "pgbouncer.log").read_text(errors="replace")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _config(
@@ -105,9 +100,9 @@ def pgbouncer(
     settings: more [pgbouncer] options (e.g. server_login_retry), as PgBouncer spells them."""
     binary = binary or require_pgbouncer()
     upstream = make_url(upstream_url)
-    directory = tmp_path / f"pgbouncer-{_free_port()}"
+    directory = tmp_path / f"pgbouncer-{free_port()}"
     directory.mkdir()
-    port = _free_port()
+    port = free_port()
     (directory / "userlist.txt").write_text(f'"{upstream.username or "postgres"}" ""\n')
     (directory / "pgbouncer.ini").write_text(
         _config(

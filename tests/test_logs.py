@@ -9,9 +9,13 @@ import io
 import json
 import logging
 import logging.config
+import os
+import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,6 +26,9 @@ from hypothesis import strategies as st
 from app.config import Settings
 from app.logs import ACCESS_LOGGER, REQUEST_FIELDS, JsonFormatter, logging_config
 from app.main import create_app
+from app.migrations import ROOT
+from tests.conftest import TEST_SECRET
+from tests.isolation import free_port
 
 FORGED = "1999-12-31 23:59:59,999 INFO    [app.access] [-] POST /api/v1/users/me/password 204"
 # Everything that ends a line or rewrites one on a terminal or in a log viewer.
@@ -185,3 +192,70 @@ def test_a_json_line_rounds_its_time_as_datetime_does(created: float) -> None:
     time = json.loads(JsonFormatter().format(record))["time"]
 
     assert time == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+
+
+def _traceback_text() -> str:
+    try:
+        raise RuntimeError("the lifespan failed")
+    except RuntimeError:
+        return traceback.format_exc()
+
+
+def test_a_traceback_logged_as_a_message_reads_as_a_traceback_in_the_console() -> None:
+    """uvicorn logs a failed startup's traceback as the *message* of a record (Starlette hands
+    it over as text): the console showed it as one line full of literal \\n."""
+    handler, stream = _handler("console")
+    text = _traceback_text()
+    record = logging.LogRecord(
+        "uvicorn.error", logging.ERROR, __file__, 1, f"{text}{FORGED}\r\x1b[2K", None, None
+    )
+    handler.handle(record)
+    output = stream.getvalue()
+    first, *rest = output.splitlines()
+    assert first.endswith("[uvicorn.error] [-] Traceback (most recent call last):")
+    assert all(line.startswith("    ") for line in rest), rest  # continuation lines, indented
+    assert rest[-3:] == ["    RuntimeError: the lifespan failed", f"    {FORGED}", "    \\x1b[2K"]
+    assert len(rest) == len(text.splitlines()) + 1  # one line per line; \r ends one too
+    assert "\\n" not in output
+    assert all(c.isprintable() for line in rest for c in line)
+
+
+def test_a_traceback_logged_as_a_message_stays_one_json_line() -> None:
+    handler, stream = _handler("json")
+    text = _traceback_text()
+    handler.handle(logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, text, None, None))
+    (line,) = stream.getvalue().splitlines()
+    assert json.loads(line)["message"] == text
+
+
+@pytest.mark.parametrize("log_format", ["console", "json"])
+def test_a_failed_startup_logs_a_real_traceback(tmp_path: Path, log_format: str) -> None:
+    """The real server, failing at startup: uvicorn as `make run` and `make dev` start it."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env |= {
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+        "MIGRATION_LOCK_PATH": str(tmp_path / "m.lock"),
+        "SECRET_KEY": TEST_SECRET,
+        "ENVIRONMENT": "production",
+        "RESET_DB": "1",  # refused in production: a RuntimeError out of the lifespan
+        "LOG_FORMAT": log_format,
+    }
+    result = subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    if log_format == "json":
+        records = [json.loads(line) for line in result.stdout.splitlines()]
+        failure = next(r["message"] for r in records if "Traceback" in r["message"])
+        assert "RuntimeError: RESET_DB is refused" in failure
+        return
+    lines = result.stdout.splitlines()
+    assert any(line.endswith("] Traceback (most recent call last):") for line in lines)
+    assert any(line.startswith("    RuntimeError: RESET_DB is refused") for line in lines)
+    assert "\\n" not in result.stdout

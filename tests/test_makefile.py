@@ -138,3 +138,34 @@ def test_the_pre_commit_hooks_run_what_make_lint_runs() -> None:
     for command in [*_recipe("lint"), *_recipe("lint-k8s")]:
         words = [w for w in command.split() if w != "." and not w.startswith("K8S_TOOLS=")]
         assert any(all(w in entry.split() for w in words) for entry in entries), command
+
+
+def _make_variable(name: str) -> str:
+    result = make("--eval", f"print-variable: ; @echo $({name})", "print-variable")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_make_dev_and_make_run_do_not_share_a_database_file() -> None:
+    # `RESET_DB=1 make run` rebuilds the database make run uses: it must not be make dev's.
+    from app.config import Settings
+
+    dev = _make_variable("DEV_DATABASE_URL")
+    run = Settings(_env_file=None).database_url
+    example = re.search(r"^DATABASE_URL=(.*)$", (ROOT / ".env.example").read_text(), re.M)
+    assert example is not None
+    assert dev.startswith("sqlite:///")
+    assert dev not in {run, example[1]}
+    help_text = make("help", "PYTHON=").stdout
+    dev_line = next(line for line in help_text.splitlines() if line.startswith("make dev "))
+    assert dev.removeprefix("sqlite:///") in dev_line  # help names the file make dev uses
+
+
+def test_make_dev_runs_the_reloader_that_releases_the_port() -> None:
+    # uvicorn --reload held the port with no server behind it after a failed reload
+    # (tests/test_devserver.py drives app.devserver itself).
+    (command,) = _recipe("dev")
+    assert ".venv/bin/python -m app.devserver --reload-dir app" in command
+    assert "DATABASE_URL=$(DEV_DATABASE_URL) ENVIRONMENT=development" in command
+    # make migrate goes through the same checks (a changed file, an unknown revision).
+    assert _recipe("migrate") == [".venv/bin/python -m app.migrations"]

@@ -78,9 +78,11 @@ MIGRATE = [sys.executable, "-m", "app.migrations"]
 
 
 def _job_env(workdir: Path, **env: str) -> dict[str, str]:
-    """The Job's environment: settings from these variables only, a lock file of its own."""
+    """The Job's environment: settings from these variables only, a lock file of its own, and
+    not development (which also fingerprints migration files: app.migration_guard)."""
     clean = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    return clean | {"PYTHONPATH": str(ROOT), "MIGRATION_LOCK_PATH": str(workdir / "m.lock"), **env}
+    job = {"PYTHONPATH": str(ROOT), "MIGRATION_LOCK_PATH": str(workdir / "m.lock")}
+    return clean | job | {"ENVIRONMENT": "test", **env}
 
 
 def _migrate(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -158,7 +160,7 @@ def test_a_newer_release_schema_counts_as_current(tmp_path: Path) -> None:
 
 def test_concurrent_cli_runs_migrate_exactly_once(tmp_path: Path) -> None:
     # Two pods, two file systems: only the PostgreSQL advisory lock keeps them apart.
-    database = TempPostgres.create(postgres_admin_url(), prefix="todo_migrate")
+    database = TempPostgres.create(postgres_admin_url(), role="migrate")
     try:
         runs = []
         for name in ("a", "b", "c"):

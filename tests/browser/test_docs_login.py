@@ -52,7 +52,7 @@ def chromium() -> Path:
 @pytest.fixture(scope="module")
 def server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp_path = tmp_path_factory.mktemp("browser-server")
-    database = TempPostgres.create(postgres_admin_url(), prefix="todo_browser")
+    database = TempPostgres.create(postgres_admin_url(), role="browser")
     try:
         with gunicorn(app_env(database.url, tmp_path), tmp_path, workers=2) as running:
             yield running

@@ -611,7 +611,7 @@ def running_rig(haproxy: str) -> Iterator[Rig]:
         directory.mkdir()
         with forking_on(node_a):  # the database's node (see the module's docstring)
             postgres.start()
-        direct_url = postgres.url(postgres.create_database("todo_cluster"))
+        direct_url = postgres.url(postgres.create_database("cluster"))
         with forking_on(node_a):
             bouncer = stack.enter_context(
                 pgbouncer(

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from tests.runtime.server import free_port
+from tests.isolation import database_name, free_port
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
 OS_USER = "postgres"
@@ -237,9 +236,9 @@ class PostgresCluster:
         finally:
             engine.dispose()
 
-    def create_database(self, prefix: str = "todo_faults") -> str:
-        """A new empty database; its name."""
-        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    def create_database(self, role: str = "faults") -> str:
+        """A new empty database; its name (tests/isolation.py: TEST_DB_PREFIX, the role)."""
+        name = database_name(role)
         self.execute(f'CREATE DATABASE "{name}"')
         return name
 

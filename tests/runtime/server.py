@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import httpx2 as httpx
 
 from app.migrations import ROOT
 from tests.conftest import TEST_SECRET
+from tests.isolation import free_port
 
 
 def app_env(database_url: str, tmp_path: Path, **overrides: str) -> dict[str, str]:
@@ -27,13 +27,6 @@ def app_env(database_url: str, tmp_path: Path, **overrides: str) -> dict[str, st
         "MIGRATION_LOCK_PATH": str(tmp_path / "migrate.lock"),
         **overrides,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

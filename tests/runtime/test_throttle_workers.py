@@ -16,7 +16,7 @@ UNTRUSTED_WARNING = "X-Forwarded-For ignored"
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    database = TempPostgres.create(postgres_admin_url(), prefix="todo_runtime")
+    database = TempPostgres.create(postgres_admin_url(), role="runtime")
     try:
         with gunicorn(app_env(database.url, tmp_path), tmp_path, workers=WORKERS) as running:
             yield running
@@ -84,7 +84,7 @@ def test_a_trusted_proxy_s_client_address_is_the_one_throttled(server: Server) -
 
 
 def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(tmp_path: Path) -> None:
-    database = TempPostgres.create(postgres_admin_url(), prefix="todo_runtime")
+    database = TempPostgres.create(postgres_admin_url(), role="runtime")
     env = app_env(database.url, tmp_path, FORWARDED_ALLOW_IPS="192.0.2.1")
     try:
         with gunicorn(env, tmp_path, workers=2) as server:
@@ -101,7 +101,7 @@ def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(tmp_path: Path) -> No
 def test_x_forwarded_for_from_an_untrusted_peer_is_warned_about_once(tmp_path: Path) -> None:
     """A proxy left out of FORWARDED_ALLOW_IPS makes every client share its address: the
     operator hears of it, once an hour per process, not once per request."""
-    database = TempPostgres.create(postgres_admin_url(), prefix="todo_runtime")
+    database = TempPostgres.create(postgres_admin_url(), role="runtime")
     env = app_env(database.url, tmp_path, FORWARDED_ALLOW_IPS="192.0.2.1")
     try:
         with gunicorn(env, tmp_path, workers=1) as server:
