@@ -26,7 +26,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 from app.config import Settings
-from app.pool_health import discard_closed, invalidate_after_failed_begin
+from app.pool_health import discard_unusable
 
 # Deterministic constraint names, so migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -128,10 +128,8 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=settings.db_pool_recycle,
         connect_args=connect_args,
     )
-    event.listen(engine.sync_engine, "checkout", discard_closed)
-    # A connection whose BEGIN failed is closed, not pooled: asyncpg would take every later
-    # transaction on it for a nested one (issue 29; see the function).
-    event.listen(engine.sync_engine, "handle_error", invalidate_after_failed_begin)
+    # Closed by the server, or its BEGIN failed (issue 29): replaced, never handed out.
+    event.listen(engine.sync_engine, "checkout", discard_unusable)
     if pooled and timeouts:
         calls = (f"set_config('{name}', '{value}', true)" for name, value in timeouts.items())
         event.listen(engine.sync_engine, "begin", partial(_set_local, "SELECT " + ", ".join(calls)))
