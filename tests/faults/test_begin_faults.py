@@ -50,7 +50,7 @@ from tests.faults.cluster import ClusterUnavailable, PostgresCluster
 pytestmark = pytest.mark.timeout(120)
 
 APP_NAME = "todo-begin-faults"  # the service's application_name (project_name) here
-STATEMENT_TIMEOUT_MS = 1000
+STATEMENT_TIMEOUT_MS = 2000
 POLL = 0.01
 WAIT_TIMEOUT = 10.0
 OTHER_USERS = 3
@@ -152,9 +152,11 @@ async def _inject(
     elif fault == "task_cancelled":
         request.cancel()
     else:
-        # Past the server's statement timeout, short of asyncpg's own bound (twice as long
-        # without a pooler), which would end the wait with a TimeoutError instead.
-        await asyncio.sleep(STATEMENT_TIMEOUT_MS / 1000 * 1.4)
+        # Past the server's statement timeout (its timer started when BEGIN arrived, before it
+        # was seen stalled), well short of asyncpg's own bound, twice as long without a pooler,
+        # which would end the wait with a client-side TimeoutError instead (the test checks
+        # that it did not: SQLSTATE 57014 is the server's).
+        await asyncio.sleep(STATEMENT_TIMEOUT_MS / 1000 * 1.25)
 
 
 async def _scenario(
