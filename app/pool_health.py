@@ -1,9 +1,12 @@
 """The request pool hands out no PostgreSQL connection it cannot trust (create_db_engine)."""
 
+import logging
 from typing import Any
 
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
+
+logger = logging.getLogger(__name__)
 
 
 def discard_unusable(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
@@ -47,4 +50,6 @@ def discard_unusable(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy
     if driver is None or driver.is_closed():
         raise DisconnectionError("connection closed by the server")
     if driver._top_xact is not None:
+        # Rare and worth seeing (issue 29 was observed once, unexplained): a BEGIN failed.
+        logger.warning("discarding a pooled connection whose BEGIN failed")
         raise DisconnectionError("a transaction on this connection failed to begin")

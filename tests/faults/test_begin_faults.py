@@ -217,7 +217,10 @@ def test_a_failed_begin_leaves_no_poisoned_connection(
     database = make_url(fault_database_url).database
     cluster.execute(f"ALTER DATABASE \"{database}\" SET log_statement = 'all'")
     settings = _settings(fault_database_url, tmp_path)
-    with caplog.at_level(logging.ERROR, logger="app.errors"):
+    with (
+        caplog.at_level(logging.ERROR, logger="app.errors"),
+        caplog.at_level(logging.WARNING, logger="app.pool_health"),
+    ):
         faulted, statuses, closed = asyncio.run(_scenario(cluster, settings, fault))
     logged = "\n".join(record.getMessage() for record in caplog.records)
 
@@ -230,6 +233,8 @@ def test_a_failed_begin_leaves_no_poisoned_connection(
         assert faulted.headers["Retry-After"] == "1"
     if fault in ("cancel", "statement_timeout"):
         assert "SQLSTATE 57014" in logged, logged  # the server's cancel, not a client timeout
+        # ... and the connection it left behind was discarded at its next checkout.
+        assert "discarding a pooled connection whose BEGIN failed" in logged, logged
 
     # No later transaction may fail: before the fix, every one on the connection BEGIN failed
     # on was a 500 ("SAVEPOINT can only be used in transaction blocks"), until a restart.
