@@ -15,7 +15,6 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -23,10 +22,11 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session
-from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 from app.config import Settings
+from app.pool_health import discard_unusable
 
 # Deterministic constraint names, so migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -128,7 +128,8 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=settings.db_pool_recycle,
         connect_args=connect_args,
     )
-    event.listen(engine.sync_engine, "checkout", _discard_closed)
+    # Closed by the server, or its BEGIN failed (issue 29): replaced, never handed out.
+    event.listen(engine.sync_engine, "checkout", discard_unusable)
     if pooled and timeouts:
         calls = (f"set_config('{name}', '{value}', true)" for name, value in timeouts.items())
         event.listen(engine.sync_engine, "begin", partial(_set_local, "SELECT " + ", ".join(calls)))
@@ -168,15 +169,6 @@ def _set_local(statement: str, connection: Connection) -> None:
     if connection.get_execution_options().get(AUTOCOMMIT):
         return  # one statement: bounded by command_timeout
     connection.exec_driver_sql(statement)
-
-
-def _discard_closed(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
-    # asyncpg reads its sockets all the time, so a connection the server closed (a restart,
-    # pg_terminate_backend) is already known to be closed here. Checking that costs nothing;
-    # SQLAlchemy's pre-ping would cost up to three round trips (BEGIN, ping, ROLLBACK) on
-    # every checkout. The pool replaces a discarded connection and retries the checkout.
-    if record.driver_connection is None or record.driver_connection.is_closed():
-        raise DisconnectionError("connection closed by the server")
 
 
 def create_migration_engine(settings: Settings) -> Engine:

@@ -6,6 +6,7 @@ fault tests get a cluster of their own: `initdb` into a temporary directory, tru
 root, so as root every command runs as the `postgres` OS user (`runuser`).
 """
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -13,6 +14,8 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,8 +67,9 @@ class PostgresCluster:
         self.log_path = base / "postgres.log"
 
     @classmethod
-    def create(cls) -> "PostgresCluster":
-        """initdb a new cluster in a fresh temporary directory (not started yet)."""
+    def create(cls, settings: Mapping[str, str] | None = None) -> "PostgresCluster":
+        """initdb a new cluster in a fresh temporary directory (not started yet); settings:
+        more postgresql.conf lines, as PostgreSQL spells them."""
         bin_dir = find_bin_dir()
         as_root = os.geteuid() == 0
         if as_root:
@@ -97,7 +101,7 @@ class PostgresCluster:
                 "C",
                 "--no-sync",
             )
-            settings = {
+            conf_settings = {
                 "listen_addresses": "'127.0.0.1'",
                 "port": str(cluster.port),
                 "unix_socket_directories": f"'{cluster.socket_dir}'",
@@ -107,10 +111,11 @@ class PostgresCluster:
                 "full_page_writes": "off",
                 "max_connections": "100",
                 "shared_buffers": "32MB",
+                **(settings or {}),
             }
             with (cluster.data_dir / "postgresql.conf").open("a") as conf:
                 conf.write("\n# tests/faults/cluster.py\n")
-                conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+                conf.writelines(f"{key} = {value}\n" for key, value in conf_settings.items())
         except BaseException:
             cluster.destroy()
             raise
@@ -191,10 +196,15 @@ class PostgresCluster:
             self._kill_postmaster()
         shutil.rmtree(self.base, ignore_errors=True)
 
-    def _kill_postmaster(self) -> None:
+    def _postmaster_pid(self) -> int | None:
         try:
-            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+            return int((self.data_dir / "postmaster.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
+            return None
+
+    def _kill_postmaster(self) -> None:
+        pid = self._postmaster_pid()
+        if pid is None:
             return
         try:
             os.kill(pid, signal.SIGKILL)  # the postmaster this cluster started, by its pid
@@ -203,6 +213,55 @@ class PostgresCluster:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
             time.sleep(0.05)
+
+    # -- stalling every backend mid-statement ------------------------------------------------
+
+    @contextmanager
+    def stalled_logging(self) -> Iterator[None]:
+        """Every backend that writes a log line stops in that write until the block ends.
+
+        With logging_collector = on, backends write their log lines into a pipe the logger
+        process empties (PostgreSQL never drops a line: a writer waits while the pipe is
+        full). Here the logger is stopped (SIGSTOP) and the pipe filled up: a backend that
+        logs a statement (log_statement) then waits in the middle of it, after its statement
+        timeout was armed and before it checks for a cancel, as it would behind a logger that
+        cannot keep up. SIGCONT at the end lets the logger drain the pipe."""
+        postmaster = self._postmaster_pid()
+        logger = next(
+            (pid for pid, command in self._children(postmaster) if "logger" in command), None
+        )
+        if postmaster is None or logger is None:
+            raise RuntimeError("stalled_logging needs a running cluster with logging_collector")
+        os.kill(logger, signal.SIGSTOP)  # this cluster's logger, by its pid
+        try:
+            # The postmaster's stderr is the pipe's writing end (it and every backend share it).
+            pipe = os.open(f"/proc/{postmaster}/fd/2", os.O_WRONLY | os.O_NONBLOCK)
+            try:
+                for size in (4096, 64, 1):  # whole pages, then the last bytes of the last one
+                    with contextlib.suppress(BlockingIOError):
+                        while True:
+                            os.write(pipe, b"-" * (size - 1) + b"\n")
+            finally:
+                os.close(pipe)
+            yield
+        finally:
+            os.kill(logger, signal.SIGCONT)
+
+    @staticmethod
+    def _children(parent: int | None) -> list[tuple[int, str]]:
+        """(pid, command line) of the parent's child processes."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_text().replace("\0", " ")
+            except OSError:
+                continue  # exited meanwhile
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                found.append((int(entry.name), command))
+        return found
 
     # -- SQL ---------------------------------------------------------------------------------
 
