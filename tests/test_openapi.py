@@ -138,9 +138,7 @@ def test_todo_responses_declare_their_etag(
 
 
 @pytest.mark.parametrize("path", ["/api/v1/todos", "/api/v1/lists"])
-def test_creates_declare_the_location_of_what_they_made(
-    schema: dict[str, Any], path: str
-) -> None:
+def test_creates_declare_the_location_of_what_they_made(schema: dict[str, Any], path: str) -> None:
     location = operations(schema)[("post", path)]["responses"]["201"]["headers"]["Location"]
     assert location["required"] is True
     assert location["schema"] == {"type": "string"}

@@ -20,9 +20,7 @@ from tests.conftest import ApiUser
 WINDOW = 900
 
 
-def seed(
-    client: TestClient, user: ApiUser, db_engine: Engine, old: int, live: int
-) -> list[str]:
+def seed(client: TestClient, user: ApiUser, db_engine: Engine, old: int, live: int) -> list[str]:
     """`old` expired and `live` current rows of each kind, the expired ones made by the API
     and then moved into the past (the bulk of old failures is inserted directly). Returns the
     ids of the todos made, in key order."""
