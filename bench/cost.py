@@ -203,7 +203,7 @@ def _check(name: str, statuses: Counter[int], unexpected: list[str]) -> None:
 async def measure(app: Any, names: list[str], server_cpu: Callable[[], float | None]) -> None:
     client = Client(app)
     calls = await scenarios(client)
-    unexpected = []
+    unexpected: list[str] = []
     print(f"{'scenario':12} {'CPU µs/request':>15} {'database µs':>12} {'calls/request':>14}")
     for name in names or list(calls):
         # Each answer's status counted inline (no wrapper: the profile counts calls).
