@@ -20,6 +20,7 @@ the run creates its own database and drops it afterwards.
 import asyncio
 import cProfile
 import io
+import itertools
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,9 @@ FEED_PAGE = 100
 PASSWORD = "correct horse 123"  # noqa: S105 - a throwaway account, database
 
 Call = Callable[[], Awaitable[tuple[int, bytes]]]
+# The status each scenario must be answered with: a run with any other fails (exit 1), as an
+# error answered cheaply would make its figures look good.
+EXPECTED = {"create": 201}
 
 
 class Client:
@@ -120,16 +125,26 @@ async def scenarios(client: Client) -> dict[str, Call]:
     assert status == 200, body
     auth = {"authorization": "Bearer " + json.loads(body)["access_token"]}
     # More than a feed page: "changes" reads a full page of 100, as `make bench` does.
+    ids = []
     for n in range(FEED_PAGE + 20):
         status, body = await client.json("POST", "/api/v1/todos", {"title": f"todo {n}"}, auth)
         assert status == 201, body
-    todo = json.loads(body)["id"]
+        ids.append(json.loads(body)["id"])
+    todo, unchanged = ids[-1], ids[0]
+    # Every update writes: a title never sent before. update_noop is the PATCH that changes
+    # nothing (the no-write path), on a todo of its own that no other scenario touches.
+    counter = itertools.count()
     return {
         "health": lambda: client.request("GET", "/health"),
         "get": lambda: client.request("GET", f"/api/v1/todos/{todo}", headers=auth),
         "list": lambda: client.request("GET", "/api/v1/todos?limit=20", headers=auth),
         "create": lambda: client.json("POST", "/api/v1/todos", {"title": "another"}, auth),
-        "update": lambda: client.json("PATCH", f"/api/v1/todos/{todo}", {"completed": True}, auth),
+        "update": lambda: client.json(
+            "PATCH", f"/api/v1/todos/{todo}", {"title": f"updated {next(counter)}"}, auth
+        ),
+        "update_noop": lambda: client.json(
+            "PATCH", f"/api/v1/todos/{unchanged}", {"completed": False}, auth
+        ),
         "changes": lambda: client.request(
             "GET", f"/api/v1/changes?limit={FEED_PAGE}", headers=auth
         ),
@@ -179,17 +194,26 @@ def database_cpu(admin: Engine, database: str) -> Callable[[], float | None]:
     return used
 
 
+def _check(name: str, statuses: Counter[int], unexpected: list[str]) -> None:
+    print(f"{'':12} statuses {dict(statuses)}")
+    if set(statuses) != {EXPECTED.get(name, 200)}:
+        unexpected.append(f"{name}: {dict(statuses)}")
+
+
 async def measure(app: Any, names: list[str], server_cpu: Callable[[], float | None]) -> None:
     client = Client(app)
     calls = await scenarios(client)
-    print(f"{'scenario':10} {'CPU µs/request':>15} {'database µs':>12} {'calls/request':>14}")
+    unexpected: list[str] = []
+    print(f"{'scenario':12} {'CPU µs/request':>15} {'database µs':>12} {'calls/request':>14}")
     for name in names or list(calls):
+        # Each answer's status counted inline (no wrapper: the profile counts calls).
+        statuses: Counter[int] = Counter()
         call = calls[name]
         for _ in range(PROFILED):  # warm: caches, statement cache, connection pool
-            await call()
+            statuses[(await call())[0]] += 1
         started, server_started = time.process_time(), server_cpu()
         for _ in range(TIMED):
-            await call()
+            statuses[(await call())[0]] += 1
         cpu = (time.process_time() - started) / max(TIMED, 1) * 1e6
         server_now = server_cpu()
         server = (
@@ -198,15 +222,17 @@ async def measure(app: Any, names: list[str], server_cpu: Callable[[], float | N
             else f"{(server_now - server_started) / max(TIMED, 1) * 1e6:.0f}"
         )
         if os.environ.get("PROFILE_CALLS") == "0":  # e.g. under valgrind, which counts itself
-            print(f"{name:10} {cpu:15.0f} {server:>12}")
+            print(f"{name:12} {cpu:15.0f} {server:>12}")
+            _check(name, statuses, unexpected)
             continue
         profile = cProfile.Profile()
         profile.enable()
         for _ in range(PROFILED):
-            await call()
+            statuses[(await call())[0]] += 1
         profile.disable()
         stats = pstats.Stats(profile, stream=io.StringIO())
-        print(f"{name:10} {cpu:15.0f} {server:>12} {stats.total_calls / PROFILED:14.0f}")  # type: ignore[attr-defined]
+        print(f"{name:12} {cpu:15.0f} {server:>12} {stats.total_calls / PROFILED:14.0f}")  # type: ignore[attr-defined]
+        _check(name, statuses, unexpected)
         if os.environ.get("PROFILE_DUMP"):  # for pstats, snakeviz, ...
             stats.dump_stats(f"{os.environ['PROFILE_DUMP']}.{name}")
         if os.environ.get("PROFILE_GROUP"):
@@ -215,6 +241,10 @@ async def measure(app: Any, names: list[str], server_cpu: Callable[[], float | N
         if os.environ.get("PROFILE_TOP"):
             stats.stream = sys.stdout  # type: ignore[attr-defined]
             stats.sort_stats("tottime").print_stats(int(os.environ["PROFILE_TOP"]))
+    if unexpected:
+        raise SystemExit(
+            "UNEXPECTED STATUSES, these figures measure errors:\n  " + "\n  ".join(unexpected)
+        )
 
 
 async def serve(app: Any, names: list[str], server_cpu: Callable[[], float | None]) -> None:

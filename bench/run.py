@@ -68,13 +68,20 @@ RESULTS = ROOT / "bench" / "results"
 WORK = Path(os.environ.get("BENCH_WORKDIR", Path(tempfile.gettempdir()) / "todo-bench"))
 DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 # Login last: wrk stops sending, but the server still works through a queue of bcrypt hashes.
-ALL_SCENARIOS = "health,get_todo,list_todos,create_todo,update_todo,mixed,changes,login"
+# update_todo changes the row every time; update_noop is the PATCH that changes nothing (the
+# no-write path), its own line.
+ALL_SCENARIOS = "health,get_todo,list_todos,create_todo,update_todo,update_noop,mixed,changes,login"
 # BENCH_SCENARIOS=get_todo,list_todos: only those (and no login storm or scale runs), for A/B.
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", ALL_SCENARIOS).split(",")
 PARTIAL = "BENCH_SCENARIOS" in os.environ
 # BENCH_POOLER=pgbouncer: the service reaches PostgreSQL through PgBouncer in transaction mode
 # (DB_POOLER=transaction, migrated beforehand over a direct connection), as on Kubernetes.
 POOLER = os.environ.get("BENCH_POOLER") or None
+# The statuses each scenario must be answered with. Anything else (a cheap 422, a 503 from a
+# full hash queue, a 404) would flatter its figures: the run reports it and exits 1.
+EXPECTED = {"mixed": frozenset({200, 201, 204}), "create_todo": frozenset({201})}
+OK = frozenset({200})
+UNEXPECTED: list[str] = []  # every run whose answers were not all expected, in order
 
 
 def main() -> None:
@@ -112,6 +119,8 @@ def main() -> None:
                 if name != "login":
                     wrk(url, name, duration=WARMUP, data=_data(name, data),
                         delete=deletable.take(name))  # fmt: skip
+            # A login alone, before any login run: how fast an idle bcrypt queue answers.
+            alone = min(_login_seconds(url, data) for _ in range(3))
             samples = _rounds({"ceiling": ceiling_url, "server": server_url}, url, data, deletable)
             for reference in ("ceiling", "server"):
                 runs = samples.pop(reference)
@@ -122,11 +131,15 @@ def main() -> None:
                 for name, runs in samples.items()
             }
             if not PARTIAL:
-                results["login_storm"] = login_storm(url, data)
+                results["login_storm"] = login_storm(url, data, alone)
                 results["scale"] = scale(engine, url)
         finally:
             engine.dispose()
+    results["unexpected_statuses"] = UNEXPECTED
     report(results)
+    if UNEXPECTED:
+        lines = "\n  ".join(UNEXPECTED)
+        raise SystemExit(f"UNEXPECTED STATUSES: these figures measure errors too:\n  {lines}")
 
 
 def _rounds(
@@ -174,12 +187,16 @@ def wrk(
     data: Path | None = None,
     delete: Path | None = None,
     path: str | None = None,
+    statuses: bool = False,
 ) -> dict[str, Any]:
+    """One wrk run. `statuses`: count each status (costs wrk some CPU per response); without
+    it, wrk's own count of statuses >= 400 and socket errors is what is checked."""
     env = {
         **os.environ,
         "SCENARIO": scenario,
         "WRK_THREADS": str(threads),
         "BENCH_PASSWORD": PASSWORD,
+        "BENCH_STATUSES": "1" if statuses else "0",
     }
     env.update(
         {
@@ -191,15 +208,28 @@ def wrk(
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "30s",
                "-s", str(SCRIPT), url]  # fmt: skip
     run = subprocess.run(command, env=env, capture_output=True, text=True, check=True)  # noqa: S603
-    output = run.stdout
+    return _figures_of(scenario, url, run.stdout)
+
+
+def _figures_of(scenario: str, url: str, output: str) -> dict[str, Any]:
+    """wrk's JSON line as figures; answers the scenario does not expect go to UNEXPECTED."""
     raw = json.loads(next(line for line in output.splitlines() if line.startswith("{")))
     seconds = raw["duration_us"] / 1e6
+    counted = {int(status): n for status, n in raw["statuses"].items()}
+    expected = EXPECTED.get(scenario, OK)
+    wrong = {status: n for status, n in counted.items() if status not in expected}
+    if raw["non2xx"] or raw["socket_errors"] or wrong:
+        UNEXPECTED.append(
+            f"{scenario} at {url}: {raw['requests']} requests, {raw['non2xx']} answered >= 400, "
+            f"{raw['socket_errors']} socket errors, statuses {counted or 'not counted'}"
+        )
     return {
         "rps": round(raw["requests"] / seconds, 1),
         "p50_ms": round(raw["p50_us"] / 1000, 2),
         "p99_ms": round(raw["p99_us"] / 1000, 2),
         "non2xx": raw["non2xx"] + raw["socket_errors"],
         "requests": raw["requests"],
+        **({"statuses": counted} if counted else {}),
     }
 
 
@@ -265,8 +295,10 @@ def _todo(todo_id: uuid.UUID, owner: uuid.UUID, title: str, created: datetime) -
             "created_at": created, "updated_at": created, "version": 1}  # fmt: skip
 
 
-def login_storm(url: str, data: Path) -> dict[str, float]:
-    """While wrk hammers the token endpoint, do health and authenticated reads still flow?"""
+def login_storm(url: str, data: Path, alone: float) -> dict[str, Any]:
+    """While wrk hammers the token endpoint, do health and authenticated reads still flow?
+    The storm's own statuses are counted: logins refused cheaply would be no storm."""
+    _drain_logins(url, data, alone)
     reads = {"connections": 8, "threads": 1, "data": data}
     before = wrk(url, "get_todo", **reads)
     storm = _wrk_background(url, "login", DURATION + 4, data)
@@ -276,28 +308,34 @@ def login_storm(url: str, data: Path) -> dict[str, float]:
             health = run(url, "health", connections=2, threads=1)
             during = run(url, "get_todo", **reads)
     finally:
-        storm.wait(timeout=DURATION + 60)
+        output, _ = storm.communicate(timeout=DURATION + 60)
         _drain(url)
+    logins = _figures_of("login", url, output)
     return {
         "health_p99_ms": health()["p99_ms"],
         "reads_rps_before": before["rps"],
         "reads_rps_during": during()["rps"],
+        "logins": logins["requests"],
+        "login_statuses": logins.get("statuses", {}),
     }
 
 
-def scale(engine: Engine, url: str) -> dict[str, float]:
-    """First page and a page deep in the list, for a user with 1k and one with 1M todos."""
+def scale(engine: Engine, url: str) -> dict[str, Any]:
+    """First page and a page deep in the list, for a user with 1k and one with 1M todos.
+    Statuses counted: a cursor refused with a cheap 422 would make a deep page look free."""
     sizes = {"1k": 1_000} if QUICK else {"1k": 1_000, "1m": 1_000_000}
-    figures: dict[str, float] = {}
+    figures: dict[str, Any] = {}
     for label, count in sizes.items():
         token, deep_cursor = _big_user(engine, count)
         data = WORK / f"user-{label}.txt"
         data.write_text(f"{token} - bench-{label}@example.com\n")
-        first = wrk(url, "page", connections=4, threads=1, data=data, path="/api/v1/todos?limit=20")
-        deep = wrk(url, "page", connections=4, threads=1, data=data,
-                   path=f"/api/v1/todos?limit=20&cursor={deep_cursor}")  # fmt: skip
+        page = partial(wrk, url, "page", connections=4, threads=1, data=data, statuses=True)
+        first = page(path="/api/v1/todos?limit=20")
+        deep = page(path=f"/api/v1/todos?limit=20&cursor={deep_cursor}")
         figures[f"first_page_{label}_p50_ms"] = first["p50_ms"]
         figures[f"deep_page_{label}_p50_ms"] = deep["p50_ms"]
+        figures[f"first_page_{label}_statuses"] = first["statuses"]
+        figures[f"deep_page_{label}_statuses"] = deep["statuses"]
     return figures
 
 
@@ -369,6 +407,32 @@ def _drain(url: str) -> None:
             client.get("/health")
             quick_answers = quick_answers + 1 if time.monotonic() - start < 0.02 else 0
             time.sleep(0.1)
+
+
+def _login_seconds(url: str, data: Path) -> float:
+    """One login on a new connection (so on either worker), answered 200: its seconds."""
+    email = data.read_text().split("\n", 1)[0].split()[2]
+    started = time.monotonic()
+    response = httpx.post(
+        url + "/api/v1/auth/token", data={"username": email, "password": PASSWORD}, timeout=120
+    )
+    if response.status_code != 200:
+        raise SystemExit(f"a probe login was answered {response.status_code}: {response.text}")
+    return time.monotonic() - started
+
+
+def _drain_logins(url: str, data: Path, alone: float) -> None:
+    """Wait until the workers' bcrypt queues are empty. wrk stops sending at the end of the
+    login run, but the logins it had in flight are still queued (each worker hashes one at a
+    time, in a low-priority thread that leaves /health fast, so _drain cannot see them); a
+    storm started on them finds the queues full and is answered 503 at once, thousands of
+    cheap answers instead of a storm. Empty: four logins in a row, each on a new connection,
+    about as fast as one alone."""
+    deadline, quick = time.monotonic() + 180, 0
+    while quick < 4:
+        if time.monotonic() > deadline:
+            raise SystemExit("the bcrypt queues did not drain within 180 s")
+        quick = quick + 1 if _login_seconds(url, data) < 2 * alone + 0.1 else 0
 
 
 def _commit() -> str | None:
@@ -470,10 +534,10 @@ def _free_port() -> int:
 
 def _wrk_background(url: str, scenario: str, duration: int, data: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "SCENARIO": scenario, "WRK_THREADS": "1", "BENCH_PASSWORD": PASSWORD,
-           "BENCH_DATA": str(data)}  # fmt: skip
+           "BENCH_DATA": str(data), "BENCH_STATUSES": "1"}  # fmt: skip
     command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s", "--timeout", "30s",
                "-s", str(SCRIPT), url]  # fmt: skip
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, text=True)  # noqa: S603
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)  # noqa: S603
 
 
 @contextmanager

@@ -30,8 +30,18 @@ PASSWORD = "correct-horse-battery"
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 
 
+# The test being set up, run or torn down: postgres_admin_url() checks it carries the
+# `postgres` marker, so `-m "not postgres"` cannot select a test that reaches PostgreSQL.
+_running: pytest.Item | None = None
+
+
 def postgres_admin_url() -> str:
     """A PostgreSQL server the tests may create databases on, or skip/fail with the reason."""
+    if _running is not None and _running.get_closest_marker("postgres") is None:
+        pytest.fail(
+            f"{_running.nodeid} uses PostgreSQL without the postgres marker: add its fixture to "
+            "_POSTGRES_FIXTURES in tests/conftest.py or mark it @pytest.mark.postgres"
+        )
     url = os.environ.get("TEST_DATABASE_URL", DEFAULT_POSTGRES_URL)
     engine = create_engine(url, connect_args={"connect_timeout": 3})
     try:
@@ -294,11 +304,42 @@ _POOLED_MODULES = (
 )
 
 
+# What gives a test PostgreSQL: a backend/empty database parametrised to it, or a fixture that
+# creates one (`database`; the fault tests' and the cluster rig's own servers). Tests that
+# create theirs in the body or a module's own fixture are marked where they are written.
+_POSTGRES_PARAMS = {"backend": {"postgres", "pgbouncer"}, "empty_database_url": {"postgres"}}
+_POSTGRES_FIXTURES = frozenset({"database", "cluster", "fault_database_url", "rig"})
+
+
+def _needs_postgres(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        for name, values in _POSTGRES_PARAMS.items():
+            if callspec.params.get(name) in values:
+                return True
+    return bool(set(getattr(item, "fixturenames", ())) & _POSTGRES_FIXTURES)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    global _running
+    _running = item
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    global _running
+    _running = None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    kept, dropped = [], []
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         if item.nodeid.startswith(_PROCESS_TESTS):
             item.add_marker(pytest.mark.xdist_group("processes"))
+        if _needs_postgres(item):
+            item.add_marker(pytest.mark.postgres)
         (dropped if _in_process_only(item) else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

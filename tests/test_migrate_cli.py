@@ -158,6 +158,7 @@ def test_a_newer_release_schema_counts_as_current(tmp_path: Path) -> None:
         engine.dispose()
 
 
+@pytest.mark.postgres
 def test_concurrent_cli_runs_migrate_exactly_once(tmp_path: Path) -> None:
     # Two pods, two file systems: only the PostgreSQL advisory lock keeps them apart.
     database = TempPostgres.create(postgres_admin_url(), role="migrate")

@@ -136,7 +136,14 @@ def test_todo_responses_declare_their_etag(
         assert etag["required"] is True
         assert etag["schema"] == {"type": "string", "example": '"3"'}
         assert "If-Match" in etag["description"]
-    assert "Location" in responses.get("201", {"headers": {"Location": 1}})["headers"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/todos", "/api/v1/lists"])
+def test_creates_declare_the_location_of_what_they_made(schema: dict[str, Any], path: str) -> None:
+    location = operations(schema)[("post", path)]["responses"]["201"]["headers"]["Location"]
+    assert location["required"] is True
+    assert location["schema"] == {"type": "string"}
+    assert f"{path}/{{id}}" in location["description"]
 
 
 def test_throttling_and_unavailability_declare_retry_after(schema: dict[str, Any]) -> None:

@@ -14,15 +14,17 @@ from app.config import Settings
 from app.database import create_db_engine, create_sessionmaker
 from app.main import create_app
 from app.purge import BATCH, purge_expired
-from app.todos.models import IdempotencyKey
+from app.todos.models import IdempotencyKey, Todo
 from tests.conftest import ApiUser
 
 WINDOW = 900
 
 
-def seed(client: TestClient, user: ApiUser, db_engine: Engine, old: int, live: int) -> None:
+def seed(client: TestClient, user: ApiUser, db_engine: Engine, old: int, live: int) -> list[str]:
     """`old` expired and `live` current rows of each kind, the expired ones made by the API
-    and then moved into the past (the bulk of old failures is inserted directly)."""
+    and then moved into the past (the bulk of old failures is inserted directly). Returns the
+    ids of the todos made, in key order."""
+    ids = []
     for n in range(old + live):
         response = client.post(
             "/api/v1/todos",
@@ -30,6 +32,7 @@ def seed(client: TestClient, user: ApiUser, db_engine: Engine, old: int, live: i
             headers={**user.headers, "Idempotency-Key": f"key-{n}"},
         )
         assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
     now = datetime.now(UTC)
     with db_engine.begin() as connection:
         keys = [f"key-{n}" for n in range(old)]
@@ -56,6 +59,7 @@ def seed(client: TestClient, user: ApiUser, db_engine: Engine, old: int, live: i
             for _ in range(live)
         ]
         connection.execute(insert(LoginFailure), rows)
+    return ids
 
 
 def counts(db_engine: Engine) -> tuple[int, int]:
@@ -65,10 +69,15 @@ def counts(db_engine: Engine) -> tuple[int, int]:
     return failures, records
 
 
+def todo_count(db_engine: Engine) -> int:
+    with db_engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(Todo)) or 0
+
+
 def test_purge_deletes_the_expired_rows_in_batches_and_keeps_the_live_ones(
     client: TestClient, user: ApiUser, db_engine: Engine, settings: Settings
 ) -> None:
-    seed(client, user, db_engine, old=3, live=2)
+    ids = seed(client, user, db_engine, old=3, live=2)
     with db_engine.begin() as connection:  # more old failures than two batches hold
         connection.execute(
             insert(LoginFailure),
@@ -96,11 +105,14 @@ def test_purge_deletes_the_expired_rows_in_batches_and_keeps_the_live_ones(
     with db_engine.connect() as connection:
         left = connection.scalars(select(IdempotencyKey.key).order_by(IdempotencyKey.key)).all()
     assert left == ["key-3", "key-4"]
-    # A live record still replays.
+    # A live record still replays: the todo key-3 made, not a new one.
+    todos_before = todo_count(db_engine)
     replay = client.post(
         "/api/v1/todos", json={"title": "t3"}, headers={**user.headers, "Idempotency-Key": "key-3"}
     )
     assert replay.status_code == 201
+    assert replay.json()["id"] == ids[3]
+    assert todo_count(db_engine) == todos_before
 
 
 def test_every_worker_purges_by_itself_in_the_background(

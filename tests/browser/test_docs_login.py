@@ -23,6 +23,8 @@ from app.migrations import ROOT
 from tests.conftest import PASSWORD, TempPostgres, postgres_admin_url
 from tests.runtime.server import Server, app_env, gunicorn
 
+pytestmark = pytest.mark.postgres  # the server fixture makes its own database
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

@@ -105,11 +105,21 @@ def test_the_rows_there_before_get_their_documents(empty_database_url: str, tmp_
         for object_id in (*kept, inbox):
             assert written[object_id] == _as_pydantic_writes_it(engine, object_id)
         assert written[gone] == _tombstone("todo", gone)
-        # And back: the column goes, the triggers write what they wrote before.
+        # And back: the column goes, the triggers write what they wrote before, and the
+        # upgrade again gives that change its document.
         _migrate(engine, BEFORE_DOCUMENTS, down=True)
+        with engine.connect() as connection:
+            columns = {column["name"] for column in sa.inspect(connection).get_columns("changes")}
+        assert "document" not in columns
         with engine.begin() as connection:
-            old_release_todo(connection, user, T0)
+            later = old_release_todo(connection, user, T0)
+        with engine.connect() as connection:
+            recorded = connection.scalars(sa.select(Change.object_id)).all()
+        assert later in recorded  # the downgraded triggers still record
         _migrate(engine, "head")
+        written = _written(engine)
+        assert len(written) == 5
+        assert written[later] == _as_pydantic_writes_it(engine, later)
     finally:
         engine.dispose()
 

@@ -95,14 +95,59 @@ def test_the_image_defaults_to_production_with_no_key_of_its_own() -> None:
     assert "SECRET_KEY_FILE" not in env
 
 
+def published_ports(ports: list[Any]) -> list[tuple[str, str, str]]:
+    """(host address, published port, container port) of every mapping, in compose's short
+    syntax ("[IP:][PUBLISHED:]TARGET[/PROTOCOL]") or its long one (a mapping with target,
+    published, host_ip). No host address: every interface ("")."""
+    mappings = []
+    for port in ports:
+        if isinstance(port, dict):
+            mappings.append(
+                (
+                    interpolate(str(port.get("host_ip", "")), {}),
+                    interpolate(str(port.get("published", "")), {}),
+                    interpolate(str(port["target"]), {}),
+                )
+            )
+            continue
+        parts = interpolate(str(port), {}).split("/")[0].rsplit(":", 2)
+        host, published, target = ["", "", *parts][-3:]
+        mappings.append((host.strip("[]"), published, target))
+    return mappings
+
+
+def metrics_exposed(ports: list[Any], metrics_port: str) -> list[tuple[str, str, str]]:
+    """Mappings that publish the metrics port beyond the host's loopback."""
+    return [
+        mapping
+        for mapping in published_ports(ports)
+        if mapping[2] == metrics_port and mapping[0] not in ("127.0.0.1", "::1")
+    ]
+
+
 def test_compose_keeps_metrics_off_the_published_port() -> None:
     env = compose_app_environment()
     metrics_port = env["METRICS_PORT"]
     assert metrics_port.isdigit()
-    for mapping in _app().get("ports", []):
-        parts = interpolate(str(mapping), {}).split(":")
-        if parts[-1] == metrics_port:
-            assert parts[0] == "127.0.0.1", mapping  # never on every interface
+    ports = _app().get("ports", [])
+    assert ("", "8000", "8000") in published_ports(ports)  # the parser reads the file's syntax
+    assert metrics_exposed(ports, metrics_port) == []
+
+
+def test_the_metrics_check_reads_both_port_syntaxes() -> None:
+    """The check above finds a published metrics port however compose spells it (the file
+    publishes none, so without these it would never have seen one)."""
+    exposed = [
+        "9100",
+        "9100:9100",
+        "0.0.0.0:9100:9100/tcp",
+        {"target": 9100, "published": "9100"},
+        {"target": 9100, "host_ip": "0.0.0.0", "published": 9100, "protocol": "tcp"},  # noqa: S104 - a planted exposure
+    ]
+    kept = ["127.0.0.1:9100:9100", {"target": 9100, "host_ip": "127.0.0.1"}, "8000:8000"]
+    for port in exposed:
+        assert metrics_exposed([port], "9100") != [], port
+    assert metrics_exposed(kept, "9100") == []
 
 
 def test_a_proxy_on_the_docker_host_is_trusted_by_default() -> None:

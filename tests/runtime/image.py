@@ -1,12 +1,14 @@
 """An image-like runtime on this machine: what the Dockerfile copies, run the way it runs it.
 
 There is no container engine here, so the runtime tests rebuild the image's layout in a
-temporary directory: the files the Dockerfile copies, a virtualenv installed from the same
-locked requirements (main group only) and cut down by the same docker/slim-venv.sh, the
-Dockerfile's ENV, and a non-root user. The Python must be one that user can run (pyenv's
-interpreters under /root are not).
+temporary directory: the files the Dockerfile's final stage copies from the build context
+(its COPY lines, filtered by .dockerignore as the build context is), a virtualenv installed
+from the same locked requirements (main group only) and cut down by the same
+docker/slim-venv.sh, the Dockerfile's ENV, and a non-root user. The Python must be one that
+user can run (pyenv's interpreters under /root are not).
 """
 
+import fnmatch
 import json
 import os
 import re
@@ -14,14 +16,15 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.migrations import ROOT
 
-RUNTIME_FILES = ("app", "alembic", "alembic.ini", "gunicorn_conf.py", "start.sh")
 USER, GROUP = "nobody", "nogroup"
 DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
 SLIM_VENV = ROOT / "docker" / "slim-venv.sh"
 RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
 
@@ -47,8 +50,12 @@ def _dockerfile_value(pattern: str) -> str:
     return match.group(1).strip()
 
 
-def _joined_lines() -> str:
-    return DOCKERFILE.read_text().replace("\\\n", " ")
+def _joined_lines(dockerfile: Path = DOCKERFILE) -> str:
+    return dockerfile.read_text().replace("\\\n", " ")
+
+
+def _final_stage(dockerfile: Path = DOCKERFILE) -> str:
+    return _joined_lines(dockerfile).split("\nFROM ")[-1]
 
 
 WORKDIR = "/app"
@@ -57,7 +64,7 @@ VENV = "/opt/venv"
 
 def dockerfile_env() -> dict[str, str]:
     """Every ENV key=value of the Dockerfile's final stage."""
-    final_stage = _joined_lines().split("\nFROM ")[-1]
+    final_stage = _final_stage()
     env: dict[str, str] = {}
     for line in final_stage.splitlines():
         if line.strip().startswith("ENV "):
@@ -80,6 +87,86 @@ def dockerfile_healthcheck() -> list[str]:
 def dockerfile_cmd() -> list[str]:
     command: list[str] = json.loads(_dockerfile_value(r"^CMD (\[.*\])\s*$"))
     return command
+
+
+def _ignore_pattern(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern as Docker reads it: `**` spans directories, `*` and `?` do not."""
+    parts = re.split(r"(\*\*/?|\*|\?)", pattern.strip("/"))
+    regex = ""
+    for part in parts:
+        if part in ("**/", "**"):
+            regex += "(?:.*/)?" if part == "**/" else ".*"
+        elif part == "*":
+            regex += "[^/]*"
+        elif part == "?":
+            regex += "[^/]"
+        else:
+            regex += fnmatch.translate(part).removeprefix("(?s:").removesuffix(")\\Z")
+    return re.compile(f"(?s:{regex})\\Z")
+
+
+def dockerignore_filter(dockerignore: Path = DOCKERIGNORE) -> Callable[[str], bool]:
+    """Whether a context-relative path reaches the build: the last matching pattern decides,
+    and a pattern that matches a parent directory matches everything under it (as Docker's
+    patternmatcher does), so `*` then `!app/` then `**/__pycache__` keeps app/ minus caches."""
+    rules: list[tuple[bool, re.Pattern[str]]] = []
+    if dockerignore.exists():
+        for line in dockerignore.read_text().splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            included = line.startswith("!")
+            rules.append((included, _ignore_pattern(line.removeprefix("!"))))
+
+    def sent(relative: str) -> bool:
+        parts = relative.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        keep = True
+        for included, rule in rules:
+            if any(rule.match(prefix) for prefix in prefixes):
+                keep = included
+        return keep
+
+    return sent
+
+
+def dockerfile_copies(
+    dockerfile: Path = DOCKERFILE, context: Path = ROOT, dockerignore: Path = DOCKERIGNORE
+) -> dict[Path, Path]:
+    """What the final stage COPYs from the build context: image path (relative to WORKDIR)
+    to the context file it comes from. `COPY --from=...` (the venv) is built separately."""
+    sent = dockerignore_filter(dockerignore)
+    copies: dict[Path, Path] = {}
+    for line in _final_stage(dockerfile).splitlines():
+        instruction = line.strip().split(" ", 1)[0].upper()
+        if instruction == "ADD":
+            raise AssertionError(f"image.py does not emulate ADD: {line.strip()}")
+        if instruction != "COPY":
+            continue
+        words = shlex.split(line.strip())
+        if any(w.startswith("--from") for w in words):
+            continue
+        arguments = [w for w in words[1:] if not w.startswith("--")]
+        *sources, destination = arguments
+        if destination.startswith("/"):
+            raise AssertionError(f"image.py maps only WORKDIR-relative copies: {line.strip()}")
+        for source in sources:
+            origin = context / source
+            if origin.is_dir():
+                files = [p for p in origin.rglob("*") if p.is_file()]
+                for file in files:
+                    relative = file.relative_to(context).as_posix()
+                    if sent(relative):
+                        copies[Path(destination) / file.relative_to(origin)] = file
+            elif origin.is_file() and sent(source.strip("/")):
+                target = Path(destination)
+                if destination.endswith("/") or len(sources) > 1:
+                    target = target / origin.name
+                copies[target] = origin
+            else:
+                # Docker fails the build when a source is missing or not in the context.
+                raise AssertionError(f"COPY source {source!r} is not in the build context")
+    return copies
 
 
 def unprivileged_python() -> str | None:
@@ -105,12 +192,9 @@ def build(destination: Path, python: str) -> ImageRuntime:
     """Lay out the runtime in `destination`, a fresh directory the app user can traverse."""
     root, venv = destination / "app", destination / "venv"
     root.mkdir(parents=True)
-    for name in RUNTIME_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
+    for target, source in dockerfile_copies().items():
+        (root / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, root / target)
     requirements = ROOT / ".venv" / "requirements-main.txt"  # written by `make install`
     subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=300)  # noqa: S603
     subprocess.run(  # noqa: S603 - the locked, hashed requirements

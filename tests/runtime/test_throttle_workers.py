@@ -10,6 +10,8 @@ import pytest
 from tests.conftest import PASSWORD, TempPostgres, postgres_admin_url
 from tests.runtime.server import Server, app_env, gunicorn
 
+pytestmark = pytest.mark.postgres  # each test makes its own database
+
 WORKERS = 3
 UNTRUSTED_WARNING = "X-Forwarded-For ignored"
 

@@ -9,9 +9,13 @@ import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
-from tests.conftest import ApiUser
+from app.auth.models import RefreshToken
+from app.users.models import User
+from tests.conftest import PASSWORD, ApiUser, login
 from tests.todos.test_crud import (
     FULL,
     assert_precondition_failed,
@@ -158,25 +162,56 @@ def test_a_put_that_resets_a_field_is_a_change(client: TestClient, user: ApiUser
 
 # --- unknown fields ---------------------------------------------------------------------------
 
+NEW_PASSWORD = "a-different-good-password"
 
+
+def accounts(db_engine: Engine) -> tuple[list[Any], list[Any]]:
+    """Every user row (profile, password hash, generation) and every refresh token row."""
+    with db_engine.connect() as connection:
+        users = connection.execute(sa.select(User).order_by(User.id)).all()
+        tokens = connection.execute(sa.select(RefreshToken).order_by(RefreshToken.id)).all()
+    return [tuple(row) for row in users], [tuple(row) for row in tokens]
+
+
+# Each body is a valid request plus one unknown field: were the field ignored rather than
+# refused, the request would change something (a todo, the profile, the password, a user,
+# the refresh tokens), and the checks after it would see the change.
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
         ("POST", "/api/v1/todos", {"title": "x", "complete": True}),
-        ("PATCH", "/api/v1/todos/{id}", {"complete": True}),
+        ("PATCH", "/api/v1/todos/{id}", {"title": "changed", "complete": True}),
         ("PUT", "/api/v1/todos/{id}", {"title": "x", "complete": True}),
-        ("PATCH", "/api/v1/users/me", {"complete": True}),
-        ("POST", "/api/v1/users/me/password", {"complete": True}),
-        ("POST", "/api/v1/auth/register", {"complete": True}),
-        ("POST", "/api/v1/auth/refresh", {"refresh_token": "x", "complete": True}),
-        ("POST", "/api/v1/auth/logout", {"refresh_token": "x", "complete": True}),
+        ("PATCH", "/api/v1/users/me", {"full_name": "Changed", "complete": True}),
+        (
+            "POST",
+            "/api/v1/users/me/password",
+            {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "complete": True},
+        ),
+        (
+            "POST",
+            "/api/v1/auth/register",
+            {"email": "unknown-field@example.com", "password": PASSWORD, "complete": True},
+        ),
+        ("POST", "/api/v1/auth/refresh", {"refresh_token": "{refresh}", "complete": True}),
+        ("POST", "/api/v1/auth/logout", {"refresh_token": "{refresh}", "complete": True}),
     ],
 )
 def test_an_unknown_field_in_a_body_is_422_naming_it_and_changes_nothing(
-    client: TestClient, user: ApiUser, method: str, path: str, body: dict[str, Any]
+    client: TestClient,
+    user: ApiUser,
+    db_engine: Engine,
+    method: str,
+    path: str,
+    body: dict[str, Any],
 ) -> None:
     todo = create(client, user)
     etag = fetch(client, user, todo["id"]).headers["etag"]
+    body = {
+        k: v.format(refresh=user.refresh_token) if isinstance(v, str) else v
+        for k, v in body.items()
+    }
+    before = accounts(db_engine)
 
     response = client.request(method, path.format(id=todo["id"]), json=body, headers=user.headers)
 
@@ -184,3 +219,8 @@ def test_an_unknown_field_in_a_body_is_422_naming_it_and_changes_nothing(
     assert ["body", "complete"] in [error["loc"] for error in errors], errors
     assert fetch(client, user, todo["id"]).headers["etag"] == etag
     assert client.get("/api/v1/todos", headers=user.headers).json()["items"] == [todo]
+    assert accounts(db_engine) == before
+    # The password and the refresh token still work as they did.
+    assert login(client, user.email)["access_token"]
+    refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": user.refresh_token})
+    assert refreshed.status_code == 200, refreshed.text

@@ -2,12 +2,12 @@
 
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.auth.models import RefreshToken
@@ -37,6 +37,31 @@ def stored_user(db_engine: Engine, user_id: str) -> tuple[str, str | None] | Non
 def delete_me(client: TestClient, user: ApiUser) -> Response:
     body = {"current_password": user.password}
     return client.request("DELETE", ME, json=body, headers=user.headers)
+
+
+_WAITING_ON_LOCKS = text(
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+)
+
+
+def wait_until_blocked(db_engine: Engine, pending: Future[Response], timeout: float = 15) -> None:
+    """Return once `pending` waits on a lock another transaction holds, and has no answer.
+
+    PostgreSQL shows the waiting backend in pg_stat_activity. SQLite shows nothing: there the
+    request must still be unanswered after a second, which it is only while its write waits
+    out the busy timeout behind the other connection's write transaction."""
+    if db_engine.dialect.name != "postgresql":
+        time.sleep(1)
+    else:
+        deadline = time.monotonic() + timeout
+        with db_engine.connect() as observer:
+            while not observer.scalar(_WAITING_ON_LOCKS):
+                assert not pending.done(), f"answered without waiting: {pending.result().text}"
+                assert time.monotonic() < deadline, "the request never waited on the lock"
+                time.sleep(0.02)
+                observer.rollback()  # a fresh snapshot of pg_stat_activity each time
+    assert not pending.done(), f"answered without waiting: {pending.result().text}"
 
 
 def create_todos(client: TestClient, user: ApiUser, count: int) -> None:
@@ -198,7 +223,7 @@ def test_update_racing_the_deletion_of_the_user_is_401(
         transaction = connection.begin()
         connection.execute(delete(User).where(User.id == uuid.UUID(user.id)))
         patched = pool.submit(client.patch, ME, json={"full_name": "Racer"}, headers=user.headers)
-        time.sleep(1)  # the PATCH reads its user, then waits for the deletion's lock
+        wait_until_blocked(db_engine, patched)  # it raced: it waits behind the deletion
         transaction.commit()
         response = patched.result(timeout=30)
 
