@@ -26,8 +26,10 @@ from httpx2 import Response
 from sqlalchemy import Engine, Uuid, column, select, table, text, update
 
 from app.auth.models import RefreshToken
+from app.config import Settings
 from app.database import UTCDateTime, utcnow
-from tests.conftest import ApiUser, assert_bearer_401, login, make_user
+from app.main import create_app
+from tests.conftest import ApiUser, assert_bearer_401, empty_tables, login, make_user
 
 REFRESH = "/api/v1/auth/refresh"
 LOGOUT = "/api/v1/auth/logout"
@@ -305,3 +307,31 @@ def test_deactivation_racing_refresh_loops_wins_without_a_503(
             for token in [chain, *tokens[-2:]]:
                 assert_bearer_401(refresh(client, token))
             assert unrevoked_tokens(db_engine, family) == 0
+
+
+def test_no_refresh_token_outlives_its_login(settings: Settings, db_engine: Engine) -> None:
+    """A refresh 15 days into a 20-day login: the new token's 14 days are cut to the 5 left
+    (REFRESH_TOKEN_ABSOLUTE_DAYS), and the login's end does not move."""
+    short = settings.model_copy(update={"refresh_token_absolute_days": 20})
+    try:
+        with TestClient(create_app(short)) as client:
+            user = make_user(client)
+            family = family_of(db_engine, user.refresh_token)
+            ends = login_ends(db_engine, family)
+            assert abs(ends - (utcnow() + timedelta(days=20))) < timedelta(minutes=1)
+            five_days_left = ends - timedelta(days=15)  # begun 15 days ago
+            with db_engine.begin() as connection:
+                connection.execute(
+                    LOGINS.update().where(LOGINS.c.id == family).values(expires_at=five_days_left)
+                )
+            body = refresh(client, user.refresh_token).json()
+            with db_engine.connect() as connection:
+                expires = connection.scalar(
+                    select(RefreshToken.expires_at).where(
+                        RefreshToken.token_hash == digest(body["refresh_token"])
+                    )
+                )
+            assert expires == five_days_left
+            assert login_ends(db_engine, family) == five_days_left
+    finally:
+        empty_tables(db_engine)
