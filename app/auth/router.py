@@ -45,7 +45,7 @@ async def login(
 async def refresh(
     data: RefreshRequest, session: SessionDep, codec: TokenCodecDep, settings: SettingsDep
 ) -> TokenPair:
-    """Exchange a refresh token for a new pair; the presented one stops working."""
+    """Exchange a refresh token for a new pair; presented again past the grace window: reuse."""
     return await rotation.refresh(session, codec, settings, data.refresh_token)
 
 

@@ -127,7 +127,9 @@ def refresh_stopped_at_its_insert(
         pool.shutdown(wait=True)
 
 
-def assert_login_ended(client: TestClient, db_engine: Engine, family: uuid.UUID, *tokens: str):
+def assert_login_ended(
+    client: TestClient, db_engine: Engine, family: uuid.UUID, *tokens: str
+) -> None:
     for token in tokens:
         assert_bearer_401(refresh(client, token))
     assert unrevoked_tokens(db_engine, family) == 0
