@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_expire_minutes: int = Field(default=30, ge=1)
     refresh_token_expire_days: int = Field(default=14, ge=1)
+    # However often it is refreshed, a login ends this long after it began (each refresh
+    # token's 14 days slide; the login's end does not).
+    refresh_token_absolute_days: int = Field(default=90, ge=1)
+    # A refresh token presented again this soon after its first use gets a pair too (two app
+    # processes refreshing at once); later, it is reuse and ends the login (app.auth.service).
+    refresh_reuse_grace_seconds: int = Field(default=30, ge=0)
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
 
     allow_signup: bool = True
@@ -219,6 +225,14 @@ class Settings(BaseSettings):
     @property
     def refresh_token_ttl(self) -> timedelta:
         return timedelta(days=self.refresh_token_expire_days)
+
+    @property
+    def login_lifetime(self) -> timedelta:
+        return timedelta(days=self.refresh_token_absolute_days)
+
+    @property
+    def refresh_reuse_grace(self) -> timedelta:
+        return timedelta(seconds=self.refresh_reuse_grace_seconds)
 
     @property
     def database_backend(self) -> str:

@@ -5,7 +5,7 @@ the database with Base.metadata through this module only (alembic/env.py): a mod
 missing here gets no table in the migration. docs/adding-a-field.md walks through a change.
 """
 
-from app.auth.models import DeviceToken, LoginFailure, RefreshToken
+from app.auth.models import DeviceToken, Login, LoginFailure, RefreshToken
 from app.changes.models import Change, ChangeClock
 from app.database import Base
 from app.lists.models import TodoList
@@ -18,6 +18,7 @@ __all__ = [
     "ChangeClock",
     "DeviceToken",
     "IdempotencyKey",
+    "Login",
     "LoginFailure",
     "RefreshToken",
     "Todo",

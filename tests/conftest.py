@@ -297,6 +297,7 @@ _POOLED_MODULES = (
     "tests/changes/test_feed.py",
     "tests/changes/test_documents.py",
     "tests/auth/test_refresh.py",
+    "tests/auth/test_login_family.py",
     "tests/auth/test_credential_generation.py",
     "tests/auth/test_throttle.py",
     "tests/users/test_password.py",

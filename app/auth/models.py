@@ -10,10 +10,35 @@ from app.database import Base, UTCDateTime, utcnow
 ADDRESS_LENGTH = 64
 
 
+class Login(Base):
+    """One login: what a password check started, and every refresh token rotated from it.
+
+    The row every change to the login goes through (docs/adr/0101-refresh-token-families.md):
+    a refresh locks it and checks it is live before issuing; logout, reuse detection, a
+    password change and a deactivation lock it to end it. So an ending waits for a refresh in
+    flight and then sees the token it issued, and a refresh after an ending sees the end.
+    Its id is the family_id of its refresh tokens.
+    """
+
+    __tablename__ = "logins"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The absolute end (REFRESH_TOKEN_ABSOLUTE_DAYS after the password check): refreshing
+    # never moves it, and no refresh token of the login outlives it.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class RefreshToken(Base):
     """A refresh token, stored only as its SHA-256: a database leak yields no usable token.
 
-    Tokens issued by one login share a family; reusing a rotated token revokes the family.
+    Tokens issued by one login share a family (family_id: the Login's id; no foreign key
+    while a release that does not write logins may still run); reusing a rotated token ends
+    the login.
     """
 
     __tablename__ = "refresh_tokens"
@@ -29,7 +54,7 @@ class RefreshToken(Base):
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The user's credential generation when the login began: a refresh is refused once the
-    # user's has moved on (app.auth.service.refresh).
+    # user's has moved on (app.auth.rotation.refresh).
     credential_generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response, status
 
-from app.auth import service, throttle
+from app.auth import rotation, service, throttle
 from app.auth.dependencies import HasherDep, SettingsDep, TokenCodecDep
 from app.auth.schemas import LoginForm, LoginTokens, RefreshRequest, TokenPair, UserRegister
 from app.database import SessionDep
@@ -47,8 +47,8 @@ async def login(
 async def refresh(
     data: RefreshRequest, session: SessionDep, codec: TokenCodecDep, settings: SettingsDep
 ) -> TokenPair:
-    """Exchange a refresh token for a new pair; the presented one stops working."""
-    return await service.refresh(session, codec, settings, data.refresh_token)
+    """Exchange a refresh token for a new pair; presented again past the grace window: reuse."""
+    return await rotation.refresh(session, codec, settings, data.refresh_token)
 
 
 @router.post(
@@ -56,6 +56,6 @@ async def refresh(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,  # no content-type
 )
-async def logout(data: RefreshRequest, session: SessionDep) -> None:
+async def logout(data: RefreshRequest, session: SessionDep, settings: SettingsDep) -> None:
     """End the login a refresh token belongs to (no bearer token needed)."""
-    await service.logout(session, data.refresh_token)
+    await rotation.logout(session, settings, data.refresh_token)

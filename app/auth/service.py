@@ -1,10 +1,11 @@
 import dataclasses
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import access, devices, throttle, tokens
+from app.auth import access, devices, logins, throttle, tokens
 from app.auth.schemas import MAX_PASSWORD_BYTES, LoginTokens, TokenPair, UserRegister
 from app.auth.security import AccessClaims, PasswordHasher, TokenCodec
 from app.config import Settings
@@ -15,7 +16,6 @@ from app.users.models import User, UserRecord
 from app.validation import NUL_MESSAGE
 
 BAD_CREDENTIALS = "Incorrect email or password"
-BAD_REFRESH_TOKEN = "Invalid or expired refresh token"  # noqa: S105 - a message
 MAX_EMAIL_LENGTH = 320  # the longest address RFC 5321 allows, and the column's size
 USERNAME_TOO_LONG = f"The username (an email) must be at most {MAX_EMAIL_LENGTH} characters"
 PASSWORD_TOO_LONG = (
@@ -112,57 +112,38 @@ async def _issue_tokens(
     settings: Settings,
     user_id: uuid.UUID,
     generation: int,
-    family_id: uuid.UUID | None = None,
 ) -> TokenPair:
-    """A new access token and a refresh token for the user's credential generation; a new
-    login starts a new family."""
+    """A new login: its row, and its first pair for the user's credential generation."""
+    now = utcnow()
+    ends = now + settings.login_lifetime
+    login_id = await logins.start(session, user_id, now, ends)
+    return await issue_pair(session, codec, settings, Issue(user_id, generation, login_id, ends))
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """What a new pair is issued for: a user's credential generation, in one login."""
+
+    user_id: uuid.UUID
+    generation: int
+    login_id: uuid.UUID
+    login_ends: datetime
+
+
+async def issue_pair(
+    session: AsyncSession, codec: TokenCodec, settings: Settings, issue: Issue
+) -> TokenPair:
+    """A new access token and a refresh token of the login, which lives
+    REFRESH_TOKEN_EXPIRE_DAYS but never past the login's end."""
     now = utcnow()
     refresh_token = await tokens.create(
         session,
-        tokens.NewToken(user_id, family_id or uuid.uuid4(), generation),
+        tokens.NewToken(issue.user_id, issue.login_id, issue.generation),
         now,
-        now + settings.refresh_token_ttl,
+        min(now + settings.refresh_token_ttl, issue.login_ends),
     )
     return TokenPair(
-        access_token=codec.encode_access(user_id, generation, now),
+        access_token=codec.encode_access(issue.user_id, issue.generation, now),
         expires_in=int(codec.access_ttl.total_seconds()),
         refresh_token=refresh_token,
     )
-
-
-async def refresh(
-    session: AsyncSession, codec: TokenCodec, settings: Settings, raw_token: str
-) -> TokenPair:
-    """Rotate: the presented token stops working and a new pair is issued in its family."""
-    async with transaction(session):
-        now = utcnow()
-        token = await tokens.find(session, raw_token, for_update=True)
-        if token is None or token.revoked_at is not None:
-            raise Unauthorized(BAD_REFRESH_TOKEN)
-        if token.rotated_at is None:
-            user = await users.get_by_id(session, token.user_id)
-            # The generation, not the user's row lock, decides: a change committed after this
-            # read moves it on, and the pair issued here (carrying the old one) dies with it.
-            if (
-                token.expires_at <= now
-                or user is None
-                or not user.is_active
-                or user.credential_generation != token.credential_generation
-            ):
-                raise Unauthorized(BAD_REFRESH_TOKEN)
-            await tokens.mark_rotated(session, token.id, now)
-            return await _issue_tokens(
-                session, codec, settings, user.id, token.credential_generation, token.family_id
-            )
-        # Someone presents a token that was already exchanged: either the client or a thief
-        # holds a stale copy. We cannot tell which, so that whole login ends.
-        await tokens.revoke_family(session, token.family_id, now)
-    # Only now, with the revocation committed.
-    raise Unauthorized(BAD_REFRESH_TOKEN)
-
-
-async def logout(session: AsyncSession, raw_token: str) -> None:
-    """End the login the token belongs to; unknown or dead tokens are fine (nothing to do)."""
-    token = await tokens.find(session, raw_token)
-    if token is not None:
-        await tokens.revoke_family(session, token.family_id, utcnow())

@@ -1,5 +1,6 @@
 """Refresh-token storage: create, find, revoke. Used by auth (login, rotation, logout) and by
-users (a password change or deactivation ends every login)."""
+users (a password change or deactivation ends every login), always with the token's login
+locked first (app.auth.logins)."""
 
 import uuid
 from datetime import datetime
@@ -20,8 +21,6 @@ _BY_HASH = select(
     RefreshToken.revoked_at,
     RefreshToken.credential_generation,
 ).where(RefreshToken.token_hash == bindparam("token_hash"))
-# Two refreshes racing with one token: the second waits here, then sees it rotated.
-_BY_HASH_FOR_UPDATE = _BY_HASH.with_for_update()
 
 
 class NewToken(NamedTuple):
@@ -48,11 +47,10 @@ async def create(session: AsyncSession, new: NewToken, now: datetime, expires_at
     return raw
 
 
-async def find(session: AsyncSession, raw: str, *, for_update: bool = False) -> Any:
+async def find(session: AsyncSession, raw: str) -> Any:
     """The stored token (id, user_id, family_id, expires_at, rotated_at, revoked_at,
-    credential_generation), or None."""
-    stmt = _BY_HASH_FOR_UPDATE if for_update else _BY_HASH
-    return (await session.execute(stmt, {"token_hash": hash_refresh_token(raw)})).first()
+    credential_generation), or None. Not locked: its login's row is (app.auth.logins)."""
+    return (await session.execute(_BY_HASH, {"token_hash": hash_refresh_token(raw)})).first()
 
 
 async def mark_rotated(session: AsyncSession, token_id: uuid.UUID, now: datetime) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import throttle, tokens
+from app.auth import logins, throttle
 from app.auth.access import ADMITS
 from app.auth.security import PasswordHasher
 from app.config import Settings
@@ -82,4 +82,4 @@ async def change_password(
         )
         if changed.first() is None:
             raise Unauthorized()
-        await tokens.revoke_all(session, user.id, now)
+        await logins.end_all(session, user.id, now)

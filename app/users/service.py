@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import tokens
+from app.auth import logins
 from app.auth.access import ADMITS
 from app.auth.security import PasswordHasher
 from app.config import Settings
@@ -23,6 +23,7 @@ from app.pagination import (
     parse_aware,
     split_page,
 )
+from app.retry import retrying
 from app.users import password
 from app.users.models import USER_COLUMNS, User, UserRecord
 from app.users.schemas import UserAdminUpdate, UserListQuery, UserPage, UserRead, UserUpdateMe
@@ -164,8 +165,17 @@ async def list_page(session: AsyncSession, query: UserListQuery) -> UserPage:
 
 
 async def admin_update(session: AsyncSession, user_id: uuid.UUID, changes: UserAdminUpdate) -> User:
+    return await retrying(lambda: _admin_update(session, user_id, changes))
+
+
+async def _admin_update(
+    session: AsyncSession, user_id: uuid.UUID, changes: UserAdminUpdate
+) -> User:
     async with transaction(session):
-        user = await session.get(User, user_id, with_for_update=True)
+        # FOR NO KEY UPDATE, as a password change's UPDATE takes: FOR UPDATE would also wait
+        # for the user's refreshes' token INSERTs (their foreign key check), while they wait
+        # for this transaction's ending of their logins: a deadlock, answered 503.
+        user = await session.get(User, user_id, with_for_update={"key_share": True})
         if user is None:
             raise NotFound("User not found")
         values = changes.model_dump(exclude_unset=True)
@@ -173,7 +183,7 @@ async def admin_update(session: AsyncSession, user_id: uuid.UUID, changes: UserA
             # Deactivation ends every login for good: a later reactivation does not revive
             # the tokens of before (their generation is gone), nor a login in flight.
             user.credential_generation += 1
-            await tokens.revoke_all(session, user.id, utcnow())
+            await logins.end_all(session, user.id, utcnow())
         for name, value in values.items():
             setattr(user, name, value)
     return user

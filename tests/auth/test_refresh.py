@@ -1,6 +1,7 @@
 """POST /api/v1/auth/refresh and /api/v1/auth/logout: rotation, reuse detection, logout."""
 
 import hashlib
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -83,9 +84,60 @@ def test_refresh_rotates_the_pair_along_a_chain(client: TestClient, user: ApiUse
         seen |= {access, current}
 
 
-def test_a_rotated_token_stops_working(client: TestClient, user: ApiUser) -> None:
+def age_rotation(db_engine: Engine, raw_token: str, by: timedelta) -> None:
+    """As if the token had been exchanged `by` ago."""
+    where = RefreshToken.token_hash == hashlib.sha256(raw_token.encode()).hexdigest()
+    with db_engine.begin() as connection:
+        # Computed here: SQLite has no timestamp arithmetic.
+        rotated_at = connection.scalar(select(RefreshToken.rotated_at).where(where))
+        assert rotated_at is not None
+        connection.execute(update(RefreshToken).where(where).values(rotated_at=rotated_at - by))
+
+
+# Past REFRESH_REUSE_GRACE_SECONDS (30): presenting the token again is reuse.
+PAST_GRACE = timedelta(seconds=31)
+
+
+def test_a_rotated_token_stops_working_after_the_grace_window(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
     assert refresh(client, user.refresh_token).status_code == 200
+    age_rotation(db_engine, user.refresh_token, PAST_GRACE)
     assert_bearer_401(refresh(client, user.refresh_token))
+
+
+def test_a_token_presented_again_within_the_grace_window_gets_a_working_pair(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    first = refresh(client, user.refresh_token)
+    assert first.status_code == 200
+    # 29 seconds later: still within the window (the first use's time counts, not the last).
+    age_rotation(db_engine, user.refresh_token, timedelta(seconds=29))
+    again = refresh(client, user.refresh_token)
+    second = assert_new_pair(again, first.json()["access_token"], first.json()["refresh_token"])
+    pairs = [first.json(), second]
+    assert pairs[0]["refresh_token"] != pairs[1]["refresh_token"]
+    family = family_of(db_engine, user.refresh_token)
+    assert {family_of(db_engine, p["refresh_token"]) for p in pairs} == {family}
+    for pair in pairs:
+        assert client.get(ME, headers=bearer(pair["access_token"])).status_code == 200
+        assert refresh(client, pair["refresh_token"]).status_code == 200
+    # Once the window is over, the same token is reuse, and that ends every branch.
+    age_rotation(db_engine, user.refresh_token, timedelta(seconds=2))
+    assert_bearer_401(refresh(client, user.refresh_token))
+    assert all(revoked_flags(db_engine, family))
+
+
+def test_logout_ends_what_the_grace_window_issued(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    first = refresh(client, user.refresh_token).json()
+    second = refresh(client, user.refresh_token).json()
+    response = client.post(LOGOUT, json={"refresh_token": first["refresh_token"]})
+    assert response.status_code == 204
+    for token in (user.refresh_token, first["refresh_token"], second["refresh_token"]):
+        assert_bearer_401(refresh(client, token))
+    assert all(revoked_flags(db_engine, family_of(db_engine, user.refresh_token)))
 
 
 def test_reuse_revokes_that_login_and_only_that_login(
@@ -96,6 +148,7 @@ def test_reuse_revokes_that_login_and_only_that_login(
     assert first.status_code == 200
     newest = first.json()
     family = family_of(db_engine, user.refresh_token)
+    age_rotation(db_engine, user.refresh_token, PAST_GRACE)
 
     assert_bearer_401(refresh(client, user.refresh_token))  # reuse of a rotated token
 
@@ -114,10 +167,11 @@ def test_reuse_revokes_that_login_and_only_that_login(
 
 
 def test_reuse_of_an_older_token_in_the_chain_revokes_the_newest(
-    client: TestClient, user: ApiUser
+    client: TestClient, user: ApiUser, db_engine: Engine
 ) -> None:
     first = refresh(client, user.refresh_token).json()
     second = refresh(client, first["refresh_token"]).json()
+    age_rotation(db_engine, user.refresh_token, PAST_GRACE)
     assert_bearer_401(refresh(client, user.refresh_token))
     assert_bearer_401(refresh(client, second["refresh_token"]))
     assert_bearer_401(refresh(client, first["refresh_token"]))
@@ -176,20 +230,36 @@ def test_access_token_as_refresh_token_is_401(client: TestClient, user: ApiUser)
     assert refresh(client, user.refresh_token).status_code == 200
 
 
-def test_concurrent_refreshes_with_one_token(client: TestClient, db_engine: Engine) -> None:
+def test_concurrent_refreshes_with_one_token_all_get_working_pairs(
+    client: TestClient, db_engine: Engine
+) -> None:
+    """Two app processes refreshing at once (here: eight) all stay logged in, until the
+    login ends; then none of them is."""
     attempts = 8
     user = make_user(client)
+    barrier = threading.Barrier(attempts)
+
+    def at_once() -> Response:
+        barrier.wait()
+        return refresh(client, user.refresh_token)
+
     with ThreadPoolExecutor(max_workers=attempts) as pool:
-        futures = [pool.submit(refresh, client, user.refresh_token) for _ in range(attempts)]
-        responses = [future.result() for future in futures]
-    statuses = sorted(response.status_code for response in responses)
-    assert statuses.count(200) == 1, statuses
-    assert statuses.count(401) == attempts - 1, statuses
-    winner = next(r for r in responses if r.status_code == 200).json()
-    # The losers presented a rotated token: that revoked the winner's new one too.
-    assert_bearer_401(refresh(client, winner["refresh_token"]))
-    assert_bearer_401(refresh(client, user.refresh_token))
-    assert all(revoked_flags(db_engine, family_of(db_engine, user.refresh_token)))
+        responses = [f.result() for f in [pool.submit(at_once) for _ in range(attempts)]]
+    assert [r.status_code for r in responses] == [200] * attempts, [r.text for r in responses]
+    pairs = [r.json() for r in responses]
+    assert len({p["refresh_token"] for p in pairs}) == attempts
+    family = family_of(db_engine, user.refresh_token)
+    assert {family_of(db_engine, p["refresh_token"]) for p in pairs} == {family}
+    latest = []
+    for pair in pairs:
+        assert client.get(ME, headers=bearer(pair["access_token"])).status_code == 200
+        rotated = refresh(client, pair["refresh_token"])
+        assert rotated.status_code == 200, rotated.text
+        latest.append(rotated.json()["refresh_token"])
+    assert client.post(LOGOUT, json={"refresh_token": latest[0]}).status_code == 204
+    for token in [user.refresh_token, *(p["refresh_token"] for p in pairs), *latest]:
+        assert_bearer_401(refresh(client, token))
+    assert all(revoked_flags(db_engine, family))
 
 
 def test_logout_needs_no_bearer_and_ends_the_refresh_token(
