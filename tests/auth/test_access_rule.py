@@ -26,7 +26,7 @@ from app.auth.schemas import UserRegister
 from app.lists.schemas import ListCreate, ListUpdate, MoveList
 from app.todos.schemas import MoveTodo, TodoCreate, TodoUpdate
 from app.users.models import User
-from app.users.schemas import PasswordChange, UserAdminUpdate, UserUpdateMe
+from app.users.schemas import AccountDeletion, PasswordChange, UserAdminUpdate, UserUpdateMe
 from tests.conftest import PASSWORD, ApiUser, assert_bearer_401, deactivate, login, make_user
 
 NEW_PASSWORD = "new-staple-horse-battery"
@@ -42,6 +42,7 @@ VALID_BODIES: dict[type, Callable[[], dict[str, Any]]] = {
     UserUpdateMe: lambda: {"full_name": "A. Name"},
     UserAdminUpdate: lambda: {"full_name": "A. Name"},
     PasswordChange: lambda: {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+    AccountDeletion: lambda: {"current_password": PASSWORD},
     UserRegister: lambda: {"email": f"{uuid.uuid4().hex}@example.com", "password": PASSWORD},
 }
 
