@@ -8,9 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
+from app.lists import renumber
 from app.todos.models import Todo
 from tests.conftest import ApiUser
-from tests.lists.helpers import create_list, create_todo
+from tests.lists.helpers import create_list, create_todo, insert_todos
 
 
 def inbox_id(client: TestClient, user: ApiUser) -> str:
@@ -274,7 +275,7 @@ def test_a_list_whose_keys_grow_too_long_is_rebalanced_in_order(
     client: TestClient, user: ApiUser, db_engine: Engine
 ) -> None:
     """Moving the last todo to the front again and again halves one gap each time: keys grow
-    until the bound, then the list's keys are rewritten in one statement, order kept."""
+    until the bound, then the todos around that gap are renumbered, order kept."""
     inbox = inbox_id(client, user)
     others = [create_todo(client, user, list_id=create_list(client, user)["id"])]
     expected = [create_todo(client, user, title=f"t{i}")["id"] for i in range(3)]
@@ -297,3 +298,50 @@ def test_a_list_whose_keys_grow_too_long_is_rebalanced_in_order(
     # Another list's todos were not touched.
     other = client.get(f"/api/v1/todos/{others[0]['id']}", headers=user.headers).json()
     assert other == others[0]
+
+
+def _version_total(engine: Engine, list_id: str) -> int:
+    """Every write of a todo adds one to its version: the sum counts rows rewritten."""
+    with engine.connect() as connection:
+        return int(
+            connection.scalar(
+                select(func.sum(Todo.version)).where(Todo.list_id == uuid.UUID(list_id))
+            )
+            or 0
+        )
+
+
+def test_moves_into_one_gap_renumber_only_around_it(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    """Issue 29 HIGH 2, the move attack: two todos moved in turn right after the same one
+    exhaust that gap every ~36-88 moves. Each move rewrites a bounded number of todos (never
+    the whole list, here 400 of them), and the order stays what the moves made it."""
+    inbox = inbox_id(client, user)
+    insert_todos(db_engine, user.id, inbox, 200)
+    anchor, first, second = (create_todo(client, user, title=t)["id"] for t in "XAB")
+    insert_todos(db_engine, user.id, inbox, 200)
+    bound = 2 * renumber.MAX_WINDOW + 1  # the window around the gap, and the moved todo
+    assert bound < 400
+    total = _version_total(db_engine, inbox)
+    rewritten = []
+    for i in range(200):
+        moving = (first, second)[i % 2]
+        response = move(client, user, moving, anchor)
+        assert response.status_code == 200, response.text
+        assert len(response.json()["position"]) <= 32
+        now = _version_total(db_engine, inbox)
+        rewritten.append(now - total)
+        total = now
+    assert max(rewritten) > 1  # the gap did run out, and was repaired
+    assert max(rewritten) <= bound, max(rewritten)
+    ids = in_order(client, user, inbox, limit=100)
+    at = ids.index(anchor)
+    assert ids[at : at + 3] == [anchor, second, first]  # the last move put `second` first
+    assert len(ids) == 403
+    with db_engine.connect() as connection:
+        positions = connection.scalars(
+            select(Todo.position).where(Todo.list_id == uuid.UUID(inbox)).order_by(Todo.position)
+        ).all()
+    assert len(set(positions)) == 403
+    assert max(len(p or "") for p in positions) <= 32
