@@ -1,14 +1,16 @@
 """Todos in lists and in the user's order: list_id, position, move, sort=position."""
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from app.lists import renumber
+from app.lists.models import TodoList
 from app.todos.models import Todo
 from tests.conftest import ApiUser
 from tests.lists.helpers import create_list, create_todo, insert_todos
@@ -345,3 +347,28 @@ def test_moves_into_one_gap_renumber_only_around_it(
         ).all()
     assert len(set(positions)) == 403
     assert max(len(p or "") for p in positions) <= 32
+
+
+def test_a_move_waits_on_the_list_lock_at_most_lock_timeout_then_503(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    """Issue 29 HIGH 2: waiters on a list's lock held connections until the statement timeout.
+    Another transaction holds the list (PostgreSQL: its row; SQLite: the write lock); a move
+    into it gets 503 with Retry-After after LOCK_TIMEOUT_MS (default 1 s), well before the
+    statement timeout (5 s), never a 500, and works again once the lock is gone."""
+    inbox = inbox_id(client, user)
+    first, second = create_todo(client, user), create_todo(client, user)
+    with db_engine.connect() as holder:
+        holder.execute(
+            update(TodoList).where(TodoList.id == uuid.UUID(inbox)).values(name=TodoList.name)
+        )  # the transaction stays open: the list is locked until the block ends
+        started = time.monotonic()
+        response = move(client, user, second["id"], None)
+        waited = time.monotonic() - started
+        holder.rollback()
+    assert response.status_code == 503, response.text
+    assert int(response.headers["retry-after"]) >= 1
+    assert "Internal" not in response.text
+    assert 0.9 < waited < 3.5, waited  # LOCK_TIMEOUT_MS, not DB_STATEMENT_TIMEOUT_MS (5 s)
+    assert move(client, user, second["id"], None).status_code == 200
+    assert in_order(client, user, inbox) == [second["id"], first["id"]]
