@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
     # The longest a request waits for a lock (a list's, a row another request writes): then
     # 503 with Retry-After, so that waiters cannot pile up holding every pooled connection.
-    # SQLite: its busy timeout, the wait for the database's one write lock. 0: no limit.
+    # SQLite: 10x this is its busy timeout (every writer queues for its one write lock).
     lock_timeout_ms: int = Field(default=1000, ge=0)
     # "transaction": DATABASE_URL is a pooler in transaction mode (PgBouncer, CloudNativePG's
     # Pooler), where consecutive transactions may run on different server connections

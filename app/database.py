@@ -91,7 +91,9 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
     """
     url = database_url(settings, asynchronous=True)
     if settings.is_sqlite:
-        busy_ms = settings.lock_timeout_ms or _SQLITE_BUSY_MS
+        # Every SQLite writer queues for the database's one write lock, where PostgreSQL's
+        # waiters are only those of one list: a burst of ordinary writes must not time out.
+        busy_ms = settings.lock_timeout_ms * _SQLITE_QUEUE or _SQLITE_BUSY_MS
         engine = create_async_engine(
             url,
             hide_parameters=True,
@@ -209,6 +211,8 @@ def create_migration_engine(settings: Settings) -> Engine:
 
 # Schema work on SQLite waits this long for the write lock (requests: LOCK_TIMEOUT_MS).
 _SQLITE_BUSY_MS = 30_000
+# Requests on SQLite wait up to this many LOCK_TIMEOUT_MS for the write lock (then 503).
+_SQLITE_QUEUE = 10
 
 
 def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
