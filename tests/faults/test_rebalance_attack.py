@@ -1,33 +1,18 @@
 """Issue 29 HIGH 2 against a real server (gunicorn, PostgreSQL): one account's list moves
 cannot take the service down, and readiness does not queue behind the request pool."""
 
-import statistics
-import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx2 as httpx
 from sqlalchemy import Engine, create_engine, text
 
-from tests.conftest import PASSWORD, TempPostgres
-from tests.runtime.server import Server, app_env, gunicorn
-
-
-def _account(server: Server) -> tuple[str, dict[str, str]]:
-    email = f"attack-{uuid.uuid4().hex[:10]}@example.com"
-    with server.client() as client:
-        registered = client.post(
-            "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
-        )
-        assert registered.status_code == 201, registered.text
-        token = client.post(
-            "/api/v1/auth/token", data={"username": email, "password": PASSWORD}
-        ).json()["access_token"]
-    return registered.json()["id"], {"Authorization": f"Bearer {token}"}
+from app.lists import renumber
+from tests.conftest import TempPostgres
+from tests.faults import move_attack
+from tests.runtime.server import app_env, gunicorn
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float) -> None:
@@ -64,7 +49,7 @@ def test_readiness_answers_while_the_request_pool_is_exhausted(
     )  # fmt: skip
     observer = create_engine(database.url)
     with gunicorn(env, tmp_path, workers=1) as server:
-        _, headers = _account(server)
+        _, headers = move_attack.account(server)
         with server.client() as client:
             todo = client.post("/api/v1/todos", json={"title": "held"}, headers=headers).json()
         with observer.connect() as held, ThreadPoolExecutor(1) as pool:
@@ -105,17 +90,6 @@ ATTACK_SECONDS = 15
 READS = 200  # the other account's reads, idle and under attack
 
 
-def _reader_p99(server: Server, headers: dict[str, str], count: int) -> tuple[float, list[int]]:
-    latencies, statuses = [], []
-    with server.client() as client:
-        for _ in range(count):
-            started = time.monotonic()
-            response = client.get("/api/v1/todos", params={"limit": 20}, headers=headers)
-            latencies.append(time.monotonic() - started)
-            statuses.append(response.status_code)
-    return statistics.quantiles(latencies, n=100)[98], statuses
-
-
 def test_the_move_attack_on_a_10000_todo_list_leaves_other_accounts_served(
     database: TempPostgres, tmp_path: Path
 ) -> None:
@@ -127,112 +101,20 @@ def test_the_move_attack_on_a_10000_todo_list_leaves_other_accounts_served(
     env = app_env(database.url, tmp_path)
     observer = create_engine(database.url)
     with gunicorn(env, tmp_path, workers=2) as server:
-        attacker_id, attacker = _account(server)
-        _, reader = _account(server)
-        with server.client() as client:
-            for i in range(10):
-                client.post("/api/v1/todos", json={"title": f"mine {i}"}, headers=reader)
-            # One gap per attacker (an anchor and two todos it moves in turn right after it),
-            # all in one list: every move contends for the same list's lock.
-            made = [
-                client.post("/api/v1/todos", json={"title": t}, headers=attacker).json()
-                for _ in range(ATTACKERS)
-                for t in ("X", "A", "B")
-            ]
-        triples = [tuple(todo["id"] for todo in made[i : i + 3]) for i in range(0, len(made), 3)]
-        inbox = made[0]["list_id"]
-        _populate(observer, attacker_id, inbox, 10_000 - len(made))
-
-        idle_p99, idle_statuses = _reader_p99(server, reader, READS)
-        assert set(idle_statuses) == {200}
-
-        outcomes: list[tuple[int | str, float]] = []
-        stop = threading.Event()
-
-        def attack(n: int) -> None:
-            anchor, first, second = triples[n]
-            moving = first
-            with httpx.Client(base_url=server.base_url, timeout=30) as client:
-                while not stop.is_set():
-                    started = time.monotonic()
-                    try:
-                        status: int | str = client.post(
-                            f"/api/v1/todos/{moving}/move", json={"after": anchor},
-                            headers=attacker,
-                        ).status_code  # fmt: skip
-                    except httpx.TransportError as exc:
-                        status = type(exc).__name__
-                    outcomes.append((status, time.monotonic() - started))
-                    time.sleep(max(0.0, started + 1 / MOVES_PER_SECOND - time.monotonic()))
-                    moving = second if moving == first else first
-
-        with ThreadPoolExecutor(ATTACKERS) as pool:
-            began = time.monotonic()
-            attacks = [pool.submit(attack, n) for n in range(ATTACKERS)]
-            time.sleep(1)  # the attack under way
-            attack_p99, attack_statuses = _reader_p99(server, reader, READS)
-            time.sleep(max(0.0, began + ATTACK_SECONDS - time.monotonic()))
-            stop.set()
-            for future in attacks:
-                future.result(timeout=60)
-
-        statuses = Counter(status for status, _ in outcomes)
-        slowest = max(seconds for _, seconds in outcomes)
-        with observer.connect() as connection:
-            rewritten = connection.scalar(
-                text("SELECT count(*) FROM todos WHERE list_id = :l AND version > 1"),
-                {"l": uuid.UUID(inbox)},
-            )
-            longest = connection.scalar(
-                text("SELECT max(length(position)) FROM todos WHERE list_id = :l"),
-                {"l": uuid.UUID(inbox)},
-            )
-            busy = connection.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND application_name = 'todo-api' AND state <> 'idle'"
-                )
-            )
-        print(
-            f"\n  move attack: {len(outcomes)} moves {dict(statuses)}, slowest {slowest:.3f} s;"
-            f" todos ever rewritten {rewritten} of 10000, longest key {longest};"
-            f" reader p99 idle {idle_p99 * 1000:.1f} ms, under attack {attack_p99 * 1000:.1f} ms"
-        )
-        assert set(attack_statuses) == {200}
-        assert statuses[200] > ATTACKERS * 90, "the attack never got going: it proves nothing"
-        assert rewritten > 2, "the gap never ran out of keys: the test proves nothing"
-        assert set(statuses) <= {200, 412, 503}, statuses
-        assert slowest < 5, slowest  # under the statement timeout: no whole-list rewrite
-        # Only the todos around the gaps, never the list: the movers and their windows.
-        assert rewritten <= ATTACKERS * (2 * 64 + 3), rewritten
-        assert longest <= 32
-        assert busy == 0  # nothing left running or retrying once the attack stops
-        assert attack_p99 < 3 * idle_p99, (attack_p99, idle_p99)
-        with server.client() as client:
-            page = client.get(
-                "/api/v1/todos", params={"list_id": inbox, "sort": "position", "limit": 100},
-                headers=attacker,
-            ).json()["items"]  # fmt: skip
-        order = [item["id"] for item in page]
-        for anchor, first, second in triples:  # each pair right after its anchor, still
-            at = order.index(anchor)
-            assert set(order[at + 1 : at + 3]) == {first, second}
+        result = move_attack.run(
+            server, observer, todos=10_000, attackers=ATTACKERS,
+            moves_per_second=MOVES_PER_SECOND, seconds=ATTACK_SECONDS, reads=READS,
+        )  # fmt: skip
     observer.dispose()
-
-
-def _populate(engine: Engine, owner_id: str, list_id: str, count: int) -> None:
-    """`count` todos after the list's last, in one INSERT ... SELECT generate_series."""
-    with engine.begin() as connection:
-        last = connection.scalar(
-            text("SELECT max(position) FROM todos WHERE list_id = :l"), {"l": uuid.UUID(list_id)}
-        )
-        start = int(last[:10])
-        connection.execute(
-            text(
-                "INSERT INTO todos (id, owner_id, list_id, position, title, completed, priority,"
-                " created_at, updated_at, version)"
-                " SELECT gen_random_uuid(), :owner, :l, lpad((:start + n)::text, 10, '0'),"
-                " 'bulk ' || n, false, 1, now(), now(), 1 FROM generate_series(1, :count) AS n"
-            ),
-            {"owner": uuid.UUID(owner_id), "l": uuid.UUID(list_id), "start": start, "count": count},
-        )
+    print(f"\n  move attack: {result.summary(10_000)}")
+    assert set(result.reader_statuses) == {200}
+    assert result.moves[200] > ATTACKERS * 90, "the attack never got going: it proves nothing"
+    assert result.rewritten > 2, "no gap ever ran out of keys: the test proves nothing"
+    assert set(result.moves) <= {200, 412, 503}, result.moves
+    assert result.slowest_move_s < 5, result.slowest_move_s  # within the statement timeout
+    # Only the todos around the gaps, never the list: the movers and their windows.
+    assert result.rewritten <= ATTACKERS * (2 * renumber.MAX_WINDOW + 3), result.rewritten
+    assert result.longest_key <= 32
+    assert result.left_running == 0  # nothing left running or retrying after the attack
+    assert result.gaps_in_order
+    assert result.attack_p99_s < 3 * result.idle_p99_s, (result.attack_p99_s, result.idle_p99_s)
