@@ -11,6 +11,7 @@ from sqlalchemy import Engine, func, select, update
 
 from app.lists import renumber
 from app.lists.models import TodoList
+from app.lists.positions import key_between
 from app.todos.models import Todo
 from tests.conftest import ApiUser
 from tests.lists.helpers import create_list, create_todo, insert_todos
@@ -374,3 +375,46 @@ def test_a_move_waits_on_the_list_lock_at_most_lock_timeout_then_503(
     assert 0.9 < waited < 3.5, waited  # LOCK_TIMEOUT_MS, not DB_STATEMENT_TIMEOUT_MS (5 s)
     assert move(client, user, second["id"], None).status_code == 200
     assert in_order(client, user, inbox) == [second["id"], first["id"]]
+
+
+def test_a_renumbering_that_times_out_is_503_once_and_the_next_move_repairs_the_gap(
+    client: TestClient, user: ApiUser, db_engine: Engine, backend: str
+) -> None:
+    """Issue 29 HIGH 2: a rebalance that hit the statement timeout rolled back, and every
+    later move into the gap retried it, each for the full timeout. A renumbering blocked by a
+    row another transaction holds now gives up after LOCK_TIMEOUT_MS, once (503, no retry in
+    the request), and the next move does the same bounded repair again and succeeds."""
+    if backend == "sqlite":
+        pytest.skip("SQLite has no row locks")
+    inbox = inbox_id(client, user)
+    anchor, first, second, _neighbour = (create_todo(client, user)["id"] for _ in range(4))
+
+    def next_key_too_long() -> bool:
+        items = client.get(
+            "/api/v1/todos", params={"list_id": inbox, "sort": "position"}, headers=user.headers
+        ).json()["items"]
+        positions = [item["position"] for item in items]
+        return len(key_between(positions[0], positions[1])) > 32
+
+    moving = first
+    while not next_key_too_long():
+        assert move(client, user, moving, anchor).status_code == 200
+        moving = second if moving == first else first
+    total = _version_total(db_engine, inbox)
+    other = second if moving == first else first  # between the anchor and the neighbour
+    with db_engine.connect() as holder:
+        holder.execute(
+            select(Todo.id).where(Todo.id == uuid.UUID(other)).with_for_update()
+        )  # a todo the repair must rewrite (its key is the long one) is held by someone else
+        started = time.monotonic()
+        refused = move(client, user, moving, anchor)
+        waited = time.monotonic() - started
+        holder.rollback()
+    assert refused.status_code == 503, refused.text
+    assert int(refused.headers["retry-after"]) >= 1
+    assert waited < 3.5, waited  # one lock timeout (1 s), not retries, not the statement timeout
+    assert _version_total(db_engine, inbox) == total  # rolled back: nothing half-written
+    repaired = move(client, user, moving, anchor)
+    assert repaired.status_code == 200, repaired.text
+    assert len(repaired.json()["position"]) <= 32
+    assert in_order(client, user, inbox)[:2] == [anchor, moving]
