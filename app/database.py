@@ -118,7 +118,7 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
         | ({} if pooled else timeouts),
     }
     if pooled:
-        connect_args |= TRANSACTION_POOLER_ARGS
+        connect_args |= _TRANSACTION_POOLER_ARGS
     engine = create_async_engine(
         url,
         isolation_level="AUTOCOMMIT",
@@ -131,7 +131,7 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=settings.db_pool_recycle,
         connect_args=connect_args,
     )
-    event.listen(engine.sync_engine, "checkout", discard_closed)
+    event.listen(engine.sync_engine, "checkout", _discard_closed)
     if pooled and timeouts:
         calls = (f"set_config('{name}', '{value}', true)" for name, value in timeouts.items())
         event.listen(engine.sync_engine, "begin", partial(_set_local, "SELECT " + ", ".join(calls)))
@@ -160,7 +160,7 @@ def _server_timeouts(statement_timeout_ms: int, lock_timeout_ms: int) -> dict[st
 # prepared on some server connection for ever (its docs' warning). The cost: asyncpg still
 # asks the server for the statement's types first, so a statement takes two round trips
 # instead of one (README, "Behind a connection pooler").
-TRANSACTION_POOLER_ARGS: dict[str, Any] = {
+_TRANSACTION_POOLER_ARGS: dict[str, Any] = {
     "statement_cache_size": 0,  # asyncpg's own cache
     "prepared_statement_cache_size": 0,  # SQLAlchemy's asyncpg adapter's cache
     "prepared_statement_name_func": str,  # str() == "": the unnamed statement
@@ -176,7 +176,7 @@ def _set_local(statement: str, connection: Connection) -> None:
     connection.exec_driver_sql(statement)
 
 
-def discard_closed(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+def _discard_closed(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
     # asyncpg reads its sockets all the time, so a connection the server closed (a restart,
     # pg_terminate_backend) is already known to be closed here. Checking that costs nothing;
     # SQLAlchemy's pre-ping would cost up to three round trips (BEGIN, ping, ROLLBACK) on

@@ -9,12 +9,14 @@ import contextlib
 import logging
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
-from app.database import TRANSACTION_POOLER_ARGS, database_url, discard_closed
+
+# The request engine's own connection settings, so that the probe connects as requests do.
+from app.database import _TRANSACTION_POOLER_ARGS, _server_timeouts, database_url
 
 logger = logging.getLogger(__name__)
 _PING = text("SELECT 1")
@@ -40,13 +42,17 @@ def create_probe_engine(settings: Settings) -> AsyncEngine:
             url, poolclass=NullPool, hide_parameters=True, connect_args={"timeout": PROBE_TIMEOUT}
         )
     pooled = settings.db_pooler == "transaction"
+    # The startup parameters the request engine's connections send: a database (or pooler)
+    # that refuses them, and so every request, fails the probe too.
+    timeouts = _server_timeouts(settings.db_statement_timeout_ms, settings.lock_timeout_ms)
     connect_args: dict[str, Any] = {
         "timeout": PROBE_TIMEOUT,
         "command_timeout": PROBE_TIMEOUT,
-        "server_settings": {"application_name": f"{settings.project_name}-probe"},
+        "server_settings": {"application_name": f"{settings.project_name}-probe"}
+        | ({} if pooled else timeouts),
     }
     if pooled:
-        connect_args |= TRANSACTION_POOLER_ARGS
+        connect_args |= _TRANSACTION_POOLER_ARGS
     engine = create_async_engine(
         url,
         isolation_level="AUTOCOMMIT",
@@ -55,9 +61,11 @@ def create_probe_engine(settings: Settings) -> AsyncEngine:
         max_overflow=0,
         pool_timeout=PROBE_TIMEOUT,
         pool_recycle=settings.db_pool_recycle,
+        # A probe is rare: a ping on checkout costs little, and a connection the server
+        # closed (a restart) is replaced before it could answer "not ready" by mistake.
+        pool_pre_ping=True,
         connect_args=connect_args,
     )
-    event.listen(engine.sync_engine, "checkout", discard_closed)
     return engine
 
 
