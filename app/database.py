@@ -209,7 +209,7 @@ def create_migration_engine(settings: Settings) -> Engine:
     )
 
 
-# Schema work on SQLite waits this long for the write lock (requests: LOCK_TIMEOUT_MS).
+# Schema work on SQLite waits this long for the write lock (requests: 10 x LOCK_TIMEOUT_MS).
 _SQLITE_BUSY_MS = 30_000
 # Requests on SQLite wait up to this many LOCK_TIMEOUT_MS for the write lock (then 503).
 _SQLITE_QUEUE = 10
