@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     db_connect_timeout: int = Field(default=3, ge=1)
     # One bad query cannot hold a worker forever; 0 disables (migrations never have one).
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    # The longest a request waits for a lock (a list's, a row another request writes): then
+    # 503 with Retry-After, so that waiters cannot pile up holding every pooled connection.
+    # SQLite: 10x this is its busy timeout (every writer queues for its one write lock).
+    lock_timeout_ms: int = Field(default=1000, ge=0)
     # "transaction": DATABASE_URL is a pooler in transaction mode (PgBouncer, CloudNativePG's
     # Pooler), where consecutive transactions may run on different server connections
     # (app.database.create_db_engine says what changes, and what it costs).
@@ -115,6 +119,9 @@ class Settings(BaseSettings):
     # The sign-up, login, refresh and logout routes need no account, and their bodies are a
     # few hundred bytes: a smaller limit caps what an anonymous request can make us parse.
     auth_max_body_bytes: int = Field(default=16 * 1024, ge=1)
+    # Account quotas (API.md, v1.2): bounded rows, and so bounded work, for any one account.
+    max_todos_per_user: int = Field(default=10_000, ge=1)
+    max_lists_per_user: int = Field(default=200, ge=1)
     # Serve /metrics from gunicorn's master on this port (not published with the API), and
     # answer 404 for it on the API port. Unset: /metrics on the API port.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)

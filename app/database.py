@@ -91,18 +91,21 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
     """
     url = database_url(settings, asynchronous=True)
     if settings.is_sqlite:
+        # Every SQLite writer queues for the database's one write lock, where PostgreSQL's
+        # waiters are only those of one list: a burst of ordinary writes must not time out.
+        busy_ms = settings.lock_timeout_ms * _SQLITE_QUEUE or _SQLITE_BUSY_MS
         engine = create_async_engine(
             url,
             hide_parameters=True,
-            connect_args={"timeout": 30},
+            connect_args={"timeout": busy_ms / 1000},
             # SQLite's connections are in the driver's autocommit mode already (_on_connect);
             # this option only tells _on_begin to emit no BEGIN.
             execution_options={AUTOCOMMIT: True},
         )
-        _configure_sqlite(engine.sync_engine)
+        _configure_sqlite(engine.sync_engine, busy_ms)
         return engine
     timeout = settings.db_statement_timeout_ms
-    timeouts = _server_timeouts(timeout)
+    timeouts = _server_timeouts(timeout, settings.lock_timeout_ms)
     pooled = settings.db_pooler == "transaction"
     connect_args: dict[str, Any] = {
         "timeout": settings.db_connect_timeout,
@@ -136,14 +139,17 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
-def _server_timeouts(statement_timeout_ms: int) -> dict[str, str]:
-    if not statement_timeout_ms:
-        return {}
-    idle = max(statement_timeout_ms * 2, 10_000)
-    return {
-        "statement_timeout": str(statement_timeout_ms),
-        "idle_in_transaction_session_timeout": str(idle),
-    }
+def _server_timeouts(statement_timeout_ms: int, lock_timeout_ms: int) -> dict[str, str]:
+    timeouts = {}
+    if statement_timeout_ms:
+        idle = max(statement_timeout_ms * 2, 10_000)
+        timeouts["statement_timeout"] = str(statement_timeout_ms)
+        timeouts["idle_in_transaction_session_timeout"] = str(idle)
+    if lock_timeout_ms:
+        # A list's lock, a row another request writes: a waiter gives up (SQLSTATE 55P03,
+        # answered 503) instead of holding its connection while the queue grows.
+        timeouts["lock_timeout"] = str(lock_timeout_ms)
+    return timeouts
 
 
 # DB_POOLER=transaction: behind PgBouncer (or any pooler) in transaction mode, each exchange
@@ -177,9 +183,12 @@ def create_migration_engine(settings: Settings) -> Engine:
     url = database_url(settings, asynchronous=False)
     if settings.is_sqlite:
         engine = create_engine(
-            url, poolclass=NullPool, hide_parameters=True, connect_args={"timeout": 30}
+            url,
+            poolclass=NullPool,
+            hide_parameters=True,
+            connect_args={"timeout": _SQLITE_BUSY_MS / 1000},
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, _SQLITE_BUSY_MS)
         return engine
     return create_engine(
         url,
@@ -192,7 +201,13 @@ def create_migration_engine(settings: Settings) -> Engine:
     )
 
 
-def _configure_sqlite(engine: Engine) -> None:
+# Schema work on SQLite waits this long for the write lock (requests: 10 x LOCK_TIMEOUT_MS).
+_SQLITE_BUSY_MS = 30_000
+# Requests on SQLite wait up to this many LOCK_TIMEOUT_MS for the write lock (then 503).
+_SQLITE_QUEUE = 10
+
+
+def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
     # aiosqlite logs every call with its arguments at DEBUG: password and token hashes.
     # Whatever LOG_LEVEL says, that logger never passes them on.
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
@@ -207,7 +222,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         for pragma in ("foreign_keys=ON", "journal_mode=WAL", "synchronous=NORMAL"):
             cursor.execute(f"PRAGMA {pragma}")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -196,13 +196,17 @@ async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
 # transaction rollbacks such as deadlocks (40), insufficient resources such as too many
 # connections (53), operator intervention such as a statement timeout or a shutdown (57).
 _TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
+# And a lock not granted within LOCK_TIMEOUT_MS (lock_not_available): busy, not broken.
+_TRANSIENT_SQLSTATES = frozenset({"55P03"})
 
 
 def _is_transient(exc: DBAPIError) -> bool:
     if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
         return True
-    code = getattr(exc.orig, "pgcode", None)
-    return isinstance(code, str) and code[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
+    return isinstance(code, str) and (
+        code[:2] in _TRANSIENT_SQLSTATE_CLASSES or code in _TRANSIENT_SQLSTATES
+    )
 
 
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:

@@ -36,6 +36,7 @@ from app.database import (
     transaction,
 )
 from app.errors import register_error_handlers
+from app.health.probe import ReadinessProbe, create_probe_engine
 from app.health.router import router as health_router
 from app.lists.router import router as lists_router
 from app.logs import configure_logging
@@ -131,6 +132,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.started_at = time.monotonic()
     engine = app.state.engine = create_db_engine(settings)
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.probe = ReadinessProbe(create_probe_engine(settings))
     # Building these costs a bcrypt hash (the dummy one) and may create the dev key file.
     app.state.hasher = await run_in_threadpool(
         PasswordHasher, settings.bcrypt_rounds, settings.hash_queue_limit
@@ -153,6 +155,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await purge
     finally:
         await engine.dispose()
+        await app.state.probe.close()
         app.state.hasher.close()
 
 

@@ -10,9 +10,10 @@ from app.changes.models import Change, ChangeClock
 from app.database import Base
 from app.lists.models import TodoList
 from app.todos.models import IdempotencyKey, Todo
-from app.users.models import User
+from app.users.models import AccountUsage, User
 
 __all__ = [
+    "AccountUsage",
     "Base",
     "Change",
     "ChangeClock",

@@ -1,13 +1,10 @@
-import contextlib
 import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.database import SessionDep
+from app.health.probe import ReadinessProbe
 
 router = APIRouter(tags=["meta"])
 
@@ -31,26 +28,15 @@ async def health(request: Request) -> Health:
     return Health(status="healthy", version=state.settings.version, uptime_seconds=uptime)
 
 
-_PING = text("SELECT 1")
-
-
-async def _ping(session: AsyncSession) -> bool:
-    try:
-        await session.execute(_PING)
-    except Exception:  # any failure to reach the database means "not ready"
-        with contextlib.suppress(Exception):
-            await session.rollback()  # so that the dependency's commit has nothing to do
-        return False
-    return True
-
-
 @router.get(
     "/health/ready",
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "The database is unreachable"}},
 )
-async def ready(session: SessionDep) -> JSONResponse:
-    """Readiness: the database answers."""
-    if await _ping(session):
+async def ready(request: Request) -> JSONResponse:
+    """Readiness: the database answers, on the probe's own connection (never the request
+    pool's: a pool held by slow requests is no reason to take the pod out of service)."""
+    probe: ReadinessProbe = request.app.state.probe
+    if await probe.ready():
         return JSONResponse({"status": "ready", "database": "ok"})
     return JSONResponse({"status": "unavailable", "database": "error"}, status_code=503)

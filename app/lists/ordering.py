@@ -20,7 +20,8 @@ from sqlalchemy.sql.dml import Update
 
 from app.database import transaction, utcnow
 from app.errors import Conflict, InvalidInput
-from app.lists.positions import MAX_KEY_LENGTH, key_between, padded, whole_part
+from app.lists import renumber
+from app.lists.positions import MAX_KEY_LENGTH, key_between
 
 T = TypeVar("T")
 # A placement collides only with appends that ran while it held its lock; each retry runs
@@ -63,25 +64,48 @@ class OrderedScope:
         )
 
     @cached_property
-    def rebalance(self) -> Update:
-        """Every key of the scope becomes an integer above all its current keys, in the same
-        order: one statement, and no new key can equal a key not yet rewritten."""
+    def at_or_below(self) -> Select[tuple[Any, str]]:
+        """The items at or before `before`, nearest first: one side of a gap's window."""
         t = self.table
-        scope = self._scope == bindparam("scope")
-        top = select(func.max(whole_part(t.c.position))).where(scope).scalar_subquery()
-        ranked = (
-            select(
-                t.c.id, (func.row_number().over(order_by=(t.c.position, t.c.id)) + top).label("n")
+        return (
+            select(t.c.id, t.c.position)
+            .where(
+                self._scope == bindparam("scope"),
+                t.c.position <= bindparam("before"),
+                t.c.id != bindparam("moving"),
             )
-            .where(scope)
-            .subquery()
+            .order_by(t.c.position.desc())
+            .limit(renumber.MAX_WINDOW + 1)
         )
+
+    @cached_property
+    def at_or_above(self) -> Select[tuple[Any, str]]:
+        """The items at or after `following`, nearest first: the gap's other side."""
+        t = self.table
+        return (
+            select(t.c.id, t.c.position)
+            .where(
+                self._scope == bindparam("scope"),
+                t.c.position >= bindparam("following"),
+                t.c.id != bindparam("moving"),
+            )
+            .order_by(t.c.position)
+            .limit(renumber.MAX_WINDOW + 1)
+        )
+
+    @cached_property
+    def position_of(self) -> Select[str]:
+        t = self.table
+        return select(t.c.position).where(t.c.id == bindparam("moving"))
+
+    @cached_property
+    def renumber(self) -> Update:
+        """One item's new key (executemany: a window's, in renumber's safe order)."""
+        t = self.table
         return (
             update(t)
-            .where(t.c.id == ranked.c.id)
-            .values(
-                position=padded(ranked.c.n), version=t.c.version + 1, updated_at=bindparam("now")
-            )
+            .where(t.c.id == bindparam("item"))
+            .values(position=bindparam("key"), version=t.c.version + 1, updated_at=bindparam("now"))
         )
 
 
@@ -93,22 +117,48 @@ async def key_for_move(
     after: uuid.UUID | None,
 ) -> str:
     """The key that puts `moving` right after `after` (None: first) in the locked scope.
-    Keys that would grow past MAX_KEY_LENGTH rebalance the scope first."""
-    for _ in range(2):
-        key = await _key_between_neighbours(session, order, scope, moving, after)
-        if len(key) <= MAX_KEY_LENGTH:
-            return key
-        await session.execute(order.rebalance, {"scope": scope, "now": utcnow()})
-    raise RuntimeError("a rebalanced scope still has no room")  # integers always have room
+    A gap with no key of at most MAX_KEY_LENGTH left is renumbered around (app.lists.renumber):
+    bounded work, whatever the list's size."""
+    before, following = await _neighbours(session, order, scope, moving, after)
+    key = key_between(before, following)
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    if following is None:  # the end of a list: the next integer, always short
+        raise RuntimeError("a key after the last item cannot be too long")
+    return await _renumber_around(session, order, scope, moving, before, following)
 
 
-async def _key_between_neighbours(
+async def _renumber_around(
+    session: AsyncSession,
+    order: OrderedScope,
+    scope: Any,
+    moving: uuid.UUID,
+    before: str | None,
+    following: str,
+) -> str:
+    params = {"scope": scope, "moving": moving, "before": before, "following": following}
+    below: list[Any] = []
+    if before is not None:
+        below = list((await session.execute(order.at_or_below, params)).all())
+    above = list((await session.execute(order.at_or_above, params)).all())
+    moving_key = (await session.execute(order.position_of, params)).scalar()
+    slot, rewrites = renumber.plan(
+        [(row.id, row.position) for row in below],
+        [(row.id, row.position) for row in above],
+        moving_key,
+    )
+    if rewrites:
+        await session.execute(order.renumber, renumber.rewrite_params(rewrites, utcnow()))
+    return slot
+
+
+async def _neighbours(
     session: AsyncSession,
     order: OrderedScope,
     scope: Any,
     moving: uuid.UUID,
     after: uuid.UUID | None,
-) -> str:
+) -> tuple[str | None, str | None]:
     before: str | None = None
     if after is None:
         following = (
@@ -124,7 +174,7 @@ async def _key_between_neighbours(
             raise InvalidInput(("body", "after"), "`after` must be an item of the same list")
         params = {"scope": scope, "before": before, "moving": moving}
         following = (await session.execute(order.first_beyond, params)).scalar()
-    return key_between(before, following)
+    return before, following
 
 
 async def place(

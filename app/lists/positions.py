@@ -7,8 +7,8 @@ trailing zeros makes every number one key. Placing an item between two neighbour
 short number strictly between theirs, so no neighbour is ever renumbered; appending takes the
 next integer after the last key, which SQL can compute inside the INSERT itself
 (next_position). A run of inserts into one gap lengthens keys by about a digit every three
-inserts; once a key would exceed MAX_KEY_LENGTH the list is rebalanced (see rebalance_*),
-in one statement, to plain integers above every key it had.
+inserts; once a key would exceed MAX_KEY_LENGTH the few items around that gap are
+renumbered (app.lists.renumber), never the whole list.
 """
 
 from decimal import ROUND_HALF_UP, Decimal

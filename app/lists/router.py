@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from app import routing  # noqa: F401 - registers the item_id path convertor
-from app.auth.dependencies import Claims
+from app.auth.dependencies import Claims, SettingsDep
 from app.database import SessionDep
 from app.errors import error_responses
 from app.lists import service
@@ -33,14 +33,18 @@ def _with_etag(response: Response, todo_list: VersionedList) -> ListRead:
     status_code=status.HTTP_201_CREATED,
     responses={
         201: {"description": "Created", "headers": {"Location": _LOCATION, **ETAG}},
-        **error_responses(413),
+        **error_responses(403, 413),
     },
 )
 async def create_list(
-    data: ListCreate, claims: Claims, session: SessionDep, response: Response
+    data: ListCreate,
+    claims: Claims,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> ListRead:
-    """Create a list, at the end of the user's lists."""
-    created = await service.create(session, claims, data)
+    """Create a list, at the end of the user's lists (403 past MAX_LISTS_PER_USER)."""
+    created = await service.create(session, claims, data, settings.max_lists_per_user)
     response.headers["Location"] = f"/api/v1/lists/{created.body.id}"
     return _with_etag(response, created)
 

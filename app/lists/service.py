@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningDelete, ReturningUpdate
 
+from app import quotas
 from app.auth import access
 from app.auth.security import AccessClaims
 from app.database import utcnow
@@ -122,7 +123,7 @@ def _insert_statement() -> Any:
         bindparam("now", type_=TodoList.created_at.type),
         bindparam("now", type_=TodoList.updated_at.type),
         literal(1),
-    ).where(access.ADMITTED)
+    ).where(access.ADMITTED, quotas.below_quota(quotas.LISTS))
     columns = [
         "id",
         "owner_id",
@@ -142,9 +143,13 @@ _INSERT = _insert_statement()
 _LOCK_ORDER = select(User.id).where(access.ADMITS).with_for_update(key_share=True)
 
 
-async def create(session: AsyncSession, claims: AccessClaims, data: ListCreate) -> VersionedList:
+async def create(
+    session: AsyncSession, claims: AccessClaims, data: ListCreate, quota: int
+) -> VersionedList:
+    """At the end of the user's lists; 403 once the account holds `quota` (app.quotas)."""
     params = {
         **access.params(claims),
+        **quotas.params(quota),
         "new_id": uuid.uuid4(),
         "new_name": data.name,
         "now": utcnow(),
@@ -153,7 +158,9 @@ async def create(session: AsyncSession, claims: AccessClaims, data: ListCreate) 
     async def insert_at_end() -> VersionedList:
         row = (await session.execute(_INSERT, params)).first()
         if row is None:
-            raise Unauthorized()
+            await access.authorize(session, claims)
+            await quotas.check(session, claims.user_id, quotas.LISTS, quota)
+            raise Unauthorized()  # unreachable unless the user changed in between
         return _versioned(row)
 
     async def locked() -> VersionedList:

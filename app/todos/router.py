@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from app import routing  # noqa: F401 - registers the item_id path convertor
-from app.auth.dependencies import Claims
+from app.auth.dependencies import Claims, SettingsDep
 from app.database import SessionDep
 from app.errors import error_responses
 from app.openapi import ETAG
@@ -70,20 +70,22 @@ def _with_etag(response: Response, todo: VersionedTodo) -> TodoRead:
             },
         },
         422: _IDEMPOTENCY_CONFLICT,
-        **error_responses(413),
+        **error_responses(403, 413),
     },
 )
 async def create_todo(
     data: TodoCreate,
     claims: Claims,
     session: SessionDep,
+    settings: SettingsDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    """Create a todo."""
+    """Create a todo (403 once the account holds MAX_TODOS_PER_USER)."""
+    quota = settings.max_todos_per_user
     if idempotency_key is None:
-        created = await service.create(session, claims, data)
+        created = await service.create(session, claims, data, quota)
     else:
-        created = await service.create_idempotent(session, claims, data, idempotency_key)
+        created = await service.create_idempotent(session, claims, data, idempotency_key, quota)
     headers = {"Location": f"/api/v1/todos/{created.todo_id}", "ETag": created.etag}
     return Response(created.body, status.HTTP_201_CREATED, headers, "application/json")
 

@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningDelete, ReturningInsert, ReturningUpdate
 
+from app import quotas
 from app.auth import access
 from app.auth.security import AccessClaims
 from app.database import transaction, utcnow
@@ -159,12 +160,15 @@ async def _refusal(
     return NotFound(NOT_FOUND_MESSAGE)
 
 
-async def create(session: AsyncSession, claims: AccessClaims, data: TodoCreate) -> CreatedTodo:
-    return _created(await _insert(session, claims, data))
+async def create(
+    session: AsyncSession, claims: AccessClaims, data: TodoCreate, quota: int
+) -> CreatedTodo:
+    """At the end of the list; 403 once the account holds `quota` todos (app.quotas)."""
+    return _created(await _insert(session, claims, data, quota))
 
 
 async def create_idempotent(
-    session: AsyncSession, claims: AccessClaims, data: TodoCreate, key: str
+    session: AsyncSession, claims: AccessClaims, data: TodoCreate, key: str, quota: int
 ) -> CreatedTodo:
     """Create once per (user, key); a retry with the same body gets the first response back."""
     owner_id = claims.user_id
@@ -176,7 +180,7 @@ async def create_idempotent(
             await session.execute(_forget(owner_id, key))
             record = None
         if record is None:
-            todo = await _insert(session, claims, data, nested=True)
+            todo = await _insert(session, claims, data, quota, nested=True)
             created = _created(todo)
             record = await _remember(session, owner_id, key, request_hash, created)
             if record is None:
@@ -206,6 +210,9 @@ _TARGET = {
 }
 
 
+_BELOW_QUOTA = quotas.below_quota(quotas.TODOS)
+
+
 @lru_cache(maxsize=2)
 def _insert_statement(default_list: bool) -> ReturningInsert[*tuple[Any, ...]]:
     # INSERT ... SELECT <the values>, <the list>, <its end> FROM lists WHERE <the user's list,
@@ -217,7 +224,7 @@ def _insert_statement(default_list: bool) -> ReturningInsert[*tuple[Any, ...]]:
     values = [bindparam(f"new_{name}", type_=_TABLE.c[name].type) for name in _INSERTED]
     user = bindparam("user_id", type_=_C.owner_id.type)
     rows = select(*values, user, TodoList.id, next_position(_LIST_END.scalar_subquery())).where(
-        TodoList.owner_id == user, _TARGET[default_list], access.ADMITTED
+        TodoList.owner_id == user, _TARGET[default_list], access.ADMITTED, _BELOW_QUOTA
     )
     columns = [*_INSERTED, "owner_id", "list_id", "position"]
     return insert(_TABLE).from_select(columns, rows).returning(*READ_COLUMNS)
@@ -232,7 +239,12 @@ _LOCK_LIST = {
 
 
 async def _insert(
-    session: AsyncSession, claims: AccessClaims, data: TodoCreate, *, nested: bool = False
+    session: AsyncSession,
+    claims: AccessClaims,
+    data: TodoCreate,
+    quota: int,
+    *,
+    nested: bool = False,
 ) -> VersionedTodo:
     now = utcnow()
     fields = data.model_dump(exclude={"list_id"})
@@ -245,12 +257,14 @@ async def _insert(
         **_column_values(fields),
     }
     params = {f"new_{name}": value for name, value in values.items()}
-    params.update(access.params(claims), list_id=data.list_id)
+    params.update(access.params(claims), list_id=data.list_id, **quotas.params(quota))
     default_list = data.list_id is None
 
     async def append() -> VersionedTodo:
         row = (await session.execute(_insert_statement(default_list), params)).first()
         if row is None:
+            await access.authorize(session, claims)
+            await quotas.check(session, claims.user_id, quotas.TODOS, quota)
             raise await _no_such_list(session, claims)
         return _versioned(row)
 
@@ -260,18 +274,27 @@ async def _insert(
         return await append()
 
     if nested:  # in the caller's transaction
-        return await _in_savepoints(session, append)
+        return await _in_savepoints(session, append, append_locked)
     return await place(session, append, append_locked)
 
 
-async def _in_savepoints(session: AsyncSession, append: Callable[[], Awaitable[T]]) -> T:
-    """An append inside a caller's transaction: a collision undoes only its savepoint."""
+async def _in_savepoints(
+    session: AsyncSession,
+    append: Callable[[], Awaitable[T]],
+    append_locked: Callable[[], Awaitable[T]],
+) -> T:
+    """An append inside a caller's transaction: a collision undoes only its savepoint, and
+    the next attempts take the list's lock first (as ordering.place does). Without that
+    fallback, contended keyed creates collided with each other until their retries ran out
+    (issue 29: 13 of 300 got 409); under the lock they queue, and only an unlocked append
+    that lands in between (and then itself retries under the lock) can collide again."""
+    attempt = append
     for _ in range(PLACEMENT_ATTEMPTS):
         try:
             async with session.begin_nested():
-                return await append()
+                return await attempt()
         except IntegrityError:
-            continue
+            attempt = append_locked
     raise Conflict("The list is busy; try again")
 
 

@@ -2,7 +2,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String, Uuid, text
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Base, UTCDateTime, utcnow
@@ -54,3 +54,18 @@ USER_COLUMNS = (
     User.password_changed_at,
     User.credential_generation,
 )
+
+
+class AccountUsage(Base):
+    """How many todos and lists an account holds, for the quotas (MAX_TODOS_PER_USER,
+    MAX_LISTS_PER_USER). Kept by triggers on todos and lists (the quotas migration), so every
+    insert and delete counts, whichever release or cascade made it. A create locks its
+    account's row while it checks the count, so concurrent creates cannot overshoot."""
+
+    __tablename__ = "account_usage"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    todos: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    lists: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

@@ -590,7 +590,12 @@ def test_huge_headers_are_refused_and_the_service_keeps_serving(
 
 
 def test_an_exhausted_pool_answers_503_and_recovers(database: TempPostgres, tmp_path: Path) -> None:
-    env = _env(database, tmp_path, DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0", DB_POOL_TIMEOUT="1")
+    # No lock timeout: the pool is exhausted by a write waiting on a row lock longer than the
+    # pool timeout, which LOCK_TIMEOUT_MS (1 s) would otherwise cut short.
+    env = _env(
+        database, tmp_path,
+        DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0", DB_POOL_TIMEOUT="1", LOCK_TIMEOUT_MS="0",
+    )  # fmt: skip
     with gunicorn(env, tmp_path, workers=1) as server:
         account = _sign_up(server)
         with httpx.Client(base_url=server.base_url, headers=account.headers, timeout=10) as client:

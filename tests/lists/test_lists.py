@@ -206,7 +206,7 @@ def test_move_after_a_missing_or_foreign_list_or_itself_is_422(
 
 def test_keys_stay_short_the_list_is_rebalanced_in_order(client: TestClient, user: ApiUser) -> None:
     """Always moving the last list to the front halves one gap again and again: keys grow
-    until the bound, when the user's lists are renumbered in one statement."""
+    until the bound, when the lists around that gap are renumbered."""
     for i in range(3):
         create_list(client, user, f"l{i}")
     expected = [item["id"] for item in lists_of(client, user)]

@@ -97,9 +97,10 @@ def _load(server: Server, threads: int = 8, each: int = 40) -> list[int]:
 def test_without_the_setting_prepared_statements_break(
     bouncer: PgBouncer, migrated: str, tmp_path: Path
 ) -> None:
-    # The statement timeout off: with it, every connection is refused at once
+    # The statement and lock timeouts off: with them, every connection is refused at once
     # ("unsupported startup parameter: statement_timeout"), which hides the deeper problem.
-    with _serve(bouncer, migrated, tmp_path, ready=False, DB_STATEMENT_TIMEOUT_MS="0") as server:
+    off = {"DB_STATEMENT_TIMEOUT_MS": "0", "LOCK_TIMEOUT_MS": "0"}
+    with _serve(bouncer, migrated, tmp_path, ready=False, **off) as server:
         statuses = _load(server)
         log = server.log()
     failed = [status for status in statuses if status not in (200, 401)]

@@ -1,16 +1,20 @@
 """Todos in lists and in the user's order: list_id, position, move, sort=position."""
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
+from app.lists import renumber
+from app.lists.models import TodoList
+from app.lists.positions import key_between
 from app.todos.models import Todo
 from tests.conftest import ApiUser
-from tests.lists.helpers import create_list, create_todo
+from tests.lists.helpers import create_list, create_todo, insert_todos
 
 
 def inbox_id(client: TestClient, user: ApiUser) -> str:
@@ -274,7 +278,7 @@ def test_a_list_whose_keys_grow_too_long_is_rebalanced_in_order(
     client: TestClient, user: ApiUser, db_engine: Engine
 ) -> None:
     """Moving the last todo to the front again and again halves one gap each time: keys grow
-    until the bound, then the list's keys are rewritten in one statement, order kept."""
+    until the bound, then the todos around that gap are renumbered, order kept."""
     inbox = inbox_id(client, user)
     others = [create_todo(client, user, list_id=create_list(client, user)["id"])]
     expected = [create_todo(client, user, title=f"t{i}")["id"] for i in range(3)]
@@ -297,3 +301,120 @@ def test_a_list_whose_keys_grow_too_long_is_rebalanced_in_order(
     # Another list's todos were not touched.
     other = client.get(f"/api/v1/todos/{others[0]['id']}", headers=user.headers).json()
     assert other == others[0]
+
+
+def _version_total(engine: Engine, list_id: str) -> int:
+    """Every write of a todo adds one to its version: the sum counts rows rewritten."""
+    with engine.connect() as connection:
+        return int(
+            connection.scalar(
+                select(func.sum(Todo.version)).where(Todo.list_id == uuid.UUID(list_id))
+            )
+            or 0
+        )
+
+
+def test_moves_into_one_gap_renumber_only_around_it(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    """Issue 29 HIGH 2, the move attack: two todos moved in turn right after the same one
+    exhaust that gap every ~36-88 moves. Each move rewrites a bounded number of todos (never
+    the whole list, here 400 of them), and the order stays what the moves made it."""
+    inbox = inbox_id(client, user)
+    insert_todos(db_engine, user.id, inbox, 200)
+    anchor, first, second = (create_todo(client, user, title=t)["id"] for t in "XAB")
+    insert_todos(db_engine, user.id, inbox, 200)
+    bound = 2 * renumber.MAX_WINDOW + 1  # the window around the gap, and the moved todo
+    assert bound < 400
+    total = _version_total(db_engine, inbox)
+    rewritten = []
+    for i in range(200):
+        moving = (first, second)[i % 2]
+        response = move(client, user, moving, anchor)
+        assert response.status_code == 200, response.text
+        assert len(response.json()["position"]) <= 32
+        now = _version_total(db_engine, inbox)
+        rewritten.append(now - total)
+        total = now
+    assert max(rewritten) > 1  # the gap did run out, and was repaired
+    assert max(rewritten) <= bound, max(rewritten)
+    ids = in_order(client, user, inbox, limit=100)
+    at = ids.index(anchor)
+    assert ids[at : at + 3] == [anchor, second, first]  # the last move put `second` first
+    assert len(ids) == 403
+    with db_engine.connect() as connection:
+        positions = connection.scalars(
+            select(Todo.position).where(Todo.list_id == uuid.UUID(inbox)).order_by(Todo.position)
+        ).all()
+    assert len(set(positions)) == 403
+    assert max(len(p or "") for p in positions) <= 32
+
+
+def test_a_move_waits_on_the_list_lock_at_most_lock_timeout_then_503(
+    client: TestClient, user: ApiUser, db_engine: Engine, backend: str
+) -> None:
+    """Issue 29 HIGH 2: waiters on a list's lock held connections until the statement timeout.
+    Another transaction holds the list's row; a move into it gets 503 with Retry-After after
+    LOCK_TIMEOUT_MS (default 1 s), well before the statement timeout (5 s), never a 500, and
+    works again once the lock is gone. (SQLite: tests/todos/test_sqlite_busy.py.)"""
+    if backend == "sqlite":
+        pytest.skip("SQLite has no row locks: its write lock is test_sqlite_busy's")
+    inbox = inbox_id(client, user)
+    first, second = create_todo(client, user), create_todo(client, user)
+    with db_engine.connect() as holder:
+        holder.execute(
+            update(TodoList).where(TodoList.id == uuid.UUID(inbox)).values(name=TodoList.name)
+        )  # the transaction stays open: the list is locked until the block ends
+        started = time.monotonic()
+        response = move(client, user, second["id"], None)
+        waited = time.monotonic() - started
+        holder.rollback()
+    assert response.status_code == 503, response.text
+    assert int(response.headers["retry-after"]) >= 1
+    assert "Internal" not in response.text
+    assert 0.9 < waited < 3.5, waited  # LOCK_TIMEOUT_MS, not DB_STATEMENT_TIMEOUT_MS (5 s)
+    assert move(client, user, second["id"], None).status_code == 200
+    assert in_order(client, user, inbox) == [second["id"], first["id"]]
+
+
+def test_a_renumbering_that_times_out_is_503_once_and_the_next_move_repairs_the_gap(
+    client: TestClient, user: ApiUser, db_engine: Engine, backend: str
+) -> None:
+    """Issue 29 HIGH 2: a rebalance that hit the statement timeout rolled back, and every
+    later move into the gap retried it, each for the full timeout. A renumbering blocked by a
+    row another transaction holds now gives up after LOCK_TIMEOUT_MS, once (503, no retry in
+    the request), and the next move does the same bounded repair again and succeeds."""
+    if backend == "sqlite":
+        pytest.skip("SQLite has no row locks")
+    inbox = inbox_id(client, user)
+    anchor, first, second, _neighbour = (create_todo(client, user)["id"] for _ in range(4))
+
+    def next_key_too_long() -> bool:
+        items = client.get(
+            "/api/v1/todos", params={"list_id": inbox, "sort": "position"}, headers=user.headers
+        ).json()["items"]
+        positions = [item["position"] for item in items]
+        return len(key_between(positions[0], positions[1])) > 32
+
+    moving = first
+    while not next_key_too_long():
+        assert move(client, user, moving, anchor).status_code == 200
+        moving = second if moving == first else first
+    total = _version_total(db_engine, inbox)
+    other = second if moving == first else first  # between the anchor and the neighbour
+    with db_engine.connect() as holder:
+        holder.execute(
+            select(Todo.id).where(Todo.id == uuid.UUID(other)).with_for_update()
+        )  # a todo the repair must rewrite (its key is the long one) is held by someone else
+        started = time.monotonic()
+        refused = move(client, user, moving, anchor)
+        waited = time.monotonic() - started
+        holder.rollback()
+    assert refused.status_code == 503, refused.text
+    assert int(refused.headers["retry-after"]) >= 1
+    assert waited < 3.5, waited  # one lock timeout (1 s), not retries, not the statement timeout
+    assert _version_total(db_engine, inbox) == total  # rolled back: nothing half-written
+    repaired = move(client, user, moving, anchor)
+    assert repaired.status_code == 200, repaired.text
+    assert len(repaired.json()["position"]) <= 32
+    assert in_order(client, user, inbox)[:2] == [anchor, moving]
