@@ -25,6 +25,9 @@ from app.main import create_app
 from app.models import Base, User
 from tests.isolation import database_name
 
+# The fast tier's rolled-back session (db_session): tests/support/sessions.py.
+pytest_plugins = ["tests.support.sessions"]
+
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "correct-horse-battery"
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
