@@ -2,7 +2,9 @@
 
 Each backend gets a database of its own for the whole run (a temporary SQLite file; a freshly
 created PostgreSQL database, dropped at the end), migrated by the app's own startup. Tests
-commit for real (concurrency tests need that), and every table is emptied after each test.
+commit for real (concurrency tests need that), and every table is emptied after each test
+(docs/adr/0004-tests-commit-for-real.md). Repository and service tests use the rolled-back
+db_session instead (tests/support/sessions.py, docs/adr/0005-fast-tier-of-tests.md).
 """
 
 import os
