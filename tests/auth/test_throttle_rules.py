@@ -47,7 +47,7 @@ async def retry_after(session: AsyncSession, who: throttle.Key, now: datetime) -
     try:
         await throttle.check(session, SETTINGS, who, now)
     except TooManyRequests as refused:
-        return int(refused.headers["Retry-After"])
+        return int((refused.headers or {})["Retry-After"])
     return None
 
 

@@ -97,6 +97,7 @@ async def rolled_back_session(database_url: str, tmp_path: Path) -> AsyncIterato
                 expire_on_commit=False,
                 autoflush=False,
             )
+            assert connection.sync_connection is not None  # connected above
             back = partial(_back_to_autocommit, connection.sync_connection)
             event.listen(session.sync_session, "after_transaction_end", back)
             try:
