@@ -34,7 +34,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help:
 	@echo "make dev           auto-reload on http://$(HOST):$(PORT), SQLite (./todo-dev.db), debug logs"
 	@echo "make run           serve on http://$(HOST):$(PORT) (SQLite unless DATABASE_URL says otherwise)"
-	@echo "make test-fast     pytest only, no lint: PYTEST_ARGS='tests/todos/test_crud.py -k create'"
+	@echo "make test-fast     pytest only, no lint, SQLite only (PG=1: PostgreSQL too): PYTEST_ARGS='tests/todos -x'"
 	@echo "make test          lint, type-check, then the whole suite (SQLite + PostgreSQL)"
 	@echo "make lint          ruff, mypy --strict, hadolint, compose schema, Kubernetes manifests"
 	@echo "make lint-k8s      the Kubernetes manifests alone (kubernetes-validate, checkov)"
@@ -110,9 +110,13 @@ PYTEST_WORKERS ?= 2
 test: lint test-deps
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-# pytest alone, in one process: what a change needs while it is being made.
+# pytest alone, in one process: what a change needs while it is being made. SQLite only by
+# default (-m "not postgres": the PostgreSQL runs carry that marker, tests/conftest.py);
+# PG=1 runs them too. PYTEST_ARGS narrows the run (a -m of its own replaces this one).
+PG ?= 0
+TEST_FAST_MARKERS = $(if $(filter 1,$(PG)),not cluster,not postgres and not cluster)
 test-fast: install-dev
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "$(TEST_FAST_MARKERS)" $(PYTEST_ARGS)
 
 # Debian packages the tests drive for real: PgBouncer (transaction mode, tests/pgbouncer.py) and
 # Chromium (the browser test of /docs, tests/browser; Playwright drives Debian's build).

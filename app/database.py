@@ -3,6 +3,8 @@
 Requests run on an asyncio engine (asyncpg, aiosqlite): a request waits for the database
 without holding a thread, and a worker needs no thread hand-offs per request. Schema work
 (migrations, RESET_DB) runs on a synchronous engine (psycopg2, sqlite3) before serving.
+Why the request's session autocommits and what transaction() is for:
+docs/adr/0001-autocommit-unit-of-work.md.
 """
 
 import logging

@@ -2,7 +2,9 @@
 
 Each backend gets a database of its own for the whole run (a temporary SQLite file; a freshly
 created PostgreSQL database, dropped at the end), migrated by the app's own startup. Tests
-commit for real (concurrency tests need that), and every table is emptied after each test.
+commit for real (concurrency tests need that), and every table is emptied after each test
+(docs/adr/0004-tests-commit-for-real.md). Repository and service tests use the rolled-back
+db_session instead (tests/support/sessions.py, docs/adr/0005-fast-tier-of-tests.md).
 """
 
 import os
@@ -24,6 +26,9 @@ from app.config import Settings
 from app.main import create_app
 from app.models import Base, User
 from tests.isolation import database_name
+
+# The fast tier's rolled-back session (db_session): tests/support/sessions.py.
+pytest_plugins = ["tests.support.sessions"]
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "correct-horse-battery"

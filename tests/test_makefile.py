@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,8 +141,8 @@ def test_the_pre_commit_hooks_run_what_make_lint_runs() -> None:
         assert any(all(w in entry.split() for w in words) for entry in entries), command
 
 
-def _make_variable(name: str) -> str:
-    result = make("--eval", f"print-variable: ; @echo $({name})", "print-variable")
+def _make_variable(name: str, *assignments: str) -> str:
+    result = make(*assignments, "--eval", f"print-variable: ; @echo $({name})", "print-variable")
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -169,3 +170,34 @@ def test_make_dev_runs_the_reloader_that_releases_the_port() -> None:
     assert "DATABASE_URL=$(DEV_DATABASE_URL) ENVIRONMENT=development" in command
     # make migrate goes through the same checks (a changed file, an unknown revision).
     assert _recipe("migrate") == [".venv/bin/python -m app.migrations"]
+
+
+def _collected(markers: str, module: str) -> list[str]:
+    result = subprocess.run(  # noqa: S603 - this interpreter's pytest, fixed arguments
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "-m", markers, module],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [line for line in result.stdout.splitlines() if "::" in line]
+
+
+def test_make_test_fast_runs_sqlite_only_unless_pg_1_adds_postgresql() -> None:
+    # The recipe passes its markers to pytest; PYTEST_ARGS comes after (its own -m wins).
+    assert _recipe("test-fast") == ['.venv/bin/pytest -m "$(TEST_FAST_MARKERS)" $(PYTEST_ARGS)']
+    default = _make_variable("TEST_FAST_MARKERS")
+    with_postgres = _make_variable("TEST_FAST_MARKERS", "PG=1")
+    # What those markers select, on a module of the fast tier and one of the HTTP tier.
+    for module in ("tests/test_fast_tier.py", "tests/users/test_me.py"):
+        sqlite_only, both = _collected(default, module), _collected(with_postgres, module)
+        assert sqlite_only
+        assert all("[sqlite" in test for test in sqlite_only), sqlite_only
+        assert set(sqlite_only) < set(both)
+        assert any("[postgres" in test for test in both), both
+    # The command line's -m replaces pyproject's: the cluster stays out (make test-cluster).
+    assert "not cluster" in default
+    assert "not cluster" in with_postgres
+    help_text = make("help", "PYTHON=").stdout
+    fast_line = next(line for line in help_text.splitlines() if line.startswith("make test-fast "))
+    assert "SQLite only" in fast_line
+    assert "PG=1" in fast_line

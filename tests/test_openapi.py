@@ -69,9 +69,9 @@ NO_DATABASE = {("get", "/"), ("get", "/api/info"), ("get", "/health"), ("get", "
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
     from app.main import create_app
-    from tests.test_schemathesis import _settings
+    from tests.support.settings import app_settings
 
-    document: dict[str, Any] = create_app(_settings("sqlite://")).openapi()
+    document: dict[str, Any] = create_app(app_settings("sqlite://")).openapi()
     return document
 
 

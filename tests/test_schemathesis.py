@@ -26,9 +26,9 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import Engine
 
-from app.config import Settings
 from app.main import create_app
-from tests.conftest import PASSWORD, TEST_SECRET, empty_tables
+from tests.conftest import PASSWORD, empty_tables
+from tests.support.settings import app_settings
 
 # What the contract asks of every response. Positive-data acceptance is left out: the schema
 # cannot express every rule (passwords count UTF-8 bytes; emails must have a real domain).
@@ -41,18 +41,7 @@ CONTRACT_CHECKS = [
 ]
 
 
-def _settings(database_url: str, **overrides: object) -> Settings:
-    return Settings(
-        _env_file=None,
-        environment="test",
-        database_url=database_url,
-        secret_key=TEST_SECRET,
-        bcrypt_rounds=4,
-        **overrides,  # type: ignore[arg-type]
-    )
-
-
-API_SCHEMA = schemathesis.openapi.from_dict(create_app(_settings("sqlite://")).openapi())
+API_SCHEMA = schemathesis.openapi.from_dict(create_app(app_settings("sqlite://")).openapi())
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +49,7 @@ def api_client(
     database_url: str, db_engine: Engine, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ASGIClient]:
     lock = tmp_path_factory.mktemp("fuzz") / "migrations.lock"
-    app: FastAPI = create_app(_settings(database_url, migration_lock_path=lock))
+    app: FastAPI = create_app(app_settings(database_url, migration_lock_path=lock))
     try:
         with ASGIClient(app) as client:
             yield client

@@ -4,7 +4,8 @@ The token's user must exist, be active, and still be at the credential generatio
 was issued for: a password change or a deactivation moves the generation on, so every token
 from before it stops working at once, whatever the clocks of the replicas say. Being SQL, the
 rule goes into the very statement that reads or writes the user's data, so checking it costs
-no round trip of its own; a statement that finds nothing asks authorize() why.
+no round trip of its own; a statement that finds nothing asks authorize() why
+(docs/adr/0002-access-rule-in-every-statement.md).
 """
 
 from typing import Any

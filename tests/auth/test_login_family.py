@@ -30,6 +30,7 @@ from app.config import Settings
 from app.database import UTCDateTime, utcnow
 from app.main import create_app
 from tests.conftest import ApiUser, assert_bearer_401, empty_tables, login, make_user
+from tests.users.helpers import make_superuser
 
 REFRESH = "/api/v1/auth/refresh"
 LOGOUT = "/api/v1/auth/logout"
@@ -286,8 +287,6 @@ def test_deactivation_racing_refresh_loops_wins_without_a_503(
 ) -> None:
     """The admin's deactivation and the user's refreshes lock the same rows: whatever the
     interleaving, the deactivation answers 200 (never a deadlock's 503) and every chain dies."""
-    from tests.users.test_admin import make_superuser
-
     admin = make_superuser(client, db_engine)
     for _ in range(TRIALS):
         victim = make_user(client)

@@ -15,13 +15,12 @@ from sqlalchemy import Engine, func, select, update
 from app.auth.models import LoginFailure
 from app.config import Settings
 from app.main import create_app
+from tests.auth.helpers import TOKEN, WINDOW, assert_throttled
 from tests.conftest import PASSWORD, ApiUser, make_user
 
-TOKEN = "/api/v1/auth/token"
 BAD_CREDENTIALS = {"detail": "Incorrect email or password"}
 WRONG_PASSWORD = "not-the-password"
 MAX_FAILURES = 5
-WINDOW = 900
 
 
 def attempt(client: TestClient, email: str, password: str = WRONG_PASSWORD) -> Response:
@@ -34,19 +33,6 @@ def fail(client: TestClient, email: str, times: int = MAX_FAILURES) -> list[Resp
         assert response.status_code == 401, response.text
         assert response.json() == BAD_CREDENTIALS
     return responses
-
-
-def assert_throttled(response: Response, window: int = WINDOW) -> int:
-    """The contract's 429: {"detail": ...} and Retry-After in whole seconds; returns those."""
-    assert response.status_code == 429, response.text
-    body = response.json()
-    assert set(body) == {"detail"}
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    retry_after = response.headers["retry-after"]
-    assert retry_after.isdigit(), retry_after
-    assert 1 <= int(retry_after) <= window
-    return int(retry_after)
 
 
 def failure_count(db_engine: Engine, email: str | None = None) -> int:

@@ -3,7 +3,7 @@
 Guesses spread over many addresses stay under every per-address limit; past the account-wide
 count only a client presenting a device token of that account (from one of its earlier
 successful logins) may still try, so the owner keeps logging in while the attack goes on.
-Every client address here is a TestClient of its own (tests.auth.test_throttle_address).
+Every client address here is a TestClient of its own (tests.auth.helpers.from_address).
 """
 
 import logging
@@ -17,8 +17,7 @@ from sqlalchemy import Engine, func, select, text
 
 from app.auth.models import DeviceToken, LoginFailure
 from app.config import Settings
-from tests.auth.test_throttle import assert_throttled
-from tests.auth.test_throttle_address import ATTACKER, OWNER, TOKEN, WRONG, from_address
+from tests.auth.helpers import ATTACKER, OWNER, TOKEN, WRONG, assert_throttled, from_address
 from tests.conftest import PASSWORD, ApiUser, make_user
 
 CAP = 6  # a small account-wide cap keeps these tests quick; the default is checked below

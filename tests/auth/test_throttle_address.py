@@ -6,30 +6,14 @@ is request.client, which TestClient sets here; behind a proxy, uvicorn fills it 
 X-Forwarded-For (tests/runtime/test_throttle_workers.py shows that with a real server).
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from fastapi.testclient import TestClient
 from httpx2 import Response
 from sqlalchemy import Engine, select
 
 from app.auth.models import LoginFailure
 from app.config import Settings
-from app.main import create_app
-from tests.auth.test_throttle import assert_throttled
+from tests.auth.helpers import ATTACKER, OWNER, TOKEN, WRONG, assert_throttled, from_address
 from tests.conftest import PASSWORD, ApiUser, make_user
-
-TOKEN = "/api/v1/auth/token"
-ATTACKER = ("203.0.113.7", 40000)
-OWNER = ("198.51.100.9", 40001)
-WRONG = "not-the-password"
-
-
-@contextmanager
-def from_address(settings: Settings, address: tuple[str, int]) -> Iterator[TestClient]:
-    # An app of its own per client: one app's lifespan must not run on two event loops.
-    with TestClient(create_app(settings), client=address) as client:
-        yield client
 
 
 def attempt(client: TestClient, email: str, password: str = WRONG) -> Response:

@@ -19,7 +19,13 @@ from app.lists.models import TodoList
 from app.lists.schemas import ListRead
 from app.todos.models import Todo
 from app.todos.schemas import TodoRead
-from tests.lists.test_migration import T0, _engine, _migrate, old_release_todo, old_release_user
+from tests.support.old_release import (
+    T0,
+    migrate,
+    migration_engine,
+    old_release_todo,
+    old_release_user,
+)
 
 BEFORE_DOCUMENTS = "5d2c8e7f1a90"
 
@@ -37,9 +43,9 @@ def test_the_triggers_write_what_app_changes_documents_writes(
 ) -> None:
     """Fails when a field is added to the documents without a migration that writes the
     triggers again (`python -m app.changes.documents` prints their SQL)."""
-    engine = _engine(empty_database_url, tmp_path)
+    engine = migration_engine(empty_database_url, tmp_path)
     try:
-        _migrate(engine, "head")
+        migrate(engine, "head")
         with engine.connect() as connection:
             found = _definitions(connection)
     finally:
@@ -89,16 +95,16 @@ def _tombstone(kind: str, object_id: uuid.UUID) -> str:
 
 
 def test_the_rows_there_before_get_their_documents(empty_database_url: str, tmp_path: Path) -> None:
-    engine = _engine(empty_database_url, tmp_path)
+    engine = migration_engine(empty_database_url, tmp_path)
     try:
-        _migrate(engine, BEFORE_DOCUMENTS)
+        migrate(engine, BEFORE_DOCUMENTS)
         with engine.begin() as connection:
             user = old_release_user(connection)
             kept = [old_release_todo(connection, user, T0) for _ in range(2)]
             gone = old_release_todo(connection, user, T0)
             connection.execute(sa.text("UPDATE todos SET title = 'a \"b\"\n'"))
             connection.execute(sa.delete(Todo).where(Todo.id == gone))
-        _migrate(engine, "head")
+        migrate(engine, "head")
         written = _written(engine)
         (inbox,) = [i for i in written if i not in {*kept, gone}]
         assert len(written) == 4
@@ -107,7 +113,7 @@ def test_the_rows_there_before_get_their_documents(empty_database_url: str, tmp_
         assert written[gone] == _tombstone("todo", gone)
         # And back: the column goes, the triggers write what they wrote before, and the
         # upgrade again gives that change its document.
-        _migrate(engine, BEFORE_DOCUMENTS, down=True)
+        migrate(engine, BEFORE_DOCUMENTS, down=True)
         with engine.connect() as connection:
             columns = {column["name"] for column in sa.inspect(connection).get_columns("changes")}
         assert "document" not in columns
@@ -116,7 +122,7 @@ def test_the_rows_there_before_get_their_documents(empty_database_url: str, tmp_
         with engine.connect() as connection:
             recorded = connection.scalars(sa.select(Change.object_id)).all()
         assert later in recorded  # the downgraded triggers still record
-        _migrate(engine, "head")
+        migrate(engine, "head")
         written = _written(engine)
         assert len(written) == 5
         assert written[later] == _as_pydantic_writes_it(engine, later)
@@ -129,9 +135,9 @@ def test_the_release_before_gets_its_writes_written(
 ) -> None:
     """It inserts todos without list_id and position (a trigger fills them in after the
     insert, on SQLite) and never names the document: the triggers write it all the same."""
-    engine = _engine(empty_database_url, tmp_path)
+    engine = migration_engine(empty_database_url, tmp_path)
     try:
-        _migrate(engine, "head")
+        migrate(engine, "head")
         with engine.begin() as connection:
             user = old_release_user(connection)
         with engine.begin() as connection:

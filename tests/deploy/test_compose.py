@@ -4,44 +4,19 @@ reads can be set from .env; nothing fails open when a setting is forgotten."""
 
 import ipaddress
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; tests only
-
 from app.config import Settings
+from tests.deploy.compose import app_service, compose_app_environment, compose_file, interpolate
 from tests.runtime.image import dockerfile_env
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = ROOT / "docker-compose.yml"
 # The container's own listening address: compose publishes 8000 (APP_PORT moves the published
 # side) and its healthcheck probes it there.
 FIXED_IN_THE_CONTAINER = {"BIND", "HOST", "PORT"}
-_VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 # Every way gunicorn_conf.py reads a variable.
 _GUNICORN_READ = re.compile(r'(?:_env\(|os\.environ\.get\(|os\.environ\[)"([A-Z_0-9]+)"')
-
-
-def _compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
-    return loaded
-
-
-def _app() -> dict[str, Any]:
-    app: dict[str, Any] = _compose()["services"]["app"]
-    return app
-
-
-def interpolate(value: str, env: Mapping[str, str]) -> str:
-    """Compose's ${VAR:-default} and ${VAR}: the default when VAR is unset or empty."""
-    return _VARIABLE.sub(lambda m: env.get(m[1]) or (m[2] or ""), value)
-
-
-def compose_app_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The app container's environment as compose sets it, with `env` as the shell and .env
-    (none by default: a first try)."""
-    return {key: interpolate(str(value), env or {}) for key, value in _app()["environment"].items()}
 
 
 def gunicorn_settings() -> set[str]:
@@ -52,13 +27,13 @@ def test_compose_forwards_every_setting_the_service_reads() -> None:
     # A setting missing here is silently dropped when a user puts it in .env.
     read = {name.upper() for name in Settings.model_fields} | gunicorn_settings()
     assert {"FORWARDED_ALLOW_IPS", "WEB_CONCURRENCY", "TIMEOUT"} <= read  # the parser works
-    assert set(_app()["environment"]) == read - FIXED_IN_THE_CONTAINER
+    assert set(app_service()["environment"]) == read - FIXED_IN_THE_CONTAINER
 
 
 def test_every_forwarded_setting_comes_from_the_users_environment() -> None:
     # ${NAME:-default} or ${NAME:-} (docker-compose 1.29 syntax), never a value .env can't change.
     fixed = {"DATABASE_URL"}  # built from POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB
-    for key, value in _app()["environment"].items():
+    for key, value in app_service()["environment"].items():
         if key not in fixed:
             assert re.fullmatch(rf"\$\{{{key}:-[^}}]*\}}", str(value)), (key, value)
 
@@ -67,10 +42,11 @@ def test_a_first_compose_up_runs_production_on_a_key_in_its_private_volume() -> 
     env = compose_app_environment()
     assert env["ENVIRONMENT"] == "production"  # RESET_DB refused, weak keys refused
     assert env["SECRET_KEY"] == ""
-    volumes = {mount.split(":")[1]: mount.split(":")[0] for mount in _app()["volumes"]}
+    volumes = {mount.split(":")[1]: mount.split(":")[0] for mount in app_service()["volumes"]}
     key_file = Path(env["SECRET_KEY_FILE"])
     assert str(key_file.parent) in volumes  # survives restarts, shared by the workers
-    assert volumes[str(key_file.parent)] in _compose()["volumes"]  # a named volume, no host path
+    # A named volume, no host path.
+    assert volumes[str(key_file.parent)] in compose_file()["volumes"]
     # These settings start: production accepts the generated key file.
     values = {k.lower(): v for k, v in env.items() if v and k.lower() in Settings.model_fields}
     settings = Settings(_env_file=None, **values)
@@ -79,7 +55,7 @@ def test_a_first_compose_up_runs_production_on_a_key_in_its_private_volume() -> 
     assert settings.secret_key_file == key_file
 
 
-def test_a_configured_key_still_wins_in_compose() -> None:
+def test_a_configured_key_still_wins_incompose_file() -> None:
     env = compose_app_environment({"SECRET_KEY": "k" * 8 + "-from-the-users-env-file-0123456789"})
     values = {k.lower(): v for k, v in env.items() if v and k.lower() in Settings.model_fields}
     settings = Settings(_env_file=None, **values)
@@ -129,7 +105,7 @@ def test_compose_keeps_metrics_off_the_published_port() -> None:
     env = compose_app_environment()
     metrics_port = env["METRICS_PORT"]
     assert metrics_port.isdigit()
-    ports = _app().get("ports", [])
+    ports = app_service().get("ports", [])
     assert ("", "8000", "8000") in published_ports(ports)  # the parser reads the file's syntax
     assert metrics_exposed(ports, metrics_port) == []
 

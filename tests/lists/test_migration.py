@@ -3,79 +3,22 @@ they were created; down and up again; and the release before keeps working on th
 (expand/contract): its sign-ups get a default list, its todos land at the end of it."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
-from alembic import command
-from app.config import Settings
-from app.database import create_migration_engine
-from app.migrations import alembic_config
-from tests.conftest import TEST_SECRET
+from tests.support.old_release import (
+    T0,
+    migrate,
+    migration_engine,
+    old_release_todo,
+    old_release_user,
+)
 
 BEFORE_LISTS = "9d2f4c1a7b3e"
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-# The tables as the release before this one writes them (it knows no list_id or position).
-USERS = sa.table(
-    "users",
-    sa.column("id", sa.Uuid),
-    sa.column("email", sa.String),
-    sa.column("hashed_password", sa.String),
-    sa.column("is_active", sa.Boolean),
-    sa.column("is_superuser", sa.Boolean),
-    sa.column("created_at", sa.DateTime(timezone=True)),
-    sa.column("updated_at", sa.DateTime(timezone=True)),
-)
-TODOS = sa.table(
-    "todos",
-    sa.column("id", sa.Uuid),
-    sa.column("owner_id", sa.Uuid),
-    sa.column("title", sa.String),
-    sa.column("completed", sa.Boolean),
-    sa.column("priority", sa.Integer),
-    sa.column("created_at", sa.DateTime(timezone=True)),
-    sa.column("updated_at", sa.DateTime(timezone=True)),
-    sa.column("version", sa.Integer),
-)
-
-
-def _engine(url: str, tmp_path: Path) -> Engine:
-    settings = Settings(
-        _env_file=None, database_url=url, secret_key=TEST_SECRET,
-        migration_lock_path=tmp_path / "m.lock",
-    )  # fmt: skip
-    return create_migration_engine(settings)
-
-
-def _migrate(engine: Engine, target: str, down: bool = False) -> None:
-    with engine.begin() as connection:
-        (command.downgrade if down else command.upgrade)(alembic_config(connection), target)
-
-
-def old_release_user(connection: Connection) -> uuid.UUID:
-    user_id = uuid.uuid4()
-    connection.execute(
-        sa.insert(USERS).values(
-            id=user_id, email=f"{user_id.hex}@example.com", hashed_password="x",
-            is_active=True, is_superuser=False, created_at=T0, updated_at=T0,
-        )
-    )  # fmt: skip
-    return user_id
-
-
-def old_release_todo(connection: Connection, owner: uuid.UUID, created: datetime) -> uuid.UUID:
-    todo_id = uuid.uuid4()
-    connection.execute(
-        sa.insert(TODOS).values(
-            id=todo_id, owner_id=owner, title="t", completed=False, priority=1,
-            created_at=created, updated_at=created, version=1,
-        )
-    )  # fmt: skip
-    return todo_id
 
 
 def _rows(connection: Connection, sql: str, **params: Any) -> list[Any]:
@@ -112,9 +55,9 @@ def _changed(connection: Connection) -> set[uuid.UUID]:
 def test_existing_users_get_an_inbox_with_their_todos_in_created_order(
     empty_database_url: str, tmp_path: Path
 ) -> None:
-    engine = _engine(empty_database_url, tmp_path)
+    engine = migration_engine(empty_database_url, tmp_path)
     try:
-        _migrate(engine, BEFORE_LISTS)
+        migrate(engine, BEFORE_LISTS)
         with engine.begin() as connection:
             users = [old_release_user(connection) for _ in range(2)]
             # Inserted out of creation order: the migration orders by created_at.
@@ -123,7 +66,7 @@ def test_existing_users_get_an_inbox_with_their_todos_in_created_order(
                 for m in (3, 1, 2)
             }
             old_release_todo(connection, users[1], T0)
-        _migrate(engine, "head")
+        migrate(engine, "head")
         with engine.connect() as connection:
             for user in users:
                 (inbox,) = _lists(connection, user)
@@ -136,10 +79,10 @@ def test_existing_users_get_an_inbox_with_their_todos_in_created_order(
             assert len({position for _, _, position in placed}) == 3
             # The feed starts from every existing list and todo.
             assert {todo_id for todo_id, _, _ in placed} | {inbox_id} <= _changed(connection)
-        _migrate(engine, BEFORE_LISTS, down=True)
+        migrate(engine, BEFORE_LISTS, down=True)
         with engine.connect() as connection:
             assert len(_rows(connection, "SELECT id FROM todos")) == 4
-        _migrate(engine, "head")
+        migrate(engine, "head")
         with engine.connect() as connection:
             assert len(_lists(connection, users[0])) == 1
     finally:
@@ -149,9 +92,9 @@ def test_existing_users_get_an_inbox_with_their_todos_in_created_order(
 def test_the_release_before_keeps_working_on_the_new_schema(
     empty_database_url: str, tmp_path: Path
 ) -> None:
-    engine = _engine(empty_database_url, tmp_path)
+    engine = migration_engine(empty_database_url, tmp_path)
     try:
-        _migrate(engine, "head")
+        migrate(engine, "head")
         with engine.begin() as connection:
             user = old_release_user(connection)
         with engine.begin() as connection:

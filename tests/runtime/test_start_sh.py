@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx2 as httpx
 
 from tests.conftest import PASSWORD, TEST_SECRET, TempPostgres
-from tests.deploy.test_compose import compose_app_environment
+from tests.deploy.compose import compose_app_environment
 from tests.runtime import image
 from tests.runtime.server import Server, free_port, serve
 

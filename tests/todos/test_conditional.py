@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from app.auth.models import RefreshToken
 from app.users.models import User
 from tests.conftest import PASSWORD, ApiUser, login
-from tests.todos.test_crud import (
+from tests.todos.helpers import (
     FULL,
     assert_precondition_failed,
     assert_validation_error,

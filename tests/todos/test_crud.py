@@ -11,6 +11,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import ApiUser
+from tests.todos.helpers import (
+    FULL,
+    all_todos,
+    assert_precondition_failed,
+    assert_validation_error,
+    create,
+    fetch,
+    send,
+)
 
 TODO_KEYS = {
     "id",
@@ -25,54 +34,11 @@ TODO_KEYS = {
     "list_id",
     "position",
 }
-FULL = {
-    "title": "Write report",
-    "description": "Quarterly numbers",
-    "completed": True,
-    "priority": "high",
-    "due_date": "2031-05-06T07:08:09Z",
-}
 WRITES = [
     ("PATCH", {"title": "Changed"}),
     ("PUT", {"title": "Changed"}),
     ("DELETE", None),
 ]
-
-
-def create(client: TestClient, user: ApiUser, **fields: Any) -> dict[str, Any]:
-    response = client.post(
-        "/api/v1/todos", json={"title": "Buy milk", **fields}, headers=user.headers
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def fetch(client: TestClient, user: ApiUser, todo_id: str) -> httpx2.Response:
-    response = client.get(f"/api/v1/todos/{todo_id}", headers=user.headers)
-    assert response.status_code == 200, response.text
-    return response
-
-
-def send(
-    client: TestClient,
-    user: ApiUser,
-    method: str,
-    todo_id: str,
-    body: dict[str, Any] | None = None,
-    if_match: str | None = None,
-) -> httpx2.Response:
-    headers = dict(user.headers)
-    if if_match is not None:
-        headers["If-Match"] = if_match
-    return client.request(method, f"/api/v1/todos/{todo_id}", json=body, headers=headers)
-
-
-def all_todos(client: TestClient, user: ApiUser) -> list[dict[str, Any]]:
-    response = client.get("/api/v1/todos", params={"limit": 100}, headers=user.headers)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
 
 
 def utc(value: str) -> datetime:
@@ -86,28 +52,6 @@ def utc(value: str) -> datetime:
 def assert_recent(value: str) -> None:
     # A server that wrote local time labelled as UTC would be hours off.
     assert abs(datetime.now(UTC) - utc(value)) < timedelta(minutes=5)
-
-
-def assert_validation_error(response: httpx2.Response) -> list[dict[str, Any]]:
-    assert response.status_code == 422, response.text
-    detail = response.json()["detail"]
-    assert isinstance(detail, list)
-    assert detail
-    for error in detail:
-        assert {"loc", "msg", "type"} <= set(error)
-        assert isinstance(error["loc"], list)
-        assert isinstance(error["msg"], str)
-        assert isinstance(error["type"], str)
-    errors: list[dict[str, Any]] = detail
-    return errors
-
-
-def assert_precondition_failed(response: httpx2.Response) -> None:
-    assert response.status_code == 412, response.text
-    body = response.json()
-    assert set(body) == {"detail"}
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
 
 
 # --- create ---------------------------------------------------------------------------------

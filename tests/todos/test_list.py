@@ -1,7 +1,6 @@
 """GET /api/v1/todos: paging, sorting, filtering and keyset cursor walks (spec/API.md, Todos)."""
 
 import base64
-import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -11,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import ApiUser
+from tests.todos.helpers import decode_cursor, encode_cursor, list_todos, real_cursor
 
 Todo = dict[str, Any]
 
@@ -45,14 +45,6 @@ def patch(client: TestClient, user: ApiUser, todo_id: str, **fields: Any) -> Tod
     response = client.patch(f"/api/v1/todos/{todo_id}", json=fields, headers=user.headers)
     assert response.status_code == 200, response.text
     body: Todo = response.json()
-    return body
-
-
-def list_todos(client: TestClient, user: ApiUser, **params: Any) -> dict[str, Any]:
-    response = client.get("/api/v1/todos", params=params, headers=user.headers)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    assert set(body) == {"items", "next_cursor"}
     return body
 
 
@@ -123,17 +115,6 @@ def make_tied_dataset(client: TestClient, user: ApiUser, count: int = 18) -> lis
     todos[4] = patch(client, user, todos[4]["id"], completed=True)
     todos[1] = patch(client, user, todos[1]["id"], due_date=None)
     return todos
-
-
-def decode_cursor(cursor: str) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads(
-        base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    )
-    return payload
-
-
-def encode_cursor(payload: object) -> str:
-    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 
 
 def assert_422(client: TestClient, user: ApiUser, **params: Any) -> list[dict[str, Any]]:
@@ -258,13 +239,6 @@ def test_garbage_cursor_is_422(client: TestClient, user: ApiUser, cursor: str) -
         create(client, user, f"todo {i}")
     errors = assert_422(client, user, cursor=cursor)
     assert errors[0]["loc"][-1] == "cursor"
-
-
-def real_cursor(client: TestClient, user: ApiUser, **params: Any) -> str:
-    page = list_todos(client, user, limit=1, **params)
-    assert page["next_cursor"] is not None
-    cursor: str = page["next_cursor"]
-    return cursor
 
 
 @pytest.mark.parametrize(

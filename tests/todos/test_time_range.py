@@ -11,8 +11,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import ApiUser
-from tests.todos.test_crud import all_todos, assert_validation_error, create, fetch, send
-from tests.todos.test_list import decode_cursor, encode_cursor, real_cursor
+from tests.todos.helpers import (
+    all_todos,
+    assert_validation_error,
+    create,
+    decode_cursor,
+    encode_cursor,
+    fetch,
+    real_cursor,
+    send,
+)
 
 OUT_OF_RANGE = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
 # The very edges in UTC are still representable, and accepted.

@@ -7,12 +7,13 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
 from pydantic import SecretStr
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select
 
 from app.config import Settings
 from app.main import create_app
 from app.users.models import User
 from tests.conftest import PASSWORD, ApiUser, login, make_user
+from tests.users.helpers import make_superuser
 
 USERS = "/api/v1/users"
 ME = "/api/v1/users/me"
@@ -37,18 +38,6 @@ def with_first_superuser(settings: Settings, **changes: Any) -> Settings:
             **changes,
         }
     )
-
-
-def make_superuser(client: TestClient, db_engine: Engine) -> ApiUser:
-    admin = make_user(client)
-    with db_engine.begin() as connection:
-        connection.execute(
-            update(User).where(User.id == uuid.UUID(admin.id)).values(is_superuser=True)
-        )
-    tokens = login(client, admin.email)
-    admin.access_token = str(tokens["access_token"])
-    admin.refresh_token = str(tokens["refresh_token"])
-    return admin
 
 
 def stored(db_engine: Engine, email: str) -> list[tuple[bool, bool, str | None]]:

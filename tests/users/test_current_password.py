@@ -14,7 +14,7 @@ from httpx2 import Response
 from sqlalchemy import Engine, select
 
 from app.users.models import User
-from tests.auth.test_throttle import assert_throttled
+from tests.auth.helpers import assert_throttled
 from tests.conftest import PASSWORD, ApiUser, login
 
 ME = "/api/v1/users/me"

@@ -1,0 +1,1 @@
+"""Helpers shared across test packages (not tests themselves)."""
