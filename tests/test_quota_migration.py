@@ -9,9 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from tests.lists.test_migration import _engine, _migrate, old_release_user
+from tests.support.old_release import migrate, migration_engine, old_release_user
 
-BEFORE_USAGE = "cd0b552f17fe"
+BEFORE_USAGE = "a7e3c91d5b20"  # the revision before account_usage
 
 
 def _sql(connection: Connection, sql: str, **params: object) -> sa.CursorResult[Any]:
@@ -54,13 +54,13 @@ def _usage(connection: Connection, owner: uuid.UUID) -> tuple[int, int] | None:
 
 
 def test_counts_are_filled_and_kept(empty_database_url: str, tmp_path: Path) -> None:
-    engine = _engine(empty_database_url, tmp_path)
+    engine = migration_engine(empty_database_url, tmp_path)
     try:
-        _migrate(engine, BEFORE_USAGE)
+        migrate(engine, BEFORE_USAGE)
         with engine.begin() as connection:
             first, second = old_release_user(connection), old_release_user(connection)
             _add_todos(connection, first, _inbox(connection, first), 7)
-        _migrate(engine, "head")
+        migrate(engine, "head")
         with engine.begin() as connection:
             assert _usage(connection, first) == (7, 1)
             assert _usage(connection, second) == (0, 1)
@@ -85,8 +85,8 @@ def test_counts_are_filled_and_kept(empty_database_url: str, tmp_path: Path) -> 
             assert _usage(connection, first) == (5, 1)
             _sql(connection, "DELETE FROM users WHERE id = :u", u=first)
             assert _usage(connection, first) is None
-        _migrate(engine, BEFORE_USAGE, down=True)
-        _migrate(engine, "head")
+        migrate(engine, BEFORE_USAGE, down=True)
+        migrate(engine, "head")
         with engine.begin() as connection:
             assert _usage(connection, second) == (0, 1)
             assert _usage(connection, third) == (0, 1)

@@ -22,7 +22,7 @@ from app.migrations import alembic_config
 from app.users.models import User
 from tests.conftest import TEST_SECRET
 
-BEFORE = "cd0b552f17fe"
+BEFORE = "4f7a1c9e2b6d"  # the revision before logins
 REFRESH = "/api/v1/auth/refresh"
 LOGOUT = "/api/v1/auth/logout"
 
