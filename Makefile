@@ -148,6 +148,7 @@ BENCH_REPEAT ?=
 
 bench: install-dev
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 	BENCH_QUICK=$(BENCH_QUICK) BENCH_REPEAT=$(BENCH_REPEAT) $(BIN)/python bench/run.py
 
 # python -m app.migrations: alembic upgrade head behind the locks startup takes, refusing (in
