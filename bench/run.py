@@ -417,10 +417,11 @@ def report(results: dict[str, Any]) -> None:
     print(
         f"server (bare ASGI): {results['server_rps']:.0f} req/s (runs: {results['server_samples']})"
     )
-    print(f"{'scenario':<14}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'p99/p50':>9}"
+    width = max(14, *(len(name) + 1 for name in results["scenarios"]))
+    print(f"{'scenario':<{width}}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'p99/p50':>9}"
           f"{'non-2xx':>9}{'x ceiling':>11}{'x server':>10}")  # fmt: skip
     for name, s in results["scenarios"].items():
-        print(f"{name:<14}{s['rps']:>10.1f}{s['p50_ms']:>10.2f}{s['p99_ms']:>10.2f}"
+        print(f"{name:<{width}}{s['rps']:>10.1f}{s['p50_ms']:>10.2f}{s['p99_ms']:>10.2f}"
               f"{s['p99_over_p50'] or 0:>9.2f}{s['non2xx']:>9}{s['ratio']:>11.3f}"
               f"{s['ratio_server']:>10.4f}")  # fmt: skip
     for name, cost in results.get("rate_limit_cost", {}).items():

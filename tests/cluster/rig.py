@@ -641,8 +641,9 @@ def running_rig(haproxy: str) -> Iterator[Rig]:
                     settings=PGBOUNCER_SETTINGS,
                 )
             )
-        with forking_on(node_a):  # shared infrastructure, like the database
-            redis = stack.enter_context(redis_server(directory))
+        # On node B with the replicas it serves (this process's cores), not on node A: there
+        # it would take CPU from the database and the stormed replica, which node A measures.
+        redis = stack.enter_context(redis_server(directory))
         rig = Rig(postgres, direct_url, bouncer, directory, nodes=nodes, redis=redis)
         stack.callback(rig.close)
         rig.migrate()
