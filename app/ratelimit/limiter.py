@@ -36,9 +36,12 @@ logger = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 0.25
 PAUSE_SECONDS = 1.0
 WARNING_INTERVAL_SECONDS = 60.0
+# Labelled, so that no process has a file of it (multiprocess mode) before its first miss:
+# gunicorn's master imports this module too, and serves no request.
 MISSES = Counter(
     "rate_limit_storage_misses_total",
-    "Requests served without a rate-limit check: the storage failed or was paused",
+    "Requests served without a rate-limit check: the storage failed, or was skipped after that",
+    ["reason"],
 )
 MEMORY_WARNING = (
     "RATE_LIMIT_STORAGE is memory://: each worker process counts on its own, so with several "
@@ -112,7 +115,7 @@ class Limiter:
         """The verdict for one more request of `key`, counted; None when the storage could not
         say (the request goes through uncounted)."""
         if self.clock() < self.paused_until:
-            MISSES.inc()
+            MISSES.labels("paused").inc()
             return None
         try:
             async with asyncio.timeout(TIMEOUT_SECONDS):
@@ -144,7 +147,7 @@ class Limiter:
         return min(verdicts, key=lambda verdict: (verdict.remaining, verdict.window))
 
     def _miss(self, exc: Exception) -> None:
-        MISSES.inc()
+        MISSES.labels("failed").inc()
         now = self.clock()
         self.paused_until = now + PAUSE_SECONDS
         if self.last_warning is not None and now - self.last_warning < WARNING_INTERVAL_SECONDS:
