@@ -302,6 +302,7 @@ _POOLED_MODULES = (
     "tests/auth/test_throttle.py",
     "tests/users/test_password.py",
     "tests/users/test_admin.py",
+    "tests/test_caching.py",
 )
 
 
