@@ -43,7 +43,7 @@ help:
 	@echo "make migrate       alembic upgrade head on DATABASE_URL, behind the app's locks and checks"
 	@echo "make install       the service's packages into .venv (install-dev: also the tools)"
 	@echo "make install-dev   install, plus the test and lint tools"
-	@echo "make test-deps     the Debian packages the tests drive (PgBouncer, Chromium), if missing"
+	@echo "make test-deps     the Debian packages the tests drive (PgBouncer, Redis, Chromium), if missing"
 	@echo "make test-cluster  three replicas behind HAProxy: rolling restart, lost replica, ... (~2 min)"
 	@echo "make bench         load benchmark with wrk against PostgreSQL (BENCH_QUICK=1: short)"
 	@echo "make clean         remove the virtualenvs and caches"
@@ -118,7 +118,8 @@ TEST_FAST_MARKERS = $(if $(filter 1,$(PG)),not cluster,not postgres and not clus
 test-fast: install-dev
 	$(BIN)/pytest -m "$(TEST_FAST_MARKERS)" $(PYTEST_ARGS)
 
-# Debian packages the tests drive for real: PgBouncer (transaction mode, tests/pgbouncer.py) and
+# Debian packages the tests drive for real: PgBouncer (transaction mode, tests/pgbouncer.py), Redis
+# (the rate limits' shared counts, tests/redis.py) and
 # Chromium (the browser test of /docs, tests/browser; Playwright drives Debian's build).
 # Installed when missing and possible (root with apt); otherwise those tests skip, or fail
 # under CI=true.
@@ -126,6 +127,9 @@ test-deps:
 	@test -x /usr/sbin/pgbouncer || command -v pgbouncer >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; } || \
 	  echo "could not install pgbouncer: the PgBouncer tests will skip (fail with CI=true)" >&2
+	@test -x /usr/bin/redis-server || command -v redis-server >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } || \
+	  echo "could not install redis-server: the Redis tests will skip (fail with CI=true)" >&2
 	@test -x /usr/bin/chromium || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "could not install chromium: the browser test will skip (fail with CI=true)" >&2
@@ -134,7 +138,7 @@ test-deps:
 # restart, a replica SIGKILLed, the database restarted, a login storm (tests/cluster). Not part
 # of `make test` (the `cluster` marker is deselected there); prints the scenario table.
 test-cluster: install-dev
-	@for pkg in haproxy pgbouncer; do \
+	@for pkg in haproxy pgbouncer redis-server; do \
 	  test -x /usr/sbin/$$pkg || command -v $$pkg >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; } || \
 	  echo "could not install $$pkg: the cluster tests will skip (fail with CI=true)" >&2; \
@@ -148,6 +152,7 @@ BENCH_REPEAT ?=
 
 bench: install-dev
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 	BENCH_QUICK=$(BENCH_QUICK) BENCH_REPEAT=$(BENCH_REPEAT) $(BIN)/python bench/run.py
 
 # python -m app.migrations: alembic upgrade head behind the locks startup takes, refusing (in

@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
+from limits import parse_many
 from pydantic import (
     Field,
     SecretStr,
@@ -30,6 +31,15 @@ DEVELOPMENT_KEY_FILE = Path(".secret_key")
 
 _BACKENDS = {"postgresql": "postgresql", "postgres": "postgresql", "sqlite": "sqlite"}
 _PASSWORD_RULE: TypeAdapter[str] = TypeAdapter(Password)
+# What `limits` can count in across processes (Redis, Sentinel, Cluster), or memory://.
+_RATE_LIMIT_STORAGES = {
+    "memory",
+    "redis",
+    "rediss",
+    "redis+unix",
+    "redis+sentinel",
+    "redis+cluster",
+}
 
 
 def _scheme(url: str) -> str:
@@ -109,6 +119,14 @@ class Settings(BaseSettings):
     # Tombstones of deleted lists and todos are kept this long; an older feed token is 410.
     changes_retention_days: int = Field(default=30, ge=1)
 
+    # Requests under /api/v1 per user (valid access token) and per client address otherwise:
+    # one or more "N/second|minute|hour|day" joined by ";" (app.ratelimit). The storage is
+    # memory:// (per process) or a Redis URL shared by every worker and replica.
+    rate_limit_enabled: bool = True
+    rate_limit_user: str = "1200/minute"
+    rate_limit_address: str = "300/minute"
+    rate_limit_storage: str = "memory://"
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     # Under gunicorn (app.server): a client must send its request head within HEADER_TIMEOUT
     # seconds and its body within BODY_TIMEOUT seconds after that, or it is disconnected; past
@@ -148,6 +166,28 @@ class Settings(BaseSettings):
         # SECRET_KEY= (an empty variable, as compose passes an unset one) means "not set",
         # never an empty key that anyone could sign tokens with.
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("rate_limit_user", "rate_limit_address")
+    @classmethod
+    def _rate_limits(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            items = parse_many(value)
+        except ValueError:
+            items = []
+        if not items or any(item.amount < 1 for item in items):
+            name = (info.field_name or "").upper()
+            raise ValueError(f"{name} must be N/second|minute|hour|day (N >= 1), joined by ';'")
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _rate_limit_storage(cls, value: str) -> str:
+        if value.partition("://")[0].removeprefix("async+") not in _RATE_LIMIT_STORAGES:
+            raise ValueError(
+                "RATE_LIMIT_STORAGE must be memory:// or a Redis URL (redis://, rediss://, "
+                "redis+unix://, redis+sentinel://, redis+cluster://)"
+            )
+        return value
 
     @field_validator("database_url", "migration_database_url")
     @classmethod

@@ -129,7 +129,7 @@ _RESPONSES: dict[int, tuple[str, dict[str, Any]]] = {
     410: ("Too old: no longer available", {}),
     412: ("If-Match does not match the current ETag", {}),
     413: ("Request body over the size limit", {}),
-    429: ("Throttled", _RETRY_AFTER),
+    429: ("Throttled: too many failed logins, or past the rate limit", _RETRY_AFTER),
     503: ("Database unavailable (or, where passwords are hashed, too many waiting)", _RETRY_AFTER),
 }
 

@@ -35,7 +35,7 @@ from app.database import (
     create_sessionmaker,
     transaction,
 )
-from app.errors import register_error_handlers
+from app.errors import error_responses, register_error_handlers
 from app.health.probe import ReadinessProbe, create_probe_engine
 from app.health.router import router as health_router
 from app.lists.router import router as lists_router
@@ -44,6 +44,8 @@ from app.meta import ApiInfo, ServiceInfo
 from app.metrics import render as render_metrics
 from app.middleware import PlainStartupRefusal, RequestContextMiddleware
 from app.purge import purge_periodically
+from app.ratelimit.limiter import MEMORY_WARNING, Limiter
+from app.ratelimit.middleware import RateLimitMiddleware
 from app.routing import MethodTable
 from app.todos.router import router as todos_router
 from app.users import service as users
@@ -139,6 +141,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.token_codec = await run_in_threadpool(TokenCodec, settings)
     app.state.change_tokens = await run_in_threadpool(ChangeTokens, settings)
+    app.state.limiter = _limiter(settings)
     try:
         await _prepare_database(app)
         # Everything built so far lives as long as the process: exempt it from the cyclic
@@ -157,6 +160,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.dispose()
         await app.state.probe.close()
         app.state.hasher.close()
+        if app.state.limiter is not None:
+            await app.state.limiter.close()
+
+
+def _limiter(settings: Settings) -> Limiter | None:
+    if not settings.rate_limit_enabled:
+        return None
+    limiter = Limiter(settings)
+    if limiter.in_memory:
+        logging.getLogger("app.ratelimit").warning(MEMORY_WARNING)
+    return limiter
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -201,18 +215,29 @@ def _configure(app: FastAPI, settings: Settings) -> None:
     # OPENAPI_TAGS order regardless.)
     app.include_router(health_router)
     for router in (todos_router, lists_router, changes_router, auth_router, users_router):
-        app.include_router(router, prefix=API_PREFIX)
+        # Any of them may answer 429 past the rate limit (app.ratelimit).
+        app.include_router(router, prefix=API_PREFIX, responses=error_responses(429))
     _add_meta_routes(app)
     for route in app.router.routes:
         if isinstance(route, Route):
             app.state.methods.add(route.path, route.methods or ())
+    # Inside CORS (a browser may read a 429 and its fields; preflights are not counted), and
+    # inside the request context (a 429 has its request id and no-store like any error).
+    app.add_middleware(RateLimitMiddleware, prefix=API_PREFIX)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "X-Request-ID",
+                "Retry-After",
+                "RateLimit",
+                "RateLimit-Policy",
+            ],
         )
     # Added last, so it is outermost: its headers land on every response, CORS ones included.
     app.add_middleware(

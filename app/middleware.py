@@ -78,7 +78,8 @@ class RequestContextMiddleware:
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = request_id
                 headers["X-Content-Type-Options"] = "nosniff"
-                if no_store:
+                # Reads a client may keep say so themselves (app.caching); nothing else may.
+                if no_store and "cache-control" not in headers:
                     headers["Cache-Control"] = "no-store"
                 if docs_page:
                     headers["Content-Security-Policy"] = DOCS_CSP

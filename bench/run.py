@@ -8,6 +8,11 @@ a bare ASGI callable). After a warm-up, BENCH_REPEAT interleaved rounds of the r
 every scenario, each reported as its median round and as a ratio of both references. Then a
 login storm, and lists at 1k and 1M todos. Prints a table and writes bench/results/<date-time>.json.
 
+The service counts rate limits in a private Redis (tests/redis.py), at quotas high enough to
+refuse nothing; a second copy with RATE_LIMIT_ENABLED=false serves the same database, and the
+get_todo and list_todos rounds run against both, one after the other: the limiter's cost,
+reported as each scenario's loss of throughput (ratio) with the limits on (issue 25 budget: 10%).
+
 PostgreSQL: BENCH_DATABASE_URL (a server where databases may be created), else the local
 one at 127.0.0.1:5432; the run creates its own database and drops it afterwards.
 """
@@ -49,6 +54,7 @@ from app.todos.pagination import query_signature  # noqa: E402
 from app.todos.schemas import TodoListQuery  # noqa: E402
 from app.users.models import User  # noqa: E402
 from tests.pgbouncer import pgbouncer  # noqa: E402
+from tests.redis import redis_server  # noqa: E402
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 DURATION = 5 if QUICK else 15
@@ -74,6 +80,12 @@ ALL_SCENARIOS = "health,get_todo,list_todos,create_todo,update_todo,update_noop,
 # BENCH_SCENARIOS=get_todo,list_todos: only those (and no login storm or scale runs), for A/B.
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", ALL_SCENARIOS).split(",")
 PARTIAL = "BENCH_SCENARIOS" in os.environ
+# The rate limiter's A/B: these scenarios run against the service with limits off too.
+LIMITER_AB = [name for name in ("get_todo", "list_todos") if name in SCENARIOS]
+LIMITS_OFF = " (limits off)"
+LIMITER_BUDGET = 0.10  # the most of its ratio a scenario may lose to the limiter
+# Counted, never refused: wrk's users each send far less, and every login comes from 127.0.0.1.
+QUOTA = "100000000/minute"
 # BENCH_POOLER=pgbouncer: the service reaches PostgreSQL through PgBouncer in transaction mode
 # (DB_POOLER=transaction, migrated beforehand over a direct connection), as on Kubernetes.
 POOLER = os.environ.get("BENCH_POOLER") or None
@@ -111,6 +123,7 @@ def main() -> None:
         _server(server_cmd, {}, "server") as server_url,
         _service_env(database_url) as env,
         _server(["./start.sh"], env, "service") as url,
+        _limits_off(env) as off_url,
     ):
         engine = create_engine(database_url)
         try:
@@ -119,9 +132,12 @@ def main() -> None:
                 if name != "login":
                     wrk(url, name, duration=WARMUP, data=_data(name, data),
                         delete=deletable.take(name))  # fmt: skip
+            for name in LIMITER_AB:
+                wrk(off_url, name, duration=WARMUP, data=_data(name, data))
             # A login alone, before any login run: how fast an idle bcrypt queue answers.
             alone = min(_login_seconds(url, data) for _ in range(3))
-            samples = _rounds({"ceiling": ceiling_url, "server": server_url}, url, data, deletable)
+            references = {"ceiling": ceiling_url, "server": server_url}
+            samples = _rounds(references, url, off_url, data, deletable)
             for reference in ("ceiling", "server"):
                 runs = samples.pop(reference)
                 results[f"{reference}_rps"] = _median(runs)["rps"]
@@ -130,6 +146,7 @@ def main() -> None:
                 name: _figures(runs, results["ceiling_rps"], results["server_rps"])
                 for name, runs in samples.items()
             }
+            results["rate_limit_cost"] = _limiter_cost(results["scenarios"])
             if not PARTIAL:
                 results["login_storm"] = login_storm(url, data, alone)
                 results["scale"] = scale(engine, url)
@@ -143,20 +160,37 @@ def main() -> None:
 
 
 def _rounds(
-    references: dict[str, str], url: str, data: Path, deletable: "Deletable"
+    references: dict[str, str], url: str, off_url: str, data: Path, deletable: "Deletable"
 ) -> dict[str, list[dict[str, Any]]]:
-    """REPEAT rounds of the references (the ceilings) and every scenario, one after another."""
+    """REPEAT rounds of the references (the ceilings) and every scenario, one after another;
+    the A/B scenarios with limits on and off back to back, which first alternating by round."""
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in references}
-    for _ in range(REPEAT):
+    for round_number in range(REPEAT):
         for reference, reference_url in references.items():
             samples[reference].append(wrk(reference_url, "ceiling"))
         for name in SCENARIOS:
-            run = wrk(url, name, data=_data(name, data), delete=deletable.take(name))
-            samples.setdefault(name, []).append(run)
+            if name in LIMITER_AB:
+                pair = [(name, url), (name + LIMITS_OFF, off_url)]
+                for label, target in pair if round_number % 2 == 0 else pair[::-1]:
+                    samples.setdefault(label, []).append(wrk(target, name, data=_data(name, data)))
+            else:
+                run = wrk(url, name, data=_data(name, data), delete=deletable.take(name))
+                samples.setdefault(name, []).append(run)
             _drain(url)
             if os.environ.get("BENCH_PROFILE"):  # hold the server for a profiler
                 time.sleep(float(os.environ["BENCH_PROFILE"]))
     return samples
+
+
+def _limiter_cost(scenarios: dict[str, Any]) -> dict[str, Any]:
+    """Each A/B scenario's ratio with the limiter on and off, and the share it lost."""
+    cost: dict[str, Any] = {}
+    for name in LIMITER_AB:
+        on, off = scenarios[name]["ratio"], scenarios[name + LIMITS_OFF]["ratio"]
+        loss = round(1 - on / off, 4)
+        cost[name] = {"ratio_on": on, "ratio_off": off, "loss": loss,
+                      "within_budget": loss <= LIMITER_BUDGET}  # fmt: skip
+    return cost
 
 
 def _figures(runs: list[dict[str, Any]], ceiling_rps: float, server_rps: float) -> dict[str, Any]:
@@ -383,12 +417,18 @@ def report(results: dict[str, Any]) -> None:
     print(
         f"server (bare ASGI): {results['server_rps']:.0f} req/s (runs: {results['server_samples']})"
     )
-    print(f"{'scenario':<14}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'p99/p50':>9}"
+    width = max(14, *(len(name) + 1 for name in results["scenarios"]))
+    print(f"{'scenario':<{width}}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'p99/p50':>9}"
           f"{'non-2xx':>9}{'x ceiling':>11}{'x server':>10}")  # fmt: skip
     for name, s in results["scenarios"].items():
-        print(f"{name:<14}{s['rps']:>10.1f}{s['p50_ms']:>10.2f}{s['p99_ms']:>10.2f}"
+        print(f"{name:<{width}}{s['rps']:>10.1f}{s['p50_ms']:>10.2f}{s['p99_ms']:>10.2f}"
               f"{s['p99_over_p50'] or 0:>9.2f}{s['non2xx']:>9}{s['ratio']:>11.3f}"
               f"{s['ratio_server']:>10.4f}")  # fmt: skip
+    for name, cost in results.get("rate_limit_cost", {}).items():
+        verdict = "within" if cost["within_budget"] else "OVER"
+        ratios = f"ratio {cost['ratio_on']:.3f} on, {cost['ratio_off']:.3f} off"
+        print(f"rate limiter on {name}: {ratios}: {cost['loss']:+.1%} lost, "
+              f"{verdict} the {LIMITER_BUDGET:.0%} budget")  # fmt: skip
     for extra in ("login_storm", "scale"):
         if extra in results:
             print(f"{extra}:", json.dumps(results[extra]))
@@ -474,7 +514,14 @@ def _database() -> Iterator[str]:
 
 @contextmanager
 def _service_env(database_url: str) -> Iterator[dict[str, str]]:
-    env = {"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "ENVIRONMENT": "production"}
+    with redis_server(WORK) as redis:
+        env = {"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "ENVIRONMENT": "production",
+               "RATE_LIMIT_STORAGE": redis.url, "RATE_LIMIT_USER": QUOTA,
+               "RATE_LIMIT_ADDRESS": QUOTA}  # fmt: skip
+        yield from _pooled(env, database_url)
+
+
+def _pooled(env: dict[str, str], database_url: str) -> Iterator[dict[str, str]]:
     if POOLER is None:
         yield env
         return
@@ -493,6 +540,17 @@ def _service_env(database_url: str) -> Iterator[dict[str, str]]:
     with pgbouncer(WORK, database_url, pool_size=WORKERS * 10) as bouncer:
         yield {**env, "DATABASE_URL": bouncer.url(database_url), "DB_POOLER": "transaction",
                "MIGRATE_ON_STARTUP": "false"}  # fmt: skip
+
+
+@contextmanager
+def _limits_off(env: dict[str, str]) -> Iterator[str]:
+    """The same service with RATE_LIMIT_ENABLED=false, for the A/B (its URL; the limited
+    service's when there is no A/B scenario to run)."""
+    if not LIMITER_AB:
+        yield ""
+        return
+    with _server(["./start.sh"], {**env, "RATE_LIMIT_ENABLED": "false"}, "service-off") as url:
+        yield url
 
 
 @contextmanager

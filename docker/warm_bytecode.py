@@ -135,6 +135,11 @@ def main() -> None:
     postgres = Settings(database_url="postgresql://warm:warm@127.0.0.1:1/warm")
     create_migration_engine(postgres).dispose()
     asyncio.run(create_db_engine(postgres).dispose())
+    # The rate limits' Redis storage (compose and Kubernetes count in Redis): limits' storage
+    # and redis-py's asyncio client load when the limiter is built; nothing connects.
+    from app.ratelimit.limiter import Limiter
+
+    Limiter(Settings(rate_limit_storage="redis://127.0.0.1:1/0"))
 
     # A worker: the uvicorn config the worker class builds (log_config=None: gunicorn's logging
     # stays), its protocol, loop, websockets and middleware modules, then the app itself.

@@ -307,6 +307,7 @@ _POOLED_MODULES = (
     "tests/auth/test_throttle.py",
     "tests/users/test_password.py",
     "tests/users/test_admin.py",
+    "tests/test_caching.py",
 )
 
 
@@ -358,3 +359,12 @@ def _in_process_only(item: pytest.Item) -> bool:
         return False
     fixtures = set(getattr(item, "fixturenames", ()))
     return not item.nodeid.startswith(_POOLED_MODULES) or bool(fixtures & {"app", "settings"})
+
+
+@pytest.fixture(scope="session")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A private redis-server for this test process (tests/redis.py); tests flush it."""
+    from tests.redis import redis_server
+
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server

@@ -71,7 +71,8 @@ def test_invalid_request_id_is_replaced(client: TestClient, bad: bytes) -> None:
 
 
 def test_no_store_only_under_api_v1(client: TestClient, user: ApiUser) -> None:
-    assert client.get("/api/v1/todos", headers=user.headers).headers["cache-control"] == "no-store"
+    me = client.get("/api/v1/users/me", headers=user.headers)
+    assert me.headers["cache-control"] == "no-store"
     assert client.get("/api/v1/todos").headers["cache-control"] == "no-store"  # 401 too
     assert "cache-control" not in client.get("/health").headers
 

@@ -8,6 +8,7 @@ from app.auth.security import AccessClaims, PasswordHasher, TokenCodec
 from app.config import Settings
 from app.database import SessionDep
 from app.errors import Forbidden, Unauthorized
+from app.ratelimit.middleware import cached_claims
 from app.users.models import UserRecord
 
 # tokenUrl drives Swagger's Authorize dialog: it posts email and password to this endpoint.
@@ -42,8 +43,11 @@ async def get_claims(
 ) -> AccessClaims:
     """A valid, signed, unexpired access token's claims. Whether its user may still act is
     checked in the statement that reads or writes its data (app.auth.access)."""
-    codec: TokenCodec = request.app.state.token_codec  # read directly: on every request
-    claims = codec.decode_access(token)
+    # The rate limiter decoded it already, before the route (app.ratelimit): once is enough.
+    claims = cached_claims(request.scope, token)
+    if claims is None:
+        codec: TokenCodec = request.app.state.token_codec  # read directly: on every request
+        claims = codec.decode_access(token)
     if claims is None:
         raise Unauthorized()
     return claims

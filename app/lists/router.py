@@ -3,10 +3,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from app import routing  # noqa: F401 - registers the item_id path convertor
+from app import caching, routing  # noqa: F401 - routing registers the item_id path convertor
 from app.auth.dependencies import Claims, SettingsDep
 from app.database import SessionDep
 from app.errors import error_responses
+from app.etags import none_match
 from app.lists import service
 from app.lists.schemas import ListCreate, ListListQuery, ListPage, ListRead, ListUpdate, MoveList
 from app.lists.service import VersionedList
@@ -21,6 +22,11 @@ _LOCATION = {
 }
 
 IfMatch = Annotated[str | None, Header(description="An ETag from a previous response")]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(description="ETags of a copy the client has (W/ and * accepted): 304 if it is current"),
+]
+_PAGE = {"description": "A page, with its weak ETag", "headers": ETAG}
 
 
 def _with_etag(response: Response, todo_list: VersionedList) -> ListRead:
@@ -49,20 +55,44 @@ async def create_list(
     return _with_etag(response, created)
 
 
-@router.get("")
+@router.get(
+    "",
+    response_model=ListPage,
+    responses={200: _PAGE, 304: {**caching.NOT_MODIFIED, "headers": ETAG}},
+)
 async def list_lists(
-    query: Annotated[ListListQuery, Query()], claims: Claims, session: SessionDep
-) -> ListPage:
-    """The user's lists in their order, a page at a time."""
-    return await service.list_page(session, claims, query)
+    query: Annotated[ListListQuery, Query()],
+    claims: Claims,
+    session: SessionDep,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """The user's lists in their order, a page at a time; 304 if If-None-Match holds its ETag."""
+    page = await service.list_page(session, claims, query)
+    return caching.page_response(page, if_none_match)
 
 
-@router.get("/{list_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404)})
+@router.get(
+    "/{list_id:item_id}",
+    response_model=ListRead,
+    responses={
+        200: _WITH_ETAG,
+        304: {**caching.NOT_MODIFIED, "headers": ETAG},
+        **error_responses(404),
+    },
+)
 async def read_list(
-    list_id: uuid.UUID, claims: Claims, session: SessionDep, response: Response
-) -> ListRead:
-    """One list."""
-    return _with_etag(response, await service.get_owned(session, claims, list_id))
+    list_id: uuid.UUID,
+    claims: Claims,
+    session: SessionDep,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+) -> object:
+    """One list; with If-None-Match holding its current ETag, 304 and no body."""
+    todo_list = await service.get_owned(session, claims, list_id)
+    if none_match(if_none_match, todo_list.etag):
+        return caching.not_modified(todo_list.etag)
+    caching.revalidate(response, todo_list.etag)
+    return todo_list.body
 
 
 @router.patch("/{list_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})

@@ -3,10 +3,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from app import routing  # noqa: F401 - registers the item_id path convertor
+from app import caching, routing  # noqa: F401 - routing registers the item_id path convertor
 from app.auth.dependencies import Claims, SettingsDep
 from app.database import SessionDep
 from app.errors import error_responses
+from app.etags import none_match
 from app.openapi import ETAG
 from app.todos import service
 from app.todos.schemas import (
@@ -23,6 +24,7 @@ from app.todos.service import VersionedTodo
 router = APIRouter(prefix="/todos", tags=["todos"], responses=error_responses(401, 503))
 
 _WITH_ETAG = {"description": "The todo, with its ETag", "headers": ETAG}
+_PAGE = {"description": "A page, with its weak ETag", "headers": ETAG}
 _IDEMPOTENCY_CONFLICT = {
     "description": "Validation error; also the same Idempotency-Key sent again with another body "
     "(loc: header, Idempotency-Key)",
@@ -90,12 +92,20 @@ async def create_todo(
     return Response(created.body, status.HTTP_201_CREATED, headers, "application/json")
 
 
-@router.get("")
+@router.get(
+    "",
+    response_model=TodoPage,
+    responses={200: _PAGE, 304: {**caching.NOT_MODIFIED, "headers": ETAG}},
+)
 async def list_todos(
-    query: Annotated[TodoListQuery, Query()], claims: Claims, session: SessionDep
-) -> TodoPage:
-    """List the current user's todos, a page at a time."""
-    return await service.list_page(session, claims, query)
+    query: Annotated[TodoListQuery, Query()],
+    claims: Claims,
+    session: SessionDep,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """List the current user's todos, a page at a time; 304 if If-None-Match holds its ETag."""
+    page = await service.list_page(session, claims, query)
+    return caching.page_response(page, if_none_match)
 
 
 @router.get("/stats")
@@ -109,7 +119,7 @@ async def todo_stats(claims: Claims, session: SessionDep) -> TodoStats:
     response_model=TodoRead,
     responses={
         200: _WITH_ETAG,
-        304: {"description": "Not modified: If-None-Match names the current ETag", "headers": ETAG},
+        304: {**caching.NOT_MODIFIED, "headers": ETAG},
         **error_responses(404),
     },
 )
@@ -122,9 +132,10 @@ async def read_todo(
 ) -> object:
     """One todo; with If-None-Match holding its current ETag, 304 and no body."""
     todo = await service.get_owned(session, claims, todo_id)
-    if service.none_match(if_none_match, todo):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": todo.etag})
-    return _with_etag(response, todo)
+    if none_match(if_none_match, todo.etag):
+        return caching.not_modified(todo.etag)
+    caching.revalidate(response, todo.etag)
+    return todo.body
 
 
 @router.patch("/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})

@@ -546,15 +546,6 @@ def _delete_statement(if_match: bool) -> ReturningDelete[uuid.UUID]:
     )
 
 
-def none_match(if_none_match: str | None, todo: VersionedTodo) -> bool:
-    """Whether If-None-Match names the todo's current ETag: weak comparison (W/ ignored),
-    and * matches any current representation (RFC 9110 §13.1.2)."""
-    if if_none_match is None:
-        return False
-    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return "*" in tags or todo.etag in tags
-
-
 def _column_values(fields: dict[str, Any]) -> dict[str, Any]:
     """Schema fields as stored: the priority as its rank (see models.Priority)."""
     if "priority" in fields:

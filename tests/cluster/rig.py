@@ -57,6 +57,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.migrations import ROOT
 from tests.faults.cluster import PostgresCluster
 from tests.pgbouncer import PgBouncer, pgbouncer
+from tests.redis import Redis, redis_server
 from tests.runtime.server import Server, app_env, free_port, wait_ready
 
 WORKERS = 2  # the Deployment's WEB_CONCURRENCY
@@ -72,6 +73,7 @@ APP_POOL_SIZE = 5  # the Deployment's DB_POOL_SIZE (DB_MAX_OVERFLOW=0)
 # a two-second burst on the niced core of node A check only a few dozen passwords.
 BCRYPT_ROUNDS = 10
 REPLICAS = 3
+RIG_QUOTA = 1_000_000  # requests a minute per user and per address: counted, never refused
 # Enough server connections for every replica's pool (3 x 2 x 5): a replica under a login
 # storm must not make the others queue for one.
 SERVER_POOL_SIZE = REPLICAS * WORKERS * APP_POOL_SIZE
@@ -479,6 +481,7 @@ class Rig:
     retired: list[Replica] = field(default_factory=list)
     haproxy: HAProxy | None = None
     nodes: Nodes | None = None  # None: one core, nothing pinned
+    redis: Redis | None = None  # the rate limits' counts, shared by every replica
 
     @property
     def node_a(self) -> frozenset[int] | None:
@@ -553,6 +556,7 @@ class Rig:
                 DB_CONNECT_TIMEOUT="2",
                 GRACEFUL_TIMEOUT="30",
                 BCRYPT_ROUNDS=str(BCRYPT_ROUNDS),
+                **self.rate_limits(),
             ),
         }
         env.pop("BIND", None)
@@ -572,6 +576,16 @@ class Rig:
             self.retired.append(self.replicas[name])
         self.replicas[name] = replica
         return replica
+
+    def rate_limits(self) -> dict[str, str]:
+        """Counted in the rig's one Redis, as on Kubernetes, at quotas no scenario reaches:
+        every client of the rig is 127.0.0.1 (the login storm alone sends hundreds a minute)."""
+        assert self.redis is not None
+        return {
+            "RATE_LIMIT_STORAGE": self.redis.url,
+            "RATE_LIMIT_USER": f"{RIG_QUOTA}/minute",
+            "RATE_LIMIT_ADDRESS": f"{RIG_QUOTA}/minute",
+        }
 
     def wait_replica_ready(self, replica: Replica) -> None:
         wait_ready(replica.server(), timeout=START_TIMEOUT)
@@ -627,7 +641,10 @@ def running_rig(haproxy: str) -> Iterator[Rig]:
                     settings=PGBOUNCER_SETTINGS,
                 )
             )
-        rig = Rig(postgres, direct_url, bouncer, directory, nodes=nodes)
+        # On node B with the replicas it serves (this process's cores), not on node A: there
+        # it would take CPU from the database and the stormed replica, which node A measures.
+        redis = stack.enter_context(redis_server(directory))
+        rig = Rig(postgres, direct_url, bouncer, directory, nodes=nodes, redis=redis)
         stack.callback(rig.close)
         rig.migrate()
         started = [rig.spawn(f"app{i}") for i in range(1, REPLICAS + 1)]

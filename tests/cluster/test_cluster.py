@@ -4,7 +4,8 @@ service every day, done to real processes on this machine (tests/cluster/rig.py)
 1. a rolling restart, one replica at a time, as RollingUpdate with a preStop pause does it;
 2. a replica lost: its whole process group SIGKILLed (a node gone);
 3. PostgreSQL restarted (fast) behind PgBouncer while the replicas serve;
-4. a login storm on one replica while the others serve reads.
+4. a login storm on one replica while the others serve reads;
+5. the replicas share one Redis: one rate-limit count, whichever replica answers.
 
 After each: every acknowledged write is in the database exactly once and no acknowledged
 delete came back (tests/cluster/workload.py), and what each replica counted in /metrics equals
@@ -29,9 +30,10 @@ import pytest
 
 from app.migrations import ROOT
 from tests.cluster.report import STORM_ANSWERS, Scenario, why_failed
-from tests.cluster.rig import BCRYPT_ROUNDS, STORMED, Replica, Rig
+from tests.cluster.rig import BCRYPT_ROUNDS, REPLICAS, RIG_QUOTA, STORMED, Replica, Rig
 from tests.cluster.workload import ACTORS, Actor, client, load, sign_up, verify_writes
-from tests.load import NO_RESPONSE, Record, Recorder, clean_503, listing
+from tests.conftest import PASSWORD
+from tests.load import NO_RESPONSE, SERVED_BY, Record, Recorder, clean_503, listing
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
@@ -424,3 +426,32 @@ def test_login_storm_on_one_replica_leaves_the_others_alone(rig: Rig) -> None:
     assert not any(weak), f"not a login storm: {'; '.join(w for w in weak if w)}. {notes}"
     assert storm_p50 <= LATENCY_FACTOR * base_p50, scenario.row.recovery
     assert storm_p99 <= LATENCY_FACTOR * base_p99, scenario.row.recovery
+
+
+# -- 5. one rate-limit count for all replicas -------------------------------------------------
+
+
+def test_the_replicas_share_one_rate_limit_count(rig: Rig) -> None:
+    """Sequential requests of one user, each on a new connection so the load balancer spreads
+    them over every replica: the `r` each answers with is one count going down, not three."""
+    email = f"quota-{os.getpid()}-{time.monotonic_ns()}@example.com"
+    with client(rig.lb.base_url) as http:
+        assert (
+            http.post(
+                "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
+            ).status_code
+            == 201
+        )
+        token = http.post(
+            "/api/v1/auth/token", data={"username": email, "password": PASSWORD}
+        ).json()["access_token"]
+    seen: list[tuple[str, int]] = []
+    for _ in range(4 * REPLICAS):
+        with client(rig.lb.base_url, {"Authorization": f"Bearer {token}"}) as http:
+            response = http.get("/api/v1/todos")
+        assert response.status_code == 200, response.text
+        assert response.headers["ratelimit-policy"] == f'"user";q={RIG_QUOTA};w=60'
+        left = int(response.headers["ratelimit"].split(";r=")[1].split(";")[0])
+        seen.append((response.headers[SERVED_BY], left))
+    assert len({replica for replica, _ in seen}) == REPLICAS, seen
+    assert [left for _, left in seen] == [RIG_QUOTA - 1 - i for i in range(len(seen))], seen

@@ -46,8 +46,17 @@ def rendered(request: pytest.FixtureRequest) -> list[Manifest]:
     return _render(request.param)
 
 
-def _one(manifests: list[Manifest], kind: str, name: str | None = None) -> Manifest:
-    found = [m for m in manifests if m["kind"] == kind and name in (None, m["metadata"]["name"])]
+def _one(
+    manifests: list[Manifest], kind: str, name: str | None = None, app: str = "todo-api"
+) -> Manifest:
+    """The one `kind` (named `name`) of `app`: the service's own, not the Redis beside it."""
+    found = [
+        m
+        for m in manifests
+        if m["kind"] == kind
+        and name in (None, m["metadata"]["name"])
+        and m["metadata"].get("labels", {}).get("app.kubernetes.io/name", app) == app
+    ]
     assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
     return found[0]
 
@@ -226,3 +235,35 @@ def test_proxies_in_the_cluster_are_trusted_for_x_forwarded_for(
     for pod_address in ("10.244.1.7", "172.17.0.3", "192.168.3.4", "100.96.0.5", "fd00::5"):
         assert any(ipaddress.ip_address(pod_address) in network for network in networks)
     assert not any(ipaddress.ip_address("203.0.113.7") in network for network in networks)
+
+
+def test_the_example_runs_a_locked_down_redis_only_the_servers_reach() -> None:
+    rendered = _render("deploy/kubernetes/cloudnativepg")
+    redis = _one(rendered, "Deployment", "todo-redis", app="todo-redis")
+    pod = redis["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["automountServiceAccountToken"] is False
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+    assert container["args"][:4] == ["--save", "", "--appendonly", "no"]  # counts, not data
+    service = _one(rendered, "Service", "todo-redis", app="todo-redis")
+    port = service["spec"]["ports"][0]["port"]
+    assert _settings(rendered)["RATE_LIMIT_STORAGE"] == f"redis://todo-redis:{port}/0"
+    policy = _one(rendered, "NetworkPolicy", "todo-redis", app="todo-redis")["spec"]
+    server_labels = _one(rendered, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert policy["ingress"] == [
+        {"from": [{"podSelector": {"matchLabels": server_labels}}],
+         "ports": [{"port": port, "protocol": "TCP"}]}
+    ]  # fmt: skip
+    assert policy["egress"] == []
+    # The servers may reach it: the base policy lets them out to Redis's port.
+    egress = _one(rendered, "NetworkPolicy")["spec"]["egress"]
+    assert any(p["port"] == port for rule in egress for p in rule["ports"])
+
+
+def test_the_base_documents_where_the_rate_limits_count(rendered: list[Manifest]) -> None:
+    assert "RATE_LIMIT_STORAGE" in _settings(rendered)
+    text = (ROOT / "deploy/kubernetes/base/settings.env").read_text()
+    assert "redis://" in text

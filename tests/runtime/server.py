@@ -16,6 +16,10 @@ from app.migrations import ROOT
 from tests.conftest import TEST_SECRET
 from tests.isolation import free_port
 
+# Rate limits no test reaches unless it sets its own: a server may live for the whole session
+# (the PgBouncer backend's), and every test client is one address, 127.0.0.1.
+UNREACHED_QUOTA = "1000000/minute"
+
 
 def app_env(database_url: str, tmp_path: Path, **overrides: str) -> dict[str, str]:
     """What every test server runs with: its own database, real bcrypt at the lowest cost."""
@@ -25,6 +29,8 @@ def app_env(database_url: str, tmp_path: Path, **overrides: str) -> dict[str, st
         "BCRYPT_ROUNDS": "4",
         "ENVIRONMENT": "test",
         "MIGRATION_LOCK_PATH": str(tmp_path / "migrate.lock"),
+        "RATE_LIMIT_USER": UNREACHED_QUOTA,
+        "RATE_LIMIT_ADDRESS": UNREACHED_QUOTA,
         **overrides,
     }
 

@@ -51,7 +51,7 @@ def test_if_none_match_with_the_current_etag_is_304_without_a_body(
     assert response.headers["etag"] == etag
     assert response.content == b""
     assert "content-type" not in response.headers
-    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["cache-control"] == "private, no-cache"
 
 
 @pytest.mark.parametrize("header", ['"999999"', 'W/"0"', "garbage", '"2", "1x"', '"01"'])
