@@ -24,6 +24,7 @@ def _exists(admin_url: str, name: str) -> bool:
         engine.dispose()
 
 
+@pytest.mark.postgres
 def test_test_databases_carry_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     admin = postgres_admin_url()
     assert database_name("test").startswith("todo_test_")  # the default, as before

@@ -29,8 +29,10 @@ def _names(db_engine: Engine, *users: ApiUser) -> list[str | None]:
 
 
 async def _deadlock(settings: Settings, first: ApiUser, second: ApiUser, retry: bool) -> int:
-    """Run the two crossed transactions; how many attempts they took in all."""
-    engine = create_db_engine(settings)
+    """Run the two crossed transactions; how many attempts they took in all. LOCK_TIMEOUT_MS
+    well past PostgreSQL's deadlock_timeout (1 s): otherwise whichever fires first ends the
+    wait, and a lock timeout (55P03, a 503) is not a deadlock to retry."""
+    engine = create_db_engine(settings.model_copy(update={"lock_timeout_ms": 10_000}))
     sessionmaker = create_sessionmaker(engine)
     both_hold_one = asyncio.Barrier(2)
     attempts = 0

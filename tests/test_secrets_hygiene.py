@@ -147,11 +147,13 @@ def superuser_password() -> str:
 
 @pytest.fixture
 def settings(settings: Settings, superuser_password: str) -> Settings:
-    """The shared settings, plus a first superuser: startup handles a password too."""
+    """The shared settings, plus a first superuser: startup handles a password too. No refresh
+    grace window, so that re-presenting a rotated token at once takes the reuse path (401)."""
     return settings.model_copy(
         update={
             "first_superuser_email": "root@example.com",
             "first_superuser_password": SecretStr(superuser_password),
+            "refresh_reuse_grace_seconds": 0,
         }
     )
 

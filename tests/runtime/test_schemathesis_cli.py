@@ -35,7 +35,11 @@ POSITIVE_ALSO: dict[str, tuple[tuple[str, ...], str]] = {
     # Passwords are 8 to 72 bytes in UTF-8 (JSON Schema counts characters: 2 to 72 declared),
     # and email-validator refuses special-use domains (example.invalid, localhost, ...).
     "register": (("422",), "the password's byte length; special-use email domains"),
-    "update_me": (("422",), "special-use email domains"),
+    # Changing the email needs the current password (v1.2): only the real one is accepted.
+    "update_me": (
+        ("400", "422"),
+        "a current_password that is not the user's; special-use email domains",
+    ),
     # The same Idempotency-Key with another body is 422 (the idempotency draft); the fuzzer
     # sends one key with many bodies. A list_id must be one of the user's lists (422), which
     # a schema cannot say of a UUID.
