@@ -24,8 +24,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from app import demo, migrations, openapi
-from app.auth.router import router as auth_router
-from app.auth.security import PasswordHasher, TokenCodec
+from app.accounts import users
+from app.accounts.auth_router import router as auth_router
+from app.accounts.security import PasswordHasher, TokenCodec
+from app.accounts.users_router import router as users_router
 from app.changes.router import router as changes_router
 from app.changes.tokens import ChangeTokens
 from app.config import Settings, get_settings
@@ -45,8 +47,6 @@ from app.middleware import PlainStartupRefusal, RequestContextMiddleware
 from app.purge import purge_periodically
 from app.routing import MethodTable
 from app.todos.router import router as todos_router
-from app.users import service as users
-from app.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
 # The docs' sections, in the order a new user needs them.

@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from app import routing  # noqa: F401 - registers the item_id path convertor
-from app.auth.dependencies import Claims
+from app.accounts.dependencies import Claims
 from app.database import SessionDep
 from app.errors import error_responses
 from app.lists import service
