@@ -36,7 +36,7 @@ help:
 	@echo "make run           serve on http://$(HOST):$(PORT) (SQLite unless DATABASE_URL says otherwise)"
 	@echo "make test-fast     pytest only, no lint, SQLite only (PG=1: PostgreSQL too): PYTEST_ARGS='tests/todos -x'"
 	@echo "make test          lint, type-check, then the whole suite (SQLite + PostgreSQL)"
-	@echo "make lint          ruff, mypy --strict, hadolint, compose schema, Kubernetes manifests"
+	@echo "make lint          ruff, mypy --strict, import directions, hadolint, compose, Kubernetes"
 	@echo "make lint-k8s      the Kubernetes manifests alone (kubernetes-validate, checkov)"
 	@echo "make format        apply ruff's fixes and formatting"
 	@echo "make migration m=\"what changed\"  alembic revision --autogenerate, then ruff on the new file"
@@ -97,6 +97,7 @@ lint: install-dev lint-k8s
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app
+	$(BIN)/python scripts/check_imports.py
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 

@@ -22,8 +22,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.auth.schemas import Password
 from app.keys import WeakSecretKey, check_key_strength
+from app.passwords import Password
 
 # Outside production, with neither SECRET_KEY nor SECRET_KEY_FILE: the key generated here.
 DEVELOPMENT_KEY_FILE = Path(".secret_key")
@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     # token's 14 days slide; the login's end does not).
     refresh_token_absolute_days: int = Field(default=90, ge=1)
     # A refresh token presented again this soon after its first use gets a pair too (two app
-    # processes refreshing at once); later, it is reuse and ends the login (app.auth.service).
+    # processes refreshing at once); later, it is reuse and ends the login (app.accounts.service).
     refresh_reuse_grace_seconds: int = Field(default=30, ge=0)
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
 

@@ -5,12 +5,12 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.security import PasswordHasher
+from app.accounts.models import User
+from app.accounts.security import PasswordHasher
 from app.database import utcnow
 from app.lists.models import TodoList
 from app.lists.positions import FIRST, key_after
 from app.todos.models import Priority, Todo
-from app.users.models import User
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo credentials, development only

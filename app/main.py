@@ -1,9 +1,11 @@
 """The application: `app` (what uvicorn and gunicorn serve as app.main:app) and its factory.
 
-create_app(): settings → routers, middleware, handlers; its lifespan: engine → migrations.
-`app = create_app()` below reads no configuration when this module is imported (tests import
-it with environments of their own, and gunicorn's master imports it before RESET_DB is
-cleared for the workers): without settings, the app reads them as the server starts it.
+create_app(): routers, middleware, handlers, all wired as it builds the app; its lifespan:
+settings (if not given) → engine → migrations. `app = create_app()` below reads no
+configuration when this module is imported (tests import it with environments of their own,
+and gunicorn's master imports it before RESET_DB is cleared for the workers): without
+settings, the app reads them as the server starts it, and what they shape (CORS, body limits,
+whether /metrics is served here) takes that shape then (app.wiring).
 """
 
 import asyncio
@@ -22,10 +24,13 @@ from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from app import demo, migrations, openapi
-from app.auth.router import router as auth_router
-from app.auth.security import PasswordHasher, TokenCodec
+from app.accounts import users
+from app.accounts.auth_router import router as auth_router
+from app.accounts.security import PasswordHasher, TokenCodec
+from app.accounts.users_router import router as users_router
 from app.changes.router import router as changes_router
 from app.changes.tokens import ChangeTokens
 from app.config import Settings, get_settings
@@ -48,8 +53,7 @@ from app.ratelimit.limiter import MEMORY_WARNING, Limiter
 from app.ratelimit.middleware import RateLimitMiddleware
 from app.routing import MethodTable
 from app.todos.router import router as todos_router
-from app.users import service as users
-from app.users.router import router as users_router
+from app.wiring import SettingsMiddleware, SwitchableRoute
 
 API_PREFIX = "/api/v1"
 # The docs' sections, in the order a new user needs them.
@@ -174,9 +178,9 @@ def _limiter(settings: Settings) -> Limiter | None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The application, configured from `settings` now (tests pass their own), or without them
-    from get_settings() when the server starts it: in its lifespan, so that a bad setting is a
-    failed startup the server reports and exits on, never an error at import."""
+    """The application, wired now, configured from `settings` now (tests pass their own), or
+    without them from get_settings() when the server starts it: in its lifespan, so that a bad
+    setting is a failed startup the server reports and exits on, never an error at import."""
     # FastAPIOffline serves Swagger UI and ReDoc with their scripts, styles and icon from the
     # package itself: the docs work with no internet access.
     app = FastAPIOffline(
@@ -193,22 +197,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         license_info={"name": "MIT", "identifier": "MIT"},
     )
     openapi.install(app)
-    # Here, not in _configure: the lifespan that may fail runs in the stack built before it.
+    register_error_handlers(app)
+    _add_routes(app)
+    # Inside CORS (a browser may read a 429 and its fields; preflights are not counted), and
+    # inside the request context (a 429 has its request id and no-store like any error).
+    app.add_middleware(RateLimitMiddleware, prefix=API_PREFIX)
     app.add_middleware(PlainStartupRefusal)
+    # Outermost: CORS and the request context, as the settings (known now or at startup) say.
+    app.add_middleware(SettingsMiddleware, build=_settings_middleware)
     if settings is not None:
         _configure(app, settings)
     return app
 
 
 def _configure(app: FastAPI, settings: Settings) -> None:
-    """Everything that depends on the settings: title, routes, middleware, handlers."""
+    """What the settings decide that is not wiring: title, version, whether /metrics is here."""
     app.title, app.version = settings.project_name, settings.version
     app.description = settings.description
     app.state.settings = settings
-    # From the lifespan, the stack it runs in is built already, without the middleware added
-    # below: the first request builds it again, with them (no request comes before startup).
-    app.middleware_stack = None
-    register_error_handlers(app)
+    for route in app.router.routes:
+        if isinstance(route, SwitchableRoute):  # /metrics: gunicorn's master serves them
+            route.switch(settings.metrics_port is None)
+
+
+def _add_routes(app: FastAPI) -> None:
     app.state.methods = MethodTable()
     # Routes are matched in the order they were added: the todos, which carry nearly all the
     # traffic, come right after the two health probes. (The docs list their sections in
@@ -221,12 +233,13 @@ def _configure(app: FastAPI, settings: Settings) -> None:
     for route in app.router.routes:
         if isinstance(route, Route):
             app.state.methods.add(route.path, route.methods or ())
-    # Inside CORS (a browser may read a 429 and its fields; preflights are not counted), and
-    # inside the request context (a 429 has its request id and no-store like any error).
-    app.add_middleware(RateLimitMiddleware, prefix=API_PREFIX)
+
+
+def _settings_middleware(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """`app` in the middleware whose options are settings, innermost first."""
     if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
+        app = CORSMiddleware(
+            app,
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
@@ -239,9 +252,9 @@ def _configure(app: FastAPI, settings: Settings) -> None:
                 "RateLimit-Policy",
             ],
         )
-    # Added last, so it is outermost: its headers land on every response, CORS ones included.
-    app.add_middleware(
-        RequestContextMiddleware,
+    # Last, so it is outermost: its headers land on every response, CORS ones included.
+    return RequestContextMiddleware(
+        app,
         max_body_bytes=settings.max_body_bytes,
         body_limits={f"{API_PREFIX}/auth/": settings.auth_max_body_bytes},
         docs_paths=frozenset({DOCS_URL, REDOC_URL}),
@@ -267,11 +280,16 @@ def _add_meta_routes(app: FastAPI) -> None:
             openapi_url=app.openapi_url or "",
         )
 
-    if app.state.settings.metrics_port is not None:
-        return  # gunicorn's master serves them on METRICS_PORT (gunicorn_conf.py)
+    async def metrics() -> Response:
+        """Prometheus metrics, summed over every worker process."""
+        body, content_type = await run_in_threadpool(render_metrics)
+        return Response(body, media_type=content_type)
 
-    @app.get(
+    # Switched off by METRICS_PORT, when gunicorn's master serves them (gunicorn_conf.py).
+    app.router.add_api_route(
         "/metrics",
+        metrics,
+        methods=["GET"],
         tags=["meta"],
         response_class=Response,
         responses={
@@ -280,11 +298,8 @@ def _add_meta_routes(app: FastAPI) -> None:
                 "content": {"text/plain": {"schema": {"type": "string"}}},
             }
         },
+        route_class_override=SwitchableRoute,
     )
-    async def metrics() -> Response:
-        """Prometheus metrics, summed over every worker process."""
-        body, content_type = await run_in_threadpool(render_metrics)
-        return Response(body, media_type=content_type)
 
 
 # What uvicorn and gunicorn serve (app.main:app): configured as it starts (see create_app).

@@ -5,12 +5,18 @@ the database with Base.metadata through this module only (alembic/env.py): a mod
 missing here gets no table in the migration. docs/adding-a-field.md walks through a change.
 """
 
-from app.auth.models import DeviceToken, Login, LoginFailure, RefreshToken
+from app.accounts.models import (
+    AccountUsage,
+    DeviceToken,
+    Login,
+    LoginFailure,
+    RefreshToken,
+    User,
+)
 from app.changes.models import Change, ChangeClock
 from app.database import Base
 from app.lists.models import TodoList
 from app.todos.models import IdempotencyKey, Todo
-from app.users.models import AccountUsage, User
 
 __all__ = [
     "AccountUsage",

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Delete, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.auth.models import LoginFailure
+from app.accounts.models import LoginFailure
 from app.changes.service import expired_tombstones
 from app.config import Settings
 from app.database import transaction, utcnow

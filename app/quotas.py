@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.models import AccountUsage
 from app.errors import Forbidden
-from app.users.models import AccountUsage
 
 TODOS, LISTS = "todos", "lists"
 _SETTING = {TODOS: "MAX_TODOS_PER_USER", LISTS: "MAX_LISTS_PER_USER"}

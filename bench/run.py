@@ -43,7 +43,8 @@ from sqlalchemy.engine import Engine, make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.auth.security import PasswordHasher, TokenCodec  # noqa: E402
+from app.accounts.models import User  # noqa: E402
+from app.accounts.security import PasswordHasher, TokenCodec  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.database import create_migration_engine  # noqa: E402
 from app.lists.models import TodoList  # noqa: E402
@@ -52,7 +53,6 @@ from app.pagination import encode_cursor  # noqa: E402
 from app.todos.models import Todo  # noqa: E402
 from app.todos.pagination import query_signature  # noqa: E402
 from app.todos.schemas import TodoListQuery  # noqa: E402
-from app.users.models import User  # noqa: E402
 from tests.pgbouncer import pgbouncer  # noqa: E402
 from tests.redis import redis_server  # noqa: E402
 

@@ -301,12 +301,12 @@ _POOLED_MODULES = (
     "tests/lists/test_lists.py",
     "tests/changes/test_feed.py",
     "tests/changes/test_documents.py",
-    "tests/auth/test_refresh.py",
-    "tests/auth/test_login_family.py",
-    "tests/auth/test_credential_generation.py",
-    "tests/auth/test_throttle.py",
-    "tests/users/test_password.py",
-    "tests/users/test_admin.py",
+    "tests/accounts/test_refresh.py",
+    "tests/accounts/test_login_family.py",
+    "tests/accounts/test_credential_generation.py",
+    "tests/accounts/test_throttle.py",
+    "tests/accounts/test_password.py",
+    "tests/accounts/test_admin.py",
     "tests/test_caching.py",
 )
 

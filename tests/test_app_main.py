@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 import app.main
 from app.config import Settings, get_settings
-from app.main import create_app
+from app.main import API_PREFIX, create_app
 from tests.conftest import TEST_SECRET
 from tests.runtime.server import free_port
 
@@ -113,6 +114,44 @@ def test_an_app_without_settings_is_configured_as_it_starts() -> None:
         )
     assert info.status_code == 200
     assert info.json()["name"] == "configured-at-startup"
-    # The middleware added at startup is in the stack requests go through.
+    # The middleware the settings shape at startup is in the stack requests go through.
     assert info.headers["x-request-id"]
     assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def _wiring(application: FastAPI) -> tuple[list[str], list[str]]:
+    """The app's routes and middleware, as what an editor reads in create_app()."""
+    paths = [getattr(route, "path", "") for route in application.routes]
+    middleware = [getattr(entry.cls, "__name__", "") for entry in application.user_middleware]
+    return paths, middleware
+
+
+@pytest.mark.usefixtures("environment")
+def test_routes_and_middleware_are_wired_when_the_app_is_built() -> None:
+    """Issue 24: create_app() wires every route and middleware itself, and its lifespan adds
+    none (no resetting Starlette's middleware_stack to slip some in after the start)."""
+    unconfigured = create_app()
+    built = _wiring(unconfigured)
+    assert f"{API_PREFIX}/todos" in built[0]
+    assert f"{API_PREFIX}/users/me" in built[0]
+    with TestClient(unconfigured) as client:
+        assert client.get("/").json()["name"] == "configured-at-startup"
+    assert _wiring(unconfigured) == built  # starting it changed nothing
+    # With settings or without, one wiring: tests run the app's code path the servers run.
+    assert _wiring(create_app(get_settings())) == built
+
+
+@pytest.mark.usefixtures("environment")
+def test_metrics_port_hides_the_route_that_is_wired(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With METRICS_PORT, gunicorn's master serves /metrics: the API port answers as if the
+    route did not exist (a 404 like any unknown path, and absent from the docs)."""
+    monkeypatch.setenv("METRICS_PORT", str(free_port()))
+    get_settings.cache_clear()
+    for application in (create_app(), create_app(get_settings())):
+        with TestClient(application) as client:
+            hidden = client.get("/metrics")
+            schema = client.get("/openapi.json").json()
+        assert hidden.status_code == 404
+        assert hidden.json() == {"detail": "Not Found"}
+        assert "/metrics" not in schema["paths"]
+        assert "/api/info" in schema["paths"]

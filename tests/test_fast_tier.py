@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.models import User
 from app.database import transaction
-from app.users.models import User
 from tests.support.rows import add_user
 from tests.support.sessions import rolled_back_session
 

@@ -11,10 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, update
 
-from app.auth.models import LoginFailure
+from app.accounts.models import LoginFailure, User
 from app.todos.pagination import query_signature
 from app.todos.schemas import TodoListQuery
-from app.users.models import User
 from tests.conftest import PASSWORD, ApiUser
 from tests.lists.helpers import create_todo
 

@@ -188,7 +188,7 @@ def test_make_test_fast_runs_sqlite_only_unless_pg_1_adds_postgresql() -> None:
     default = _make_variable("TEST_FAST_MARKERS")
     with_postgres = _make_variable("TEST_FAST_MARKERS", "PG=1")
     # What those markers select, on a module of the fast tier and one of the HTTP tier.
-    for module in ("tests/test_fast_tier.py", "tests/users/test_me.py"):
+    for module in ("tests/test_fast_tier.py", "tests/accounts/test_me.py"):
         sqlite_only, both = _collected(default, module), _collected(with_postgres, module)
         assert sqlite_only
         assert all("[sqlite" in test for test in sqlite_only), sqlite_only

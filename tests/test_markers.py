@@ -12,7 +12,7 @@ from tests.conftest import postgres_admin_url
 # A module of each kind: the backend-parametrised API tests, the empty-database migration
 # tests, tests with a `database` fixture, with the fault tests' own server, and marked by hand.
 MODULES = [
-    "tests/users/test_me.py",
+    "tests/accounts/test_me.py",
     "tests/test_migrations.py",
     "tests/runtime/test_pgbouncer.py",
     "tests/faults/test_database_faults.py",

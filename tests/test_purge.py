@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, insert, select, update
 
-from app.auth.models import LoginFailure
+from app.accounts.models import LoginFailure
 from app.config import Settings
 from app.database import create_db_engine, create_sessionmaker
 from app.main import create_app

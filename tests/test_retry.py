@@ -13,10 +13,10 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.models import User
 from app.config import Settings
 from app.database import create_db_engine, create_sessionmaker, transaction
 from app.retry import retrying
-from app.users.models import User
 from tests.conftest import ApiUser, make_user
 
 

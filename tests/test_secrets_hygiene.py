@@ -24,9 +24,8 @@ from jose import jwt
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
-from app.auth.models import RefreshToken
+from app.accounts.models import RefreshToken, User
 from app.config import Settings
-from app.users.models import User
 from tests.conftest import TEST_SECRET, empty_tables
 
 REGISTER = "/api/v1/auth/register"

@@ -14,11 +14,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.models import LoginFailure, RefreshToken
+from app.accounts.models import LoginFailure, RefreshToken, User
 from app.config import Settings
 from app.database import AUTOCOMMIT, create_db_engine, create_sessionmaker, transaction, utcnow
 from app.todos.models import IdempotencyKey, Todo
-from app.users.models import User
 from tests.conftest import PASSWORD, ApiUser, empty_tables, make_user
 
 REJECT_AT_COMMIT = "rejected at commit"

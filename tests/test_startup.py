@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, func, select, text
 
 from alembic import command
+from app.accounts.models import User
 from app.config import Settings
 from app.demo import DEMO_EMAIL, DEMO_PASSWORD
 from app.main import create_app
 from app.migration_guard import SchemaRefused
 from app.migrations import ROOT, alembic_config, head_revision
-from app.users.models import User
 from tests.conftest import TEST_SECRET, login, make_user
 from tests.isolation import free_port
 

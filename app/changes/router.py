@@ -3,7 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.auth.dependencies import Claims
+from app.accounts.dependencies import Claims
 from app.changes import service
 from app.changes.schemas import ChangePage, ChangeQuery
 from app.database import SessionDep

@@ -67,8 +67,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import Subquery
 
-from app.auth import access
-from app.auth.security import AccessClaims
+from app.accounts import access
+from app.accounts.security import AccessClaims
 from app.changes.models import Change, ChangeClock
 from app.changes.tokens import ChangeTokens, FeedPosition
 from app.errors import Gone

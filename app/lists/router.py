@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from app import caching, routing  # noqa: F401 - routing registers the item_id path convertor
-from app.auth.dependencies import Claims, SettingsDep
+from app.accounts.dependencies import Claims, SettingsDep
 from app.database import SessionDep
 from app.errors import error_responses
 from app.etags import none_match

@@ -26,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningDelete, ReturningUpdate
 
 from app import quotas
-from app.auth import access
-from app.auth.security import AccessClaims
+from app.accounts import access
+from app.accounts.models import User
+from app.accounts.security import AccessClaims
 from app.database import utcnow
 from app.errors import AppError, Conflict, NotFound, PreconditionFailed, Unauthorized
 from app.etags import matching_versions, version_matches
@@ -43,7 +44,6 @@ from app.pagination import (
     keyset_after,
     split_page,
 )
-from app.users.models import User
 
 NOT_FOUND_MESSAGE = "List not found"
 DEFAULT_LIST_UNDELETABLE = "The default list cannot be deleted"

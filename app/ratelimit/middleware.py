@@ -3,7 +3,7 @@ work runs, so a refused request does nothing, and an allowed one pays no extra r
 the database: the key comes from the access token's signature alone (whether its user may
 still act is the statement's business, as for every request).
 
-The claims it decodes are kept in the request's state for app.auth.dependencies.get_claims,
+The claims it decodes are kept in the request's state for app.accounts.dependencies.get_claims,
 so the token is decoded once per request.
 """
 
@@ -11,13 +11,10 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth.security import AccessClaims, TokenCodec
-from app.auth.throttle import address_bucket
+from app.accounts.security import ACCESS_CLAIMS, AccessClaims, TokenCodec
+from app.accounts.throttle import address_bucket
 from app.errors import TooManyRequests
 from app.ratelimit.limiter import Limiter
-
-# scope["state"] key: (the token's text, its claims), for get_claims.
-ACCESS_CLAIMS = "access_claims"
 
 
 class RateLimitMiddleware:
@@ -82,13 +79,4 @@ def _bearer_token(scope: Scope) -> str | None:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
             return token if scheme.lower() == "bearer" and token else None
-    return None
-
-
-def cached_claims(scope: Scope, token: str) -> AccessClaims | None:
-    """The claims this middleware decoded for exactly this token, if it did."""
-    found = scope.get("state", {}).get(ACCESS_CLAIMS)
-    if found is not None and found[0] == token:
-        claims: AccessClaims = found[1]
-        return claims
     return None

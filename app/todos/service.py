@@ -1,7 +1,7 @@
 """Todos: every read and every write is one Core statement where a request allows it.
 
 Each statement is scoped to the token's user (owner_id) and carries the access rule
-(app.auth.access.ADMITTED), so reading a todo is one round trip, and so is creating, changing
+(app.accounts.access.ADMITTED), so reading a todo is one round trip, and so is creating, changing
 or deleting one: a single statement needs no BEGIN and COMMIT around it. If-Match is a
 condition of the UPDATE or DELETE itself (optimistic concurrency), so no row is locked
 while anything else happens. When a statement finds nothing, _refusal() works out which
@@ -37,8 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningDelete, ReturningInsert, ReturningUpdate
 
 from app import quotas
-from app.auth import access
-from app.auth.security import AccessClaims
+from app.accounts import access
+from app.accounts.security import AccessClaims
 from app.database import transaction, utcnow
 from app.errors import (
     AppError,

@@ -7,8 +7,8 @@ import uuid
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.models import User
 from app.lists.models import TodoList
-from app.users.models import User
 
 
 async def add_user(session: AsyncSession) -> uuid.UUID:

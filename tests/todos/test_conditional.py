@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from app.auth.models import RefreshToken
-from app.users.models import User
+from app.accounts.models import RefreshToken, User
 from tests.conftest import PASSWORD, ApiUser, login
 from tests.todos.helpers import (
     FULL,

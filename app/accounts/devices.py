@@ -1,0 +1,70 @@
+"""Device tokens (OWASP "Slow Down Online Guessing Attacks with Device Cookies").
+
+A successful login hands the client a device token; the client sends it back with its later
+logins. It proves that this client logged in to this account before, so the account-wide
+failure cap (app.accounts.throttle) does not apply to it: the owner keeps logging in while
+someone guesses from elsewhere. Stored only as SHA-256 (256 random bits: nothing to
+brute-force); bound to its account; replaced by a new one on every login that presents it.
+The raw value exists only in the request and the response: it is never logged or stored.
+"""
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, bindparam, delete, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import DeviceToken
+from app.accounts.security import hash_refresh_token, new_refresh_token
+
+# A device a user has not logged in from for this long is a new device again.
+LIFETIME = timedelta(days=180)
+# The newest ones per account are kept: a client that never sends its token back (curl, a
+# script) must not grow the table one row per login.
+MAX_PER_USER = 20
+
+_VALID = select(DeviceToken.id).where(
+    DeviceToken.token_hash == bindparam("token_hash"),
+    DeviceToken.user_id == bindparam("user_id"),
+    DeviceToken.expires_at > bindparam("now"),
+)
+
+
+async def find(
+    session: AsyncSession, raw: str | None, user_id: uuid.UUID, now: datetime
+) -> uuid.UUID | None:
+    """The id of the presented token if it is a live one of this account, else None: a
+    token of another account, expired or made up is no token at all."""
+    if not raw:
+        return None
+    params = {"token_hash": hash_refresh_token(raw), "user_id": user_id, "now": now}
+    found: uuid.UUID | None = (await session.execute(_VALID, params)).scalar()
+    return found
+
+
+async def issue(
+    session: AsyncSession, user_id: uuid.UUID, replacing: uuid.UUID | None, now: datetime
+) -> str:
+    """A new token for the account (the raw value, for the client); the one presented with
+    this login, and all but the newest MAX_PER_USER - 1 others, stop working."""
+    raw = new_refresh_token()
+    newest = (
+        select(DeviceToken.id)
+        .where(DeviceToken.user_id == user_id, DeviceToken.expires_at > now)
+        .order_by(DeviceToken.created_at.desc(), DeviceToken.id)
+        .limit(MAX_PER_USER - 1)
+    )
+    stale: ColumnElement[bool] = DeviceToken.id.not_in(newest)
+    if replacing is not None:
+        stale = or_(stale, DeviceToken.id == replacing)
+    await session.execute(delete(DeviceToken).where(DeviceToken.user_id == user_id, stale))
+    await session.execute(
+        insert(DeviceToken).values(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            token_hash=hash_refresh_token(raw),
+            created_at=now,
+            expires_at=now + LIFETIME,
+        )
+    )
+    return raw
