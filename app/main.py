@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
-from app import demo, migrations, openapi
+from app import demo, migrations, openapi, tracing
 from app.auth.router import router as auth_router
 from app.auth.security import PasswordHasher, TokenCodec
 from app.changes.router import router as changes_router
@@ -137,7 +137,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.token_codec = await run_in_threadpool(TokenCodec, settings)
     app.state.change_tokens = await run_in_threadpool(ChangeTokens, settings)
+    # OTEL_* only, nothing at all unless an endpoint is set (app/tracing.py). Here, in the
+    # serving process: under gunicorn, after the fork. Ended (flushed) after the engine.
+    spans = contextlib.ExitStack()
     try:
+        app.state.hasher.tracing = spans.enter_context(tracing.traced(app, engine))
         await _prepare_database(app)
         # Everything built so far lives as long as the process: exempt it from the cyclic
         # garbage collector, whose full passes would otherwise walk it all again and again
@@ -154,6 +158,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await engine.dispose()
         app.state.hasher.close()
+        spans.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
