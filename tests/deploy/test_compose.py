@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; tests only
 
+from app import tracing
 from app.config import Settings
 from tests.runtime.image import dockerfile_env
 
@@ -51,6 +52,7 @@ def gunicorn_settings() -> set[str]:
 def test_compose_forwards_every_setting_the_service_reads() -> None:
     # A setting missing here is silently dropped when a user puts it in .env.
     read = {name.upper() for name in Settings.model_fields} | gunicorn_settings()
+    read |= set(tracing.VARIABLES)  # OpenTelemetry's own, read by its SDK (app/tracing.py)
     assert {"FORWARDED_ALLOW_IPS", "WEB_CONCURRENCY", "TIMEOUT"} <= read  # the parser works
     assert set(_app()["environment"]) == read - FIXED_IN_THE_CONTAINER
 

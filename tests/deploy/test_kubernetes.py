@@ -225,3 +225,14 @@ def test_proxies_in_the_cluster_are_trusted_for_x_forwarded_for(
     for pod_address in ("10.244.1.7", "172.17.0.3", "192.168.3.4", "100.96.0.5", "fd00::5"):
         assert any(ipaddress.ip_address(pod_address) in network for network in networks)
     assert not any(ipaddress.ip_address("203.0.113.7") in network for network in networks)
+
+
+def test_the_example_shows_the_tracing_variables_and_lets_spans_out(
+    rendered: list[Manifest],
+) -> None:
+    # Commented out (tracing is off until a collector is named), but there to uncomment.
+    example = (ROOT / "deploy/kubernetes/base/settings.env").read_text()
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_TRACES_SAMPLER"):
+        assert f"# {name}=" in example
+    egress = _one(rendered, "NetworkPolicy")["spec"]["egress"]
+    assert {4317, 4318} <= {p["port"] for rule in egress for p in rule["ports"]}
