@@ -62,6 +62,22 @@ REDACTED = "REDACTED"
 _CONVERTER = re.compile(r"\{(\w+):\w+\}")
 
 
+# What start() imports, and what the SDK loads by entry point (the default propagators): the
+# image writes their bytecode at build time (docker/warm_bytecode.py), as for every module the
+# service imports, though a service without an endpoint never imports them.
+MODULES = (
+    "opentelemetry.sdk.trace",
+    "opentelemetry.sdk.trace.export",
+    "opentelemetry.sdk.resources",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+    "opentelemetry.instrumentation.fastapi",
+    "opentelemetry.instrumentation.sqlalchemy",
+    "opentelemetry.trace.propagation.tracecontext",
+    "opentelemetry.baggage.propagation",
+)
+
+
 def enabled(environ: Mapping[str, str] = os.environ) -> bool:
     """An endpoint is set and the SDK is not disabled (an empty variable counts as unset)."""
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":

@@ -23,9 +23,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -48,6 +49,7 @@ from app.todos.models import Todo  # noqa: E402
 from app.todos.pagination import query_signature  # noqa: E402
 from app.todos.schemas import TodoListQuery  # noqa: E402
 from app.users.models import User  # noqa: E402
+from tests.otlp import Receiver, http_receiver  # noqa: E402
 from tests.pgbouncer import pgbouncer  # noqa: E402
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -77,11 +79,24 @@ PARTIAL = "BENCH_SCENARIOS" in os.environ
 # BENCH_POOLER=pgbouncer: the service reaches PostgreSQL through PgBouncer in transaction mode
 # (DB_POOLER=transaction, migrated beforehand over a direct connection), as on Kubernetes.
 POOLER = os.environ.get("BENCH_POOLER") or None
+# BENCH_TRACING=1: tracing's cost, A/B. Beside the service as it runs by default (tracing off),
+# the same service exporting to a real OTLP receiver (tests/otlp.py, in this process) with
+# every trace sampled, and with a tenth (parentbased_traceidratio 0.1); every scenario runs
+# on all three in each round, and the report gives each one's loss against the first.
+TRACING = os.environ.get("BENCH_TRACING") == "1"
+TRACED_VARIANTS = {
+    "traced": {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+    "sampled": {
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+    },
+}
 # The statuses each scenario must be answered with. Anything else (a cheap 422, a 503 from a
 # full hash queue, a 404) would flatter its figures: the run reports it and exits 1.
 EXPECTED = {"mixed": frozenset({200, 201, 204}), "create_todo": frozenset({201})}
 OK = frozenset({200})
 UNEXPECTED: list[str] = []  # every run whose answers were not all expected, in order
+SERVED: Counter[str] = Counter()  # requests wrk sent to each server, warm-ups included
 
 
 def main() -> None:
@@ -102,6 +117,7 @@ def main() -> None:
         "repeat": REPEAT,
         "quick": QUICK,
         "pooler": POOLER,
+        "tracing_ab": TRACING,
     }
     ceiling_cmd = ["gunicorn", "-c", "gunicorn_conf.py", "bench.ceiling:app"]
     server_cmd = ["gunicorn", "-c", "gunicorn_conf.py", "bench.ceiling_asgi:app"]
@@ -111,17 +127,21 @@ def main() -> None:
         _server(server_cmd, {}, "server") as server_url,
         _service_env(database_url) as env,
         _server(["./start.sh"], env, "service") as url,
+        _traced_services(env) as traced,
     ):
         engine = create_engine(database_url)
         try:
             data, deletable = seed(engine)
+            services = {"": url, **{variant: service for variant, (service, _) in traced.items()}}
             for name in SCENARIOS:  # every path warm: pools full, statements prepared
                 if name != "login":
-                    wrk(url, name, duration=WARMUP, data=_data(name, data),
-                        delete=deletable.take(name))  # fmt: skip
+                    for service in services.values():
+                        wrk(service, name, duration=WARMUP, data=_data(name, data),
+                            delete=deletable.take(name))  # fmt: skip
             # A login alone, before any login run: how fast an idle bcrypt queue answers.
             alone = min(_login_seconds(url, data) for _ in range(3))
-            samples = _rounds({"ceiling": ceiling_url, "server": server_url}, url, data, deletable)
+            references = {"ceiling": ceiling_url, "server": server_url}
+            samples = _rounds(references, services, data, deletable)
             for reference in ("ceiling", "server"):
                 runs = samples.pop(reference)
                 results[f"{reference}_rps"] = _median(runs)["rps"]
@@ -135,6 +155,8 @@ def main() -> None:
                 results["scale"] = scale(engine, url)
         finally:
             engine.dispose()
+    if traced:  # now that the services stopped, and flushed what they held
+        results["tracing"] = _tracing_costs(results["scenarios"], traced)
     results["unexpected_statuses"] = UNEXPECTED
     report(results)
     if UNEXPECTED:
@@ -143,20 +165,64 @@ def main() -> None:
 
 
 def _rounds(
-    references: dict[str, str], url: str, data: Path, deletable: "Deletable"
+    references: dict[str, str], services: dict[str, str], data: Path, deletable: "Deletable"
 ) -> dict[str, list[dict[str, Any]]]:
-    """REPEAT rounds of the references (the ceilings) and every scenario, one after another."""
+    """REPEAT rounds of the references (the ceilings) and every scenario, one after another;
+    each scenario on every service (BENCH_TRACING: "get_todo", then "get_todo/traced", ...)."""
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in references}
-    for _ in range(REPEAT):
+    for round_number in range(REPEAT):
         for reference, reference_url in references.items():
             samples[reference].append(wrk(reference_url, "ceiling"))
-        for name in SCENARIOS:
-            run = wrk(url, name, data=_data(name, data), delete=deletable.take(name))
-            samples.setdefault(name, []).append(run)
-            _drain(url)
-            if os.environ.get("BENCH_PROFILE"):  # hold the server for a profiler
-                time.sleep(float(os.environ["BENCH_PROFILE"]))
+        for position, name in enumerate(SCENARIOS):
+            # The services take turns going first: the machine drifts, and a write scenario
+            # leaves more rows for the next run than the one before had.
+            turn = (round_number + position) % len(services)
+            order = list(services.items())
+            for variant, url in order[turn:] + order[:turn]:
+                run = wrk(url, name, data=_data(name, data), delete=deletable.take(name))
+                samples.setdefault(f"{name}/{variant}" if variant else name, []).append(run)
+                _drain(url)
+                if os.environ.get("BENCH_PROFILE"):  # hold the server for a profiler
+                    time.sleep(float(os.environ["BENCH_PROFILE"]))
     return samples
+
+
+@contextmanager
+def _traced_services(env: dict[str, str]) -> Iterator[dict[str, tuple[str, Receiver]]]:
+    """BENCH_TRACING: the service again for each variant, each exporting to a receiver of its
+    own (which counts the spans: a variant that exported nothing would measure nothing)."""
+    if not TRACING:
+        yield {}
+        return
+    with ExitStack() as stack:
+        traced = {}
+        for variant, sampler in TRACED_VARIANTS.items():
+            receiver = stack.enter_context(http_receiver(keep=False))
+            otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, **sampler}
+            url = stack.enter_context(_server(["./start.sh"], {**env, **otel}, variant))
+            traced[variant] = (url, receiver)
+        yield traced
+
+
+def _tracing_costs(
+    scenarios: dict[str, dict[str, Any]], traced: dict[str, tuple[str, Receiver]]
+) -> dict[str, Any]:
+    """Each variant's throughput lost against tracing off, per scenario, and the spans its
+    receiver got per request sent to it (sampled should get about a tenth of traced's)."""
+    costs: dict[str, Any] = {}
+    for variant, (url, receiver) in traced.items():
+        served = SERVED[url]
+        if receiver.received == 0:
+            UNEXPECTED.append(f"{variant}: its receiver got no spans (tracing was not on)")
+        costs[variant] = {
+            "spans_per_request": round(receiver.received / max(served, 1), 2),
+            "loss": {
+                name: round(1 - scenarios[f"{name}/{variant}"]["rps"] / s["rps"], 3)
+                for name, s in scenarios.items()
+                if "/" not in name and f"{name}/{variant}" in scenarios
+            },
+        }
+    return costs
 
 
 def _figures(runs: list[dict[str, Any]], ceiling_rps: float, server_rps: float) -> dict[str, Any]:
@@ -208,7 +274,9 @@ def wrk(
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "30s",
                "-s", str(SCRIPT), url]  # fmt: skip
     run = subprocess.run(command, env=env, capture_output=True, text=True, check=True)  # noqa: S603
-    return _figures_of(scenario, url, run.stdout)
+    figures = _figures_of(scenario, url, run.stdout)
+    SERVED[url] += figures["requests"]
+    return figures
 
 
 def _figures_of(scenario: str, url: str, output: str) -> dict[str, Any]:
@@ -283,7 +351,8 @@ def seed(engine: Engine) -> tuple[Path, Deletable]:
     data = WORK / "todos.txt"
     data.write_text("\n".join(lines) + "\n")
     (WORK / "feed.txt").write_text("\n".join(feed) + "\n")
-    return data, Deletable(deletable, runs=1 + REPEAT)  # the warm-up, then each round
+    # The warm-up, then each round, on each service (BENCH_TRACING: three of them).
+    return data, Deletable(deletable, runs=(1 + REPEAT) * (1 + len(TRACED_VARIANTS) * TRACING))
 
 
 def _data(scenario: str, data: Path) -> Path:
@@ -389,6 +458,10 @@ def report(results: dict[str, Any]) -> None:
         print(f"{name:<14}{s['rps']:>10.1f}{s['p50_ms']:>10.2f}{s['p99_ms']:>10.2f}"
               f"{s['p99_over_p50'] or 0:>9.2f}{s['non2xx']:>9}{s['ratio']:>11.3f}"
               f"{s['ratio_server']:>10.4f}")  # fmt: skip
+    for variant, cost in results.get("tracing", {}).items():
+        losses = ", ".join(f"{name} {loss:+.1%}" for name, loss in cost["loss"].items())
+        print(f"tracing {variant}: throughput lost {losses}; "
+              f"{cost['spans_per_request']} spans exported per request")  # fmt: skip
     for extra in ("login_storm", "scale"):
         if extra in results:
             print(f"{extra}:", json.dumps(results[extra]))

@@ -95,18 +95,25 @@ def decode(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Span]:
 
 @dataclass
 class Receiver:
-    """What arrived, whichever protocol carried it."""
+    """What arrived, whichever protocol carried it. keep=False: only count the spans (the
+    benchmark's hundreds of thousands)."""
 
+    keep: bool = True
     endpoint: str = ""
     spans: list[Span] = field(default_factory=list)
     exports: int = 0
+    received: int = 0
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
     def add(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
-        decoded = decode(request)
+        decoded = decode(request) if self.keep else []
+        count = sum(
+            len(scope.spans) for spans in request.resource_spans for scope in spans.scope_spans
+        )
         with self._changed:
             self.spans.extend(decoded)
             self.exports += 1
+            self.received += count
             self._changed.notify_all()
 
     def snapshot(self) -> list[Span]:
@@ -149,9 +156,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def http_receiver() -> Iterator[Receiver]:
+def http_receiver(*, keep: bool = True) -> Iterator[Receiver]:
     """OTLP/HTTP protobuf on a free port; `endpoint` is what OTEL_EXPORTER_OTLP_ENDPOINT takes."""
-    receiver = Receiver()
+    receiver = Receiver(keep=keep)
     handler = type("Handler", (_Handler,), {"receiver": receiver})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     receiver.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
