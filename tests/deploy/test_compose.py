@@ -167,3 +167,20 @@ def test_a_proxy_on_the_docker_host_is_trusted_by_default() -> None:
     assert compose_app_environment({"FORWARDED_ALLOW_IPS": "10.0.0.5"})["FORWARDED_ALLOW_IPS"] == (
         "10.0.0.5"
     )
+
+
+def test_the_tracing_profile_adds_a_trace_ui_the_readme_points_at() -> None:
+    # Optional: a plain `docker compose up` starts no trace backend, and tracing stays off
+    # (no endpoint) until the user points the app at it, as the README's command does.
+    jaeger = _compose()["services"]["jaeger"]
+    assert jaeger["profiles"] == ["tracing"]
+    assert all("profiles" not in _compose()["services"][name] for name in ("db", "app"))
+    assert compose_app_environment()["OTEL_EXPORTER_OTLP_ENDPOINT"] == ""
+    # The UI on the host's loopback only; OTLP stays on the compose network.
+    [published] = jaeger["ports"]
+    assert interpolate(published, {}) == "127.0.0.1:16686:16686"
+    readme = (ROOT / "README.md").read_text()
+    command = "OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318 docker compose --profile tracing up"
+    assert command in readme
+    assert "http://localhost:16686" in readme
+    assert any("0.0.0.0:4318" in argument for argument in jaeger["command"])
