@@ -158,8 +158,10 @@ def start(
     )
     tracing._undo.append(lambda: FastAPIInstrumentor.uninstrument_app(app))
     # The stack was built before the lifespan ran (it runs through it): built again, traced,
-    # by the first request.
+    # by the first request. Outermost of the app's own middleware, inside the server span.
     app.middleware_stack = None
+    app.add_middleware(_unsampled_untraced())
+    tracing._undo.append(lambda: _remove_middleware(app, "UnsampledUntraced"))
     instrumentor = SQLAlchemyInstrumentor()
     # skip_dep_check: the package declares sqlalchemy < 2.1 while it only listens to engine
     # events that 2.1 still sends (tests/runtime/test_tracing.py sees the statements arrive).
@@ -170,6 +172,35 @@ def start(
     logs.correlate(_span_ids_reader())
     tracing._undo.append(lambda: logs.correlate(None))
     return tracing
+
+
+def _unsampled_untraced() -> Any:
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+    from opentelemetry.trace import get_current_span
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    class UnsampledUntraced:
+        """A request whose trace is not sampled runs with the instrumentations suppressed.
+        Its statements would make no span anyway (their parent is not sampled), but the
+        SQLAlchemy instrumentation would build each one's attributes, and time its connection
+        checkout, before it found that out: a 10% sampler would save little but the export."""
+
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and not get_current_span().is_recording():
+                with suppress_instrumentation():
+                    await self.app(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+
+    return UnsampledUntraced
+
+
+def _remove_middleware(app: FastAPI, name: str) -> None:
+    app.user_middleware[:] = [m for m in app.user_middleware if m.cls.__name__ != name]  # type: ignore[attr-defined]
+    app.middleware_stack = None
 
 
 def _ask_for_stable_conventions(environ: MutableMapping[str, str]) -> None:

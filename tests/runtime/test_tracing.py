@@ -256,19 +256,29 @@ def test_behind_pgbouncer_a_stopping_worker_flushes_what_it_holds(
         assert {span.resource["service.name"] for span in spans} == {"todo-behind-pgbouncer"}
 
 
-def test_grpc_when_asked(tmp_path: Path) -> None:
+def test_grpc_when_asked_and_a_callers_unsampled_trace_is_followed(tmp_path: Path) -> None:
+    """OTLP over gRPC. A traceparent flagged not sampled (00) is followed: nothing of its
+    trace is exported (its request runs with the instrumentations suppressed, and still
+    answers), though its log lines carry its ids."""
     with grpc_receiver() as receiver:
         env = app_env(
             f"sqlite:///{tmp_path}/grpc.db",
             tmp_path,
             **tracing_env(receiver, OTEL_EXPORTER_OTLP_PROTOCOL="grpc", **PROMPT),
         )
-        with gunicorn(env, tmp_path, workers=2) as server:
-            trace_id = secrets.token_hex(16)
-            headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
-            assert httpx.get(f"{server.base_url}/health", headers=headers).status_code == 200
-            spans = receiver.wait_for(lambda got: any(s.trace_id == trace_id for s in got))
-            assert server_span(spans, trace_id).name == "GET /health"
+        with gunicorn(env, tmp_path, workers=2) as server, server.client() as client:
+            unsampled = secrets.token_hex(16)
+            headers = {"traceparent": f"00-{unsampled}-{secrets.token_hex(8)}-00"}
+            assert client.get("/health/ready", headers=headers).status_code == 200
+            sampled = secrets.token_hex(16)
+            headers = {"traceparent": f"00-{sampled}-{secrets.token_hex(8)}-01"}
+            assert client.get("/health/ready", headers=headers).status_code == 200
+            # One keep-alive connection: one worker served both, the unsampled one first.
+            spans = receiver.wait_for(lambda got: any(s.trace_id == sampled for s in got))
+            assert server_span(spans, sampled).name == "GET /health/ready"
+            assert any(s.kind == CLIENT_KIND and s.trace_id == sampled for s in spans)
+            assert not [s for s in spans if s.trace_id == unsampled]
+            assert f'"trace_id": "{unsampled}"' in server.log()
 
 
 OFF_PROBE = """
