@@ -146,8 +146,12 @@ def start(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    from app.tracing_sampling import PresetTraceIds, SampleFirst
+
     # shutdown_on_exit: an atexit hook as a second chance; the lifespan's shutdown is the first.
-    provider = TracerProvider(resource=_resource(), shutdown_on_exit=True)
+    provider = TracerProvider(
+        resource=_resource(), id_generator=PresetTraceIds(), shutdown_on_exit=True
+    )
     provider.add_span_processor(BatchSpanProcessor(_exporter(chosen)))
     tracing = Tracing(provider, provider.get_tracer("app"))
     FastAPIInstrumentor.instrument_app(
@@ -157,11 +161,15 @@ def start(
         exclude_spans=EXCLUDED_SPANS,
     )
     tracing._undo.append(lambda: FastAPIInstrumentor.uninstrument_app(app))
-    # The stack was built before the lifespan ran (it runs through it): built again, traced,
-    # by the first request. Outermost of the app's own middleware, inside the server span.
+    # The sampler decides before the instrumentation runs (app/tracing_sampling.py): both
+    # stacks, the instrumented one and the app's own, behind it. uninstrument_app restores the
+    # app's own build. The stack was built before the lifespan ran (it runs through it): built
+    # again, so, by the first request.
+    traced, plain = app.build_middleware_stack, app._original_build_middleware_stack  # type: ignore[attr-defined]
+    setattr(  # noqa: B010 - mypy refuses assigning to a method
+        app, "build_middleware_stack", lambda: SampleFirst(traced(), plain(), provider.sampler)
+    )
     app.middleware_stack = None
-    app.add_middleware(_unsampled_untraced())
-    tracing._undo.append(lambda: _remove_middleware(app, "UnsampledUntraced"))
     instrumentor = SQLAlchemyInstrumentor()
     # skip_dep_check: the package declares sqlalchemy < 2.1 while it only listens to engine
     # events that 2.1 still sends (tests/runtime/test_tracing.py sees the statements arrive).
@@ -172,35 +180,6 @@ def start(
     logs.correlate(_span_ids_reader())
     tracing._undo.append(lambda: logs.correlate(None))
     return tracing
-
-
-def _unsampled_untraced() -> Any:
-    from opentelemetry.instrumentation.utils import suppress_instrumentation
-    from opentelemetry.trace import get_current_span
-    from starlette.types import ASGIApp, Receive, Scope, Send
-
-    class UnsampledUntraced:
-        """A request whose trace is not sampled runs with the instrumentations suppressed.
-        Its statements would make no span anyway (their parent is not sampled), but the
-        SQLAlchemy instrumentation would build each one's attributes, and time its connection
-        checkout, before it found that out: a 10% sampler would save little but the export."""
-
-        def __init__(self, app: ASGIApp) -> None:
-            self.app = app
-
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == "http" and not get_current_span().is_recording():
-                with suppress_instrumentation():
-                    await self.app(scope, receive, send)
-                return
-            await self.app(scope, receive, send)
-
-    return UnsampledUntraced
-
-
-def _remove_middleware(app: FastAPI, name: str) -> None:
-    app.user_middleware[:] = [m for m in app.user_middleware if m.cls.__name__ != name]  # type: ignore[attr-defined]
-    app.middleware_stack = None
 
 
 def _ask_for_stable_conventions(environ: MutableMapping[str, str]) -> None:
