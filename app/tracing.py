@@ -75,6 +75,7 @@ MODULES = (
     "opentelemetry.instrumentation.sqlalchemy",
     "opentelemetry.trace.propagation.tracecontext",
     "opentelemetry.baggage.propagation",
+    "app.tracing_sampling",
 )
 
 

@@ -141,7 +141,8 @@ def main() -> None:
             # A login alone, before any login run: how fast an idle bcrypt queue answers.
             alone = min(_login_seconds(url, data) for _ in range(3))
             references = {"ceiling": ceiling_url, "server": server_url}
-            samples = _rounds(references, services, data, deletable)
+            receivers = {variant: receiver for variant, (_, receiver) in traced.items()}
+            samples = _rounds(references, services, data, deletable, receivers)
             for reference in ("ceiling", "server"):
                 runs = samples.pop(reference)
                 results[f"{reference}_rps"] = _median(runs)["rps"]
@@ -165,7 +166,11 @@ def main() -> None:
 
 
 def _rounds(
-    references: dict[str, str], services: dict[str, str], data: Path, deletable: "Deletable"
+    references: dict[str, str],
+    services: dict[str, str],
+    data: Path,
+    deletable: "Deletable",
+    receivers: dict[str, Receiver],
 ) -> dict[str, list[dict[str, Any]]]:
     """REPEAT rounds of the references (the ceilings) and every scenario, one after another;
     each scenario on every service (BENCH_TRACING: "get_todo", then "get_todo/traced", ...)."""
@@ -182,9 +187,20 @@ def _rounds(
                 run = wrk(url, name, data=_data(name, data), delete=deletable.take(name))
                 samples.setdefault(f"{name}/{variant}" if variant else name, []).append(run)
                 _drain(url)
+                if variant in receivers:  # its workers still encoding a backlog of spans
+                    _quiet(receivers[variant])
                 if os.environ.get("BENCH_PROFILE"):  # hold the server for a profiler
                     time.sleep(float(os.environ["BENCH_PROFILE"]))
     return samples
+
+
+def _quiet(receiver: Receiver) -> None:
+    """Wait until a traced service has stopped exporting (no span arrived for a second, at
+    most 30 s): the next run must not share the CPU with the last one's spans."""
+    deadline, last = time.monotonic() + 30, -1
+    while receiver.received != last and time.monotonic() < deadline:
+        last = receiver.received
+        time.sleep(1)
 
 
 @contextmanager

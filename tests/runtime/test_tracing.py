@@ -281,6 +281,41 @@ def test_grpc_when_asked_and_a_callers_unsampled_trace_is_followed(tmp_path: Pat
             assert f'"trace_id": "{unsampled}"' in server.log()
 
 
+def test_the_sdks_sampler_decides_before_the_instrumentation_and_agrees_with_it(
+    tmp_path: Path,
+) -> None:
+    """traceidratio 0.5 ignores the caller's flag and samples a trace whose id's low 64 bits
+    are under 2**63: the decision made before the instrumentation runs must be the SDK's own.
+    A dropped request skips the instrumented stack (and still answers); a kept one is whole."""
+    with http_receiver() as receiver:
+        env = app_env(
+            f"sqlite:///{tmp_path}/ratio.db",
+            tmp_path,
+            **tracing_env(
+                receiver,
+                OTEL_TRACES_SAMPLER="traceidratio",
+                OTEL_TRACES_SAMPLER_ARG="0.5",
+                **PROMPT,
+            ),
+        )
+        kept = [secrets.token_hex(8) + f"{secrets.randbits(63):016x}" for _ in range(3)]
+        dropped = [
+            secrets.token_hex(8) + f"{secrets.randbits(63) | 1 << 63:016x}" for _ in range(3)
+        ]
+        with gunicorn(env, tmp_path, workers=2) as server, server.client() as client:
+            for trace_id in dropped + kept:
+                headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+                assert client.get("/health/ready", headers=headers).status_code == 200
+            spans = receiver.wait_for(lambda got: {s.trace_id for s in got} >= set(kept))
+        for trace_id in kept:
+            served = server_span(spans, trace_id)
+            assert served.name == "GET /health/ready"
+            statements = [s for s in spans if s.trace_id == trace_id and s.kind == CLIENT_KIND]
+            assert statements
+            assert all(s.parent_span_id == served.span_id for s in statements)
+        assert not {s.trace_id for s in spans} & set(dropped)
+
+
 OFF_PROBE = """
 import sys
 from fastapi.testclient import TestClient
