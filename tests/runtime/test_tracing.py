@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import httpx2 as httpx
 import pytest
@@ -149,11 +150,13 @@ def check_contract(spans: list[Span], work: Workload, log: str, database: str) -
         assert hashing, request
         assert all(s.parent_span_id == served.span_id for s in hashing), request
 
-    # Nothing secret in any span: name, attributes, status, events, resource.
+    # Nothing secret in any span: name, attributes, status, events, resource; as sent, and as
+    # a URL carries it (a title searched for is q=Title+...).
     for span in spans:
         text = span.text()
         for kind, value in work.secrets.items():
-            assert value not in text, f"{kind} in span {span.name}: {text}"
+            for form in {value, quote(value), quote_plus(value)}:
+                assert form not in text, f"{kind} in span {span.name}: {text}"
 
     # The JSON access line of each request carries its server span's ids; a line logged
     # outside any span carries none.
