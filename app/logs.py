@@ -18,6 +18,7 @@ import logging.config
 import math
 import re
 import time
+from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
@@ -35,6 +36,8 @@ setattr(logging, "logAsyncioTasks", False)  # noqa: B010 - Python 3.12+; mypy ch
 ACCESS_LOGGER = "app.access"
 # Extra fields the request middleware attaches to access records, in output order.
 REQUEST_FIELDS = ("request_id", "method", "route", "path", "status", "duration_ms", "client")
+# While tracing is on (app.tracing), the active span's ids, as in traceparent.
+TRACE_FIELDS = ("trace_id", "span_id")
 CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s [%(name)s] [%(request_id)s] %(message)s"
 # C0 and C1 controls and DEL (line feeds, carriage returns, terminal escapes), Unicode's line
 # and paragraph separators, and the invisible bidi and zero-width formatting characters.
@@ -50,12 +53,29 @@ def escape_controls(text: str) -> str:
     return _UNSAFE.sub(lambda match: match[0].encode("unicode_escape").decode("ascii"), text)
 
 
+# Set by app.tracing while tracing is on, and only then: off, a record costs what it did
+# before tracing existed (no lookup of a span, no fields to look for).
+_span_ids: Callable[[], tuple[str, str] | None] | None = None
+_json_fields: tuple[str, ...] = REQUEST_FIELDS
+
+
+def correlate(span_ids: Callable[[], tuple[str, str] | None] | None) -> None:
+    """Stamp records with span_ids()'s (trace_id, span_id) while a span is active (None: stop)."""
+    global _span_ids, _json_fields
+    _span_ids = span_ids
+    _json_fields = REQUEST_FIELDS if span_ids is None else REQUEST_FIELDS + TRACE_FIELDS
+
+
 class RequestIdFilter(logging.Filter):
-    """Stamps every record with the id of the request being served (or "-")."""
+    """Stamps every record with the id of the request being served (or "-"), and with the
+    active span's ids while tracing is on. A filter runs where the record is made: in the
+    request's context, where its span is current."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
+        if _span_ids is not None and (ids := _span_ids()) is not None:
+            record.trace_id, record.span_id = ids
         return True
 
 
@@ -71,7 +91,7 @@ class JsonFormatter(logging.Formatter):
             f'{{"time": "{_timestamp(record.created)}", "level": {_quote(record.levelname)}, '
             f'"logger": {_quote(record.name)}, "message": {_quote(record.getMessage())}'
         ]
-        for field in REQUEST_FIELDS:
+        for field in _json_fields:
             value = getattr(record, field, None)
             if value is not None:
                 parts.append(f', "{field}": {_json(value)}')

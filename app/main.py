@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from app import demo, migrations, openapi
+from app import demo, migrations, openapi, tracing
 from app.accounts import users
 from app.accounts.auth_router import router as auth_router
 from app.accounts.security import PasswordHasher, TokenCodec
@@ -146,7 +146,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.token_codec = await run_in_threadpool(TokenCodec, settings)
     app.state.change_tokens = await run_in_threadpool(ChangeTokens, settings)
     app.state.limiter = _limiter(settings)
+    # OTEL_* only, nothing at all unless an endpoint is set (app/tracing.py). Here, in the
+    # serving process: under gunicorn, after the fork. Ended (flushed) after the engine.
+    spans = contextlib.ExitStack()
     try:
+        app.state.hasher.tracing = spans.enter_context(tracing.traced(app, engine))
         await _prepare_database(app)
         # Everything built so far lives as long as the process: exempt it from the cyclic
         # garbage collector, whose full passes would otherwise walk it all again and again
@@ -166,6 +170,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.hasher.close()
         if app.state.limiter is not None:
             await app.state.limiter.close()
+        spans.close()
 
 
 def _limiter(settings: Settings) -> Limiter | None:

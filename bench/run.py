@@ -28,9 +28,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -53,6 +54,7 @@ from app.pagination import encode_cursor  # noqa: E402
 from app.todos.models import Todo  # noqa: E402
 from app.todos.pagination import query_signature  # noqa: E402
 from app.todos.schemas import TodoListQuery  # noqa: E402
+from tests.otlp import Receiver, http_receiver  # noqa: E402
 from tests.pgbouncer import pgbouncer  # noqa: E402
 from tests.redis import redis_server  # noqa: E402
 
@@ -82,18 +84,31 @@ SCENARIOS = os.environ.get("BENCH_SCENARIOS", ALL_SCENARIOS).split(",")
 PARTIAL = "BENCH_SCENARIOS" in os.environ
 # The rate limiter's A/B: these scenarios run against the service with limits off too.
 LIMITER_AB = [name for name in ("get_todo", "list_todos") if name in SCENARIOS]
-LIMITS_OFF = " (limits off)"
+LIMITS_OFF = "limits-off"  # the variant: "get_todo/limits-off"
 LIMITER_BUDGET = 0.10  # the most of its ratio a scenario may lose to the limiter
 # Counted, never refused: wrk's users each send far less, and every login comes from 127.0.0.1.
 QUOTA = "100000000/minute"
 # BENCH_POOLER=pgbouncer: the service reaches PostgreSQL through PgBouncer in transaction mode
 # (DB_POOLER=transaction, migrated beforehand over a direct connection), as on Kubernetes.
 POOLER = os.environ.get("BENCH_POOLER") or None
+# BENCH_TRACING=1: tracing's cost, A/B. Beside the service as it runs by default (tracing off),
+# the same service exporting to a real OTLP receiver (tests/otlp.py, in this process) with
+# every trace sampled, and with a tenth (parentbased_traceidratio 0.1); every scenario runs
+# on all three in each round, and the report gives each one's loss against the first.
+TRACING = os.environ.get("BENCH_TRACING") == "1"
+TRACED_VARIANTS = {
+    "traced": {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+    "sampled": {
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+    },
+}
 # The statuses each scenario must be answered with. Anything else (a cheap 422, a 503 from a
 # full hash queue, a 404) would flatter its figures: the run reports it and exits 1.
 EXPECTED = {"mixed": frozenset({200, 201, 204}), "create_todo": frozenset({201})}
 OK = frozenset({200})
 UNEXPECTED: list[str] = []  # every run whose answers were not all expected, in order
+SERVED: Counter[str] = Counter()  # requests wrk sent to each server, warm-ups included
 
 
 def main() -> None:
@@ -114,6 +129,7 @@ def main() -> None:
         "repeat": REPEAT,
         "quick": QUICK,
         "pooler": POOLER,
+        "tracing_ab": TRACING,
     }
     ceiling_cmd = ["gunicorn", "-c", "gunicorn_conf.py", "bench.ceiling:app"]
     server_cmd = ["gunicorn", "-c", "gunicorn_conf.py", "bench.ceiling_asgi:app"]
@@ -124,20 +140,24 @@ def main() -> None:
         _service_env(database_url) as env,
         _server(["./start.sh"], env, "service") as url,
         _limits_off(env) as off_url,
+        _traced_services(env) as traced,
     ):
         engine = create_engine(database_url)
         try:
             data, deletable = seed(engine)
+            services = {"": url, **({LIMITS_OFF: off_url} if LIMITER_AB else {})}
+            services.update({variant: service for variant, (service, _) in traced.items()})
             for name in SCENARIOS:  # every path warm: pools full, statements prepared
                 if name != "login":
-                    wrk(url, name, duration=WARMUP, data=_data(name, data),
-                        delete=deletable.take(name))  # fmt: skip
-            for name in LIMITER_AB:
-                wrk(off_url, name, duration=WARMUP, data=_data(name, data))
+                    for variant, service in services.items():
+                        if _runs_on(variant, name):
+                            wrk(service, name, duration=WARMUP, data=_data(name, data),
+                                delete=deletable.take(name))  # fmt: skip
             # A login alone, before any login run: how fast an idle bcrypt queue answers.
             alone = min(_login_seconds(url, data) for _ in range(3))
             references = {"ceiling": ceiling_url, "server": server_url}
-            samples = _rounds(references, url, off_url, data, deletable)
+            receivers = {variant: receiver for variant, (_, receiver) in traced.items()}
+            samples = _rounds(references, services, data, deletable, receivers)
             for reference in ("ceiling", "server"):
                 runs = samples.pop(reference)
                 results[f"{reference}_rps"] = _median(runs)["rps"]
@@ -152,6 +172,8 @@ def main() -> None:
                 results["scale"] = scale(engine, url)
         finally:
             engine.dispose()
+    if traced:  # now that the services stopped, and flushed what they held
+        results["tracing"] = _tracing_costs(results["scenarios"], traced)
     results["unexpected_statuses"] = UNEXPECTED
     report(results)
     if UNEXPECTED:
@@ -160,37 +182,99 @@ def main() -> None:
 
 
 def _rounds(
-    references: dict[str, str], url: str, off_url: str, data: Path, deletable: "Deletable"
+    references: dict[str, str],
+    services: dict[str, str],
+    data: Path,
+    deletable: "Deletable",
+    receivers: dict[str, Receiver],
 ) -> dict[str, list[dict[str, Any]]]:
     """REPEAT rounds of the references (the ceilings) and every scenario, one after another;
-    the A/B scenarios with limits on and off back to back, which first alternating by round."""
+    each scenario on every service it runs on ("get_todo", then "get_todo/limits-off",
+    "get_todo/traced", ...: _runs_on)."""
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in references}
     for round_number in range(REPEAT):
         for reference, reference_url in references.items():
             samples[reference].append(wrk(reference_url, "ceiling"))
-        for name in SCENARIOS:
-            if name in LIMITER_AB:
-                pair = [(name, url), (name + LIMITS_OFF, off_url)]
-                for label, target in pair if round_number % 2 == 0 else pair[::-1]:
-                    samples.setdefault(label, []).append(wrk(target, name, data=_data(name, data)))
-            else:
+        for position, name in enumerate(SCENARIOS):
+            # The services take turns going first: the machine drifts, and a write scenario
+            # leaves more rows for the next run than the one before had.
+            turn = (round_number + position) % len(services)
+            order = list(services.items())
+            for variant, url in order[turn:] + order[:turn]:
+                if not _runs_on(variant, name):
+                    continue
                 run = wrk(url, name, data=_data(name, data), delete=deletable.take(name))
-                samples.setdefault(name, []).append(run)
-            _drain(url)
-            if os.environ.get("BENCH_PROFILE"):  # hold the server for a profiler
-                time.sleep(float(os.environ["BENCH_PROFILE"]))
+                samples.setdefault(f"{name}/{variant}" if variant else name, []).append(run)
+                _drain(url)
+                if variant in receivers:  # its workers still encoding a backlog of spans
+                    _quiet(receivers[variant])
+                if os.environ.get("BENCH_PROFILE"):  # hold the server for a profiler
+                    time.sleep(float(os.environ["BENCH_PROFILE"]))
     return samples
+
+
+def _runs_on(variant: str, scenario: str) -> bool:
+    """The limiter's A/B runs only LIMITER_AB on the service with limits off; the tracing
+    variants run every scenario."""
+    return variant != LIMITS_OFF or scenario in LIMITER_AB
 
 
 def _limiter_cost(scenarios: dict[str, Any]) -> dict[str, Any]:
     """Each A/B scenario's ratio with the limiter on and off, and the share it lost."""
     cost: dict[str, Any] = {}
     for name in LIMITER_AB:
-        on, off = scenarios[name]["ratio"], scenarios[name + LIMITS_OFF]["ratio"]
+        on, off = scenarios[name]["ratio"], scenarios[f"{name}/{LIMITS_OFF}"]["ratio"]
         loss = round(1 - on / off, 4)
         cost[name] = {"ratio_on": on, "ratio_off": off, "loss": loss,
                       "within_budget": loss <= LIMITER_BUDGET}  # fmt: skip
     return cost
+
+
+def _quiet(receiver: Receiver) -> None:
+    """Wait until a traced service has stopped exporting (no span arrived for a second, at
+    most 30 s): the next run must not share the CPU with the last one's spans."""
+    deadline, last = time.monotonic() + 30, -1
+    while receiver.received != last and time.monotonic() < deadline:
+        last = receiver.received
+        time.sleep(1)
+
+
+@contextmanager
+def _traced_services(env: dict[str, str]) -> Iterator[dict[str, tuple[str, Receiver]]]:
+    """BENCH_TRACING: the service again for each variant, each exporting to a receiver of its
+    own (which counts the spans: a variant that exported nothing would measure nothing)."""
+    if not TRACING:
+        yield {}
+        return
+    with ExitStack() as stack:
+        traced = {}
+        for variant, sampler in TRACED_VARIANTS.items():
+            receiver = stack.enter_context(http_receiver(keep=False))
+            otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, **sampler}
+            url = stack.enter_context(_server(["./start.sh"], {**env, **otel}, variant))
+            traced[variant] = (url, receiver)
+        yield traced
+
+
+def _tracing_costs(
+    scenarios: dict[str, dict[str, Any]], traced: dict[str, tuple[str, Receiver]]
+) -> dict[str, Any]:
+    """Each variant's throughput lost against tracing off, per scenario, and the spans its
+    receiver got per request sent to it (sampled should get about a tenth of traced's)."""
+    costs: dict[str, Any] = {}
+    for variant, (url, receiver) in traced.items():
+        served = SERVED[url]
+        if receiver.received == 0:
+            UNEXPECTED.append(f"{variant}: its receiver got no spans (tracing was not on)")
+        costs[variant] = {
+            "spans_per_request": round(receiver.received / max(served, 1), 2),
+            "loss": {
+                name: round(1 - scenarios[f"{name}/{variant}"]["rps"] / s["rps"], 3)
+                for name, s in scenarios.items()
+                if "/" not in name and f"{name}/{variant}" in scenarios
+            },
+        }
+    return costs
 
 
 def _figures(runs: list[dict[str, Any]], ceiling_rps: float, server_rps: float) -> dict[str, Any]:
@@ -242,7 +326,9 @@ def wrk(
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "30s",
                "-s", str(SCRIPT), url]  # fmt: skip
     run = subprocess.run(command, env=env, capture_output=True, text=True, check=True)  # noqa: S603
-    return _figures_of(scenario, url, run.stdout)
+    figures = _figures_of(scenario, url, run.stdout)
+    SERVED[url] += figures["requests"]
+    return figures
 
 
 def _figures_of(scenario: str, url: str, output: str) -> dict[str, Any]:
@@ -317,7 +403,8 @@ def seed(engine: Engine) -> tuple[Path, Deletable]:
     data = WORK / "todos.txt"
     data.write_text("\n".join(lines) + "\n")
     (WORK / "feed.txt").write_text("\n".join(feed) + "\n")
-    return data, Deletable(deletable, runs=1 + REPEAT)  # the warm-up, then each round
+    # The warm-up, then each round, on each service (BENCH_TRACING: three of them).
+    return data, Deletable(deletable, runs=(1 + REPEAT) * (1 + len(TRACED_VARIANTS) * TRACING))
 
 
 def _data(scenario: str, data: Path) -> Path:
@@ -429,6 +516,10 @@ def report(results: dict[str, Any]) -> None:
         ratios = f"ratio {cost['ratio_on']:.3f} on, {cost['ratio_off']:.3f} off"
         print(f"rate limiter on {name}: {ratios}: {cost['loss']:+.1%} lost, "
               f"{verdict} the {LIMITER_BUDGET:.0%} budget")  # fmt: skip
+    for variant, cost in results.get("tracing", {}).items():
+        losses = ", ".join(f"{name} {loss:+.1%}" for name, loss in cost["loss"].items())
+        print(f"tracing {variant}: throughput lost {losses}; "
+              f"{cost['spans_per_request']} spans exported per request")  # fmt: skip
     for extra in ("login_storm", "scale"):
         if extra in results:
             print(f"{extra}:", json.dumps(results[extra]))

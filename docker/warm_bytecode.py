@@ -127,6 +127,12 @@ def main() -> None:
     for module in master:
         importlib.import_module(module)
 
+    # Tracing's modules: imported only when an OTLP endpoint is set (app/tracing.py).
+    from app.tracing import MODULES as TRACING_MODULES
+
+    for module in TRACING_MODULES:
+        importlib.import_module(module)
+
     # Both PostgreSQL paths, without a server: the asyncpg engine the requests use and the
     # psycopg2 engine the migrations use load their dialects and drivers when created.
     from app.config import Settings

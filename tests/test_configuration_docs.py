@@ -4,6 +4,7 @@ app/config.py's Settings and gunicorn_conf.py name the same settings (issue 18).
 import re
 from pathlib import Path
 
+from app import tracing
 from app.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,7 +21,8 @@ def gunicorn_settings() -> set[str]:
 
 
 def every_setting() -> set[str]:
-    return settings_fields() | gunicorn_settings()
+    # OTEL_*: OpenTelemetry's own variables, read by its SDK (app/tracing.py names them).
+    return settings_fields() | gunicorn_settings() | set(tracing.VARIABLES)
 
 
 def readme_table() -> dict[str, str]:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from app import tracing
 from app.config import Settings
 from tests.deploy.compose import app_service, compose_app_environment, compose_file, interpolate
 from tests.runtime.image import dockerfile_env
@@ -26,6 +27,7 @@ def gunicorn_settings() -> set[str]:
 def test_compose_forwards_every_setting_the_service_reads() -> None:
     # A setting missing here is silently dropped when a user puts it in .env.
     read = {name.upper() for name in Settings.model_fields} | gunicorn_settings()
+    read |= set(tracing.VARIABLES)  # OpenTelemetry's own, read by its SDK (app/tracing.py)
     assert {"FORWARDED_ALLOW_IPS", "WEB_CONCURRENCY", "TIMEOUT"} <= read  # the parser works
     assert set(app_service()["environment"]) == read - FIXED_IN_THE_CONTAINER
 
@@ -141,3 +143,20 @@ def test_a_proxy_on_the_docker_host_is_trusted_by_default() -> None:
     assert compose_app_environment({"FORWARDED_ALLOW_IPS": "10.0.0.5"})["FORWARDED_ALLOW_IPS"] == (
         "10.0.0.5"
     )
+
+
+def test_the_tracing_profile_adds_a_trace_ui_the_readme_points_at() -> None:
+    # Optional: a plain `docker compose up` starts no trace backend, and tracing stays off
+    # (no endpoint) until the user points the app at it, as the README's command does.
+    jaeger = compose_file()["services"]["jaeger"]
+    assert jaeger["profiles"] == ["tracing"]
+    assert all("profiles" not in compose_file()["services"][name] for name in ("db", "app"))
+    assert compose_app_environment()["OTEL_EXPORTER_OTLP_ENDPOINT"] == ""
+    # The UI on the host's loopback only; OTLP stays on the compose network.
+    [published] = jaeger["ports"]
+    assert interpolate(published, {}) == "127.0.0.1:16686:16686"
+    readme = (ROOT / "README.md").read_text()
+    command = "OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318 docker compose --profile tracing up"
+    assert command in readme
+    assert "http://localhost:16686" in readme
+    assert any("0.0.0.0:4318" in argument for argument in jaeger["command"])

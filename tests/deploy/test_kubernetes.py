@@ -267,3 +267,14 @@ def test_the_base_documents_where_the_rate_limits_count(rendered: list[Manifest]
     assert "RATE_LIMIT_STORAGE" in _settings(rendered)
     text = (ROOT / "deploy/kubernetes/base/settings.env").read_text()
     assert "redis://" in text
+
+
+def test_the_example_shows_the_tracing_variables_and_lets_spans_out(
+    rendered: list[Manifest],
+) -> None:
+    # Commented out (tracing is off until a collector is named), but there to uncomment.
+    example = (ROOT / "deploy/kubernetes/base/settings.env").read_text()
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_TRACES_SAMPLER"):
+        assert f"# {name}=" in example
+    egress = _one(rendered, "NetworkPolicy")["spec"]["egress"]
+    assert {4317, 4318} <= {p["port"] for rule in egress for p in rule["ports"]}

@@ -197,3 +197,28 @@ def test_compose_with_no_env_file_serves_in_production_on_a_generated_key(
 
 def _uid_of(user: str) -> int:
     return pwd.getpwnam(user).pw_uid
+
+
+def test_the_image_traces_when_an_endpoint_is_set(
+    image_runtime: image.ImageRuntime, database: TempPostgres, tmp_path: Path
+) -> None:
+    # The slimmed venv (docker/slim-venv.sh cut) still holds all tracing needs, and the
+    # bytecode step compiled it, though a service without an endpoint never imports it.
+    from tests.otlp import SERVER_KIND, grpc_receiver
+
+    with grpc_receiver() as receiver:
+        otel = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+        with start_image(image_runtime, database, tmp_path, **otel) as server:
+            trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+            headers = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+            assert httpx.get(f"{server.base_url}/health/ready", headers=headers).status_code == 200
+            spans = receiver.wait_for(
+                lambda got: any(s.trace_id == trace_id and s.kind == SERVER_KIND for s in got)
+            )
+            assert server.stop() == 0
+    assert {s.name for s in spans if s.trace_id == trace_id} >= {"GET /health/ready", "connect"}
+    assert "Traceback" not in server.log()
