@@ -16,7 +16,7 @@ from sqlalchemy import Delete, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.models import LoginFailure
-from app.changes.service import expired_tombstones
+from app.changes.repository import expired_tombstones
 from app.config import Settings
 from app.database import transaction, utcnow
 from app.todos.models import IdempotencyKey
