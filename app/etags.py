@@ -24,3 +24,12 @@ def version_matches(version: Any, if_match: bool) -> tuple[ColumnElement[bool], 
     """The If-Match condition of a write statement: the row's version is one of the
     `versions` parameter's (matching_versions); nothing without If-Match."""
     return (version.in_(bindparam("versions", expanding=True)),) if if_match else ()
+
+
+def none_match(if_none_match: str | None, etag: str) -> bool:
+    """Whether If-None-Match names the current ETag: weak comparison (W/ ignored), and *
+    matches any current representation (RFC 9110 §13.1.2)."""
+    if if_none_match is None:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags

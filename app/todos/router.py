@@ -7,6 +7,7 @@ from app import routing  # noqa: F401 - registers the item_id path convertor
 from app.auth.dependencies import Claims, SettingsDep
 from app.database import SessionDep
 from app.errors import error_responses
+from app.etags import none_match
 from app.openapi import ETAG
 from app.todos import service
 from app.todos.schemas import (
@@ -122,7 +123,7 @@ async def read_todo(
 ) -> object:
     """One todo; with If-None-Match holding its current ETag, 304 and no body."""
     todo = await service.get_owned(session, claims, todo_id)
-    if service.none_match(if_none_match, todo):
+    if none_match(if_none_match, todo.etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": todo.etag})
     return _with_etag(response, todo)
 
