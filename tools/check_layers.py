@@ -1,7 +1,7 @@
 """Statements run in repositories: a call of execute / scalar / scalars / stream /
 exec_driver_sql on a session or connection anywhere else in app/ is an error (issue 24).
 
-Repositories are the modules named repository.py; ALLOWED names the other places that may, each
+Repositories are the modules named *repository.py; ALLOWED names the other places that may, each
 with its reason. Run by `make lint` and tests/test_layers.py: `python tools/check_layers.py
 [FILE ...]` (default: every module under app/).
 """
@@ -66,7 +66,7 @@ def violations(path: Path, source: str) -> Iterator[str]:
 
 
 def allowed(relative: str) -> bool:
-    return relative.endswith("/repository.py") or relative in ALLOWED
+    return relative.endswith("repository.py") or relative in ALLOWED
 
 
 def main(argv: list[str]) -> int:

@@ -6,44 +6,32 @@ is due when a statement finds nothing (refuse: 401, 404 or 412).
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 from pydantic import TypeAdapter
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actor import Actor
 from app.auth import access
 from app.auth.security import AccessClaims
 from app.database import transaction, utcnow
-from app.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, Unauthorized
+from app.errors import InvalidInput, NotFound, PreconditionFailed
 from app.etags import matching_versions
-from app.lists.ordering import PLACEMENT_ATTEMPTS, key_for_move, place
+from app.lists.ordering import key_for_move, place, place_nested
 from app.quotas import TODOS, check
-from app.todos import filters, idempotency, repository
+from app.todos import idempotency, repository
 from app.todos.idempotency import CreatedTodo
 from app.todos.models import Priority
-from app.todos.pagination import (
-    SortOrder,
-    decode_todo_cursor,
-    encode_todo_cursor,
-    query_signature,
-)
 from app.todos.repository import VersionedTodo
 from app.todos.schemas import (
     MoveTodo,
     TodoCreate,
-    TodoListQuery,
-    TodoPage,
     TodoRead,
-    TodoStats,
     TodoUpdate,
 )
 
 __all__ = ["CreatedTodo", "VersionedTodo"]
 
-T = TypeVar("T")
 NOT_FOUND_MESSAGE = "Todo not found"
 NO_SUCH_LIST = "No such list"
 _READ = TypeAdapter(TodoRead)
@@ -145,28 +133,8 @@ async def _insert(
         return await append()
 
     if nested:  # in the caller's transaction
-        return await _in_savepoints(session, append, append_locked)
+        return await place_nested(session, append, append_locked)
     return await place(session, append, append_locked)
-
-
-async def _in_savepoints(
-    session: AsyncSession,
-    append: Callable[[], Awaitable[T]],
-    append_locked: Callable[[], Awaitable[T]],
-) -> T:
-    """An append inside a caller's transaction: a collision undoes only its savepoint, and
-    the next attempts take the list's lock first (as ordering.place does). Without that
-    fallback, contended keyed creates collided with each other until their retries ran out
-    (issue 29: 13 of 300 got 409); under the lock they queue, and only an unlocked append
-    that lands in between (and then itself retries under the lock) can collide again."""
-    attempt = append
-    for _ in range(PLACEMENT_ATTEMPTS):
-        try:
-            async with session.begin_nested():
-                return await attempt()
-        except IntegrityError:
-            attempt = append_locked
-    raise Conflict("The list is busy; try again")
 
 
 def _created(todo: VersionedTodo) -> CreatedTodo:
@@ -280,29 +248,3 @@ def _column_values(fields: dict[str, Any]) -> dict[str, Any]:
     if "priority" in fields:
         fields = {**fields, "priority": Priority[str(fields["priority"])].value}
     return fields
-
-
-async def list_page(session: AsyncSession, claims: AccessClaims, query: TodoListQuery) -> TodoPage:
-    order = SortOrder.parse(query.sort)
-    fingerprint = query_signature(query)
-    after = None
-    if query.cursor is not None:
-        after = decode_todo_cursor(query.cursor, order, fingerprint)
-    found = await repository.page(
-        session, Actor.of(claims), query.sort, filters.params(query), after, query.limit
-    )
-    if not found.items:  # nothing of theirs, or a user who may no longer act
-        await access.authorize(session, claims)
-    last = found.last
-    next_cursor = encode_todo_cursor(order, fingerprint, last) if last else None
-    return TodoPage(items=found.items, next_cursor=next_cursor)
-
-
-async def stats(session: AsyncSession, claims: AccessClaims) -> TodoStats:
-    counts = await repository.counts(session, Actor.of(claims), utcnow())
-    if not counts.admitted:
-        raise Unauthorized()
-    total, completed = counts.total, counts.completed
-    return TodoStats(
-        total=total, completed=completed, open=total - completed, overdue=counts.overdue
-    )
