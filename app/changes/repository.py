@@ -97,6 +97,7 @@ def _page_statement(dialect: Dialect, first_page: bool) -> Select[*tuple[Any, ..
     return stmt
 
 
+_TODO_READ, _LIST_READ = todo_fields.READ, list_fields.READ
 _TODO_SLICE = slice(4, 4 + len(_TODO_COLUMNS))
 _LIST_SLICE = slice(_TODO_SLICE.stop, _TODO_SLICE.stop + len(_LIST_COLUMNS))
 
@@ -120,16 +121,15 @@ async def page(
     )
     rows = result.all()
     changes = []
-    for row in rows:
+    for row in rows:  # by position: a Row's attributes cost a lookup each
+        kind, object_id, deleted, txid = row[0], row[1], row[2], row[3]
         item: dict[str, Any] | None = None
-        if not row.deleted:
-            names: tuple[str, ...] = todo_fields.READ
-            values = row[_TODO_SLICE]
-            if row.kind != "todo":
-                names, values = list_fields.READ, row[_LIST_SLICE]
-            if values[0] is not None:  # found (always, but for a write racing the page)
-                item = dict(zip(names, values, strict=True))
-        changes.append(ChangeRow(row.kind, row.object_id, row.deleted, row.txid, item))
+        if not deleted:
+            todo = kind == "todo"
+            values = row[_TODO_SLICE] if todo else row[_LIST_SLICE]
+            if values[0] is not None:  # found (always, but for a bug: see the service)
+                item = dict(zip(_TODO_READ if todo else _LIST_READ, values, strict=True))
+        changes.append(ChangeRow(kind, object_id, deleted, txid, item))
     watermark = rows[0].watermark if first_page and rows else None
     return PageRows(changes, watermark)
 
