@@ -60,8 +60,20 @@ def _watermark(dialect: str) -> ColumnElement[int]:
     return func.coalesce(clock, 0) + 1
 
 
-_TODO_COLUMNS = [todo_fields.C[name].label(f"t_{name}") for name in todo_fields.READ]
-_LIST_COLUMNS = [list_fields.C[name].label(f"l_{name}") for name in list_fields.READ]
+# The object's columns: a todo's fields, then a list's own; a field both have (id, position,
+# the timestamps) is one column, whichever table the row joined (fewer values to convert).
+_NAMES = (*todo_fields.READ, *(n for n in list_fields.READ if n not in todo_fields.READ))
+_OBJECT_COLUMNS = [
+    func.coalesce(todo_fields.C[name], list_fields.C[name]).label(f"o_{name}")
+    if name in todo_fields.C and name in list_fields.C and name in list_fields.READ
+    else (todo_fields.C[name] if name in todo_fields.READ else list_fields.C[name]).label(
+        f"o_{name}"
+    )
+    for name in _NAMES
+]
+# Where each kind's fields are in a row (after kind, object_id, deleted, txid).
+_TODO_AT = tuple(4 + _NAMES.index(name) for name in todo_fields.READ)
+_LIST_AT = tuple(4 + _NAMES.index(name) for name in list_fields.READ)
 _ORDER = (Change.txid, Change.object_id)
 
 
@@ -77,8 +89,7 @@ def _page_statement(dialect: Dialect, first_page: bool) -> Select[*tuple[Any, ..
             Change.object_id,
             Change.deleted,
             Change.txid,
-            *_TODO_COLUMNS,
-            *_LIST_COLUMNS,
+            *_OBJECT_COLUMNS,
             *watermark,
         )
         .select_from(Change)
@@ -98,8 +109,6 @@ def _page_statement(dialect: Dialect, first_page: bool) -> Select[*tuple[Any, ..
 
 
 _TODO_READ, _LIST_READ = todo_fields.READ, list_fields.READ
-_TODO_SLICE = slice(4, 4 + len(_TODO_COLUMNS))
-_LIST_SLICE = slice(_TODO_SLICE.stop, _TODO_SLICE.stop + len(_LIST_COLUMNS))
 
 
 async def page(
@@ -125,10 +134,9 @@ async def page(
         kind, object_id, deleted, txid = row[0], row[1], row[2], row[3]
         item: dict[str, Any] | None = None
         if not deleted:
-            todo = kind == "todo"
-            values = row[_TODO_SLICE] if todo else row[_LIST_SLICE]
-            if values[0] is not None:  # found (always, but for a bug: see the service)
-                item = dict(zip(_TODO_READ if todo else _LIST_READ, values, strict=True))
+            names, at = (_TODO_READ, _TODO_AT) if kind == "todo" else (_LIST_READ, _LIST_AT)
+            if row[at[0]] is not None:  # found (always, but for a bug: see the service)
+                item = {name: row[i] for name, i in zip(names, at, strict=True)}
         changes.append(ChangeRow(kind, object_id, deleted, txid, item))
     watermark = rows[0].watermark if first_page and rows else None
     return PageRows(changes, watermark)

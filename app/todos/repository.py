@@ -8,6 +8,7 @@ returns None (or False); app.todos.service decides which answer that is. Bind pa
 live here alone; the actor's come from Actor.params().
 """
 
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,6 +89,22 @@ _TARGET = {
     False: TodoList.id == bindparam("list_id"),
 }
 _BELOW_QUOTA = quotas.below_quota(quotas.TODOS)
+# An append's key is the next integer after the list's last plus a fraction of the request's
+# own (append_suffix): concurrent appends into one list computed the same max + 1 and all but
+# one collided on (list_id, position), went again under the list's lock, and collided with
+# the next unlocked ones (create_crowded ran at half create_todo's rate). With 900 fractions,
+# two concurrent appends meet once in 900, and the unique constraint still arbitrates that.
+_SUFFIX = bindparam("append_suffix", type_=_C.position.type)
+
+
+def append_suffix() -> str:
+    """Three digits, not ending in 0 (a key has no trailing zeros: app.lists.positions)."""
+    number = random.randrange(1, 1000)  # noqa: S311 - spreads keys, no secret
+    return f"{number + 1 if number % 10 == 0 else number:03d}"
+
+
+def _appended(end: Any) -> ColumnElement[str]:
+    return next_position(end).op("||")(_SUFFIX)
 
 
 @lru_cache(maxsize=2)
@@ -99,7 +116,7 @@ def _insert_statement(default_list: bool) -> ReturningInsert[*tuple[Any, ...]]:
     # RETURNING the whole row, read as GET reads it: the 201 is what was stored.
     values = [bindparam(f"new_{name}", type_=_C[name].type) for name in fields.INSERTED]
     user = bindparam("user_id", type_=_C.owner_id.type)
-    rows = select(*values, user, TodoList.id, next_position(_LIST_END.scalar_subquery())).where(
+    rows = select(*values, user, TodoList.id, _appended(_LIST_END.scalar_subquery())).where(
         TodoList.owner_id == user, _TARGET[default_list], access.ADMITTED, _BELOW_QUOTA
     )
     columns = [*fields.INSERTED, "owner_id", "list_id", "position"]
@@ -116,7 +133,8 @@ async def insert_at_end(
     """A todo with `values` (fields.INSERTED) at the end of the list (None: the default one);
     None if the list is not the user's, the user may not act, or the quota is reached."""
     params = {f"new_{name}": value for name, value in values.items()}
-    params.update(actor.params(), list_id=list_id, **quotas.params(quota))
+    params.update(actor.params(), list_id=list_id, append_suffix=append_suffix())
+    params.update(quotas.params(quota))
     row = (await session.execute(_insert_statement(list_id is None), params)).first()
     return _versioned(row)
 
@@ -182,7 +200,7 @@ def _update_statement(names: frozenset[str], if_match: bool) -> ReturningUpdate[
         end = select(func.max(_LAST.c.position)).where(_LAST.c.list_id == target)
         changes["position"] = case(
             (_C.list_id == target, _C.position),
-            else_=next_position(end.scalar_subquery()),
+            else_=_appended(end.scalar_subquery()),
         )
         conditions.append(_owned_list(target))
     stmt = update(_TABLE).where(*conditions)
@@ -203,6 +221,7 @@ async def update_changed(
     If-Match's `versions` (None: any) admit it; None otherwise."""
     params = {f"new_{name}": value for name, value in values.items()}
     params.update(actor.params(), todo_id=todo_id, now=now, versions=versions)
+    params["append_suffix"] = append_suffix()
     stmt = _update_statement(frozenset(values), versions is not None)
     return _versioned((await session.execute(stmt, params)).first())
 
