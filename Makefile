@@ -98,6 +98,7 @@ lint: install-dev lint-k8s
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app
 	$(BIN)/python scripts/check_imports.py
+	$(BIN)/python tools/check_layers.py
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 

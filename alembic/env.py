@@ -24,8 +24,12 @@ def run_on(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         include_name=_ours,
-        # SQLite cannot ALTER most things in place: let Alembic copy-and-move tables.
-        render_as_batch=connection.dialect.name == "sqlite",
+        # No batch mode, on SQLite either: a batch copies the table and the copy has none of
+        # the original's triggers (the change feed's recording, account usage, the list fill),
+        # silently (issue 24: a field's downgrade lost them). SQLite adds, drops and renames
+        # columns in place (3.35+); a change it cannot make in place needs a hand-written
+        # migration that re-creates the table's triggers (docs/adding-a-field.md).
+        render_as_batch=False,
         compare_type=True,
         # Our SQLite connections run real transactions (see app.database), so DDL rolls back too.
         transactional_ddl=True,

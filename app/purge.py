@@ -16,11 +16,11 @@ from sqlalchemy import Delete, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.accounts.models import LoginFailure
-from app.changes.service import expired_tombstones
+from app.changes.repository import expired_tombstones
 from app.config import Settings
 from app.database import transaction, utcnow
+from app.todos.idempotency import IDEMPOTENCY_TTL
 from app.todos.models import IdempotencyKey
-from app.todos.service import IDEMPOTENCY_TTL
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from app.config import Settings
 from app.database import SessionDep, create_db_engine, create_sessionmaker, database_url
 from app.logs import configure_logging
 from app.middleware import RequestContextMiddleware
+from app.todos.fields import READ_COLUMNS
 from app.todos.schemas import TodoRead
-from app.todos.service import READ_COLUMNS
 from bench.ceiling import app as middleware_app
 
 configure_logging("INFO", "json")

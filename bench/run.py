@@ -78,7 +78,13 @@ DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 # Login last: wrk stops sending, but the server still works through a queue of bcrypt hashes.
 # update_todo changes the row every time; update_noop is the PATCH that changes nothing (the
 # no-write path), its own line.
-ALL_SCENARIOS = "health,get_todo,list_todos,create_todo,update_todo,update_noop,mixed,changes,login"
+# create_crowded: the same creates as create_todo, but all into 6 users' lists (their default
+# ones), so concurrent appends meet in the same list (issue 24: within 20% of create_todo).
+ALL_SCENARIOS = (
+    "health,get_todo,list_todos,create_todo,create_crowded,update_todo,update_noop,mixed,"
+    "changes,login"
+)
+CROWDED_USERS = 6
 # BENCH_SCENARIOS=get_todo,list_todos: only those (and no login storm or scale runs), for A/B.
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", ALL_SCENARIOS).split(",")
 PARTIAL = "BENCH_SCENARIOS" in os.environ
@@ -105,7 +111,11 @@ TRACED_VARIANTS = {
 }
 # The statuses each scenario must be answered with. Anything else (a cheap 422, a 503 from a
 # full hash queue, a 404) would flatter its figures: the run reports it and exits 1.
-EXPECTED = {"mixed": frozenset({200, 201, 204}), "create_todo": frozenset({201})}
+EXPECTED = {
+    "mixed": frozenset({200, 201, 204}),
+    "create_todo": frozenset({201}),
+    "create_crowded": frozenset({201}),
+}
 OK = frozenset({200})
 UNEXPECTED: list[str] = []  # every run whose answers were not all expected, in order
 SERVED: Counter[str] = Counter()  # requests wrk sent to each server, warm-ups included
@@ -403,12 +413,17 @@ def seed(engine: Engine) -> tuple[Path, Deletable]:
     data = WORK / "todos.txt"
     data.write_text("\n".join(lines) + "\n")
     (WORK / "feed.txt").write_text("\n".join(feed) + "\n")
+    crowded = {user["email"] for user in users[:CROWDED_USERS]}
+    (WORK / "crowded.txt").write_text(
+        "\n".join(line for line in lines if line.split()[2] in crowded) + "\n"
+    )
     # The warm-up, then each round, on each service (BENCH_TRACING: three of them).
     return data, Deletable(deletable, runs=(1 + REPEAT) * (1 + len(TRACED_VARIANTS) * TRACING))
 
 
 def _data(scenario: str, data: Path) -> Path:
-    return WORK / "feed.txt" if scenario == "changes" else data
+    files = {"changes": "feed.txt", "create_crowded": "crowded.txt"}
+    return WORK / files[scenario] if scenario in files else data
 
 
 def _todo(todo_id: uuid.UUID, owner: uuid.UUID, title: str, created: datetime) -> dict[str, Any]:

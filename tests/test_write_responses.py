@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from app.todos import service as todos
+from app.todos import fields, repository
 from app.todos.schemas import TodoCreate
 from tests.conftest import ApiUser
 from tests.lists.helpers import create_list, create_todo
@@ -113,10 +113,10 @@ def test_every_writable_field_is_stored_by_a_create_and_a_put(
 @pytest.fixture
 def description_not_inserted(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The todo INSERT with one column left out, as a forgotten column would leave it."""
-    monkeypatch.setattr(todos, "_INSERTED", tuple(c for c in todos._INSERTED if c != "description"))
-    todos._insert_statement.cache_clear()
+    monkeypatch.setattr(fields, "INSERTED", tuple(c for c in fields.INSERTED if c != "description"))
+    repository._insert_statement.cache_clear()
     yield
-    todos._insert_statement.cache_clear()
+    repository._insert_statement.cache_clear()
 
 
 @pytest.mark.usefixtures("description_not_inserted")

@@ -35,7 +35,8 @@ class Change(Base):
     # PostgreSQL: the writing transaction's id; SQLite: the change clock (app.changes).
     txid: Mapped[int] = mapped_column(BigInteger)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # The change as the feed returns it (ChangeRead's JSON, app.changes.documents), written
+    # Unwritten since b24e6a0f3c71 (the feed writes its JSON in Python); kept for the release
+    # before, and a downgrade fills it. Before: the change as the feed returned it, written
     # with the row. NULL: a value the database could not write (the feed answers 500).
     document: Mapped[str | None] = mapped_column(Text)
 

@@ -26,6 +26,6 @@ async def list_changes(
         query.limit,
         timedelta(days=settings.changes_retention_days),
     )
-    # The body is ChangePage's JSON as the database wrote it (app.changes.documents):
+    # The body is ChangePage's JSON, written with the models GET uses (service._documents):
     # response_model documents it, and the schemathesis run checks every answer against it.
     return Response(page, media_type="application/json")

@@ -5,8 +5,9 @@ migration) upsert one row per object into `changes`: its owner, whether it is de
 a stamp `txid` written inside the very transaction that made the change. Triggers, not the
 app's code, so cascades (deleting a list deletes its todos) and writers that know nothing of
 the feed (the release before this one, a hand-run script) are recorded too. A row holds only
-the object's latest state: the feed item's JSON (a tombstone's, once it is deleted), which the
-trigger writes in the same transaction (app.changes.documents). A page reads those rows alone.
+the object's latest state: whether it is deleted, and when. A page reads those rows joined to
+the lists and todos they name, in one statement, and writes each item with the model GET writes
+(ListRead, TodoRead): the triggers write no JSON (issue 24; app.changes.repository).
 
 How a token maps to "since". A feed read takes a watermark W with this property: every
 transaction that can still commit a change has a stamp >= W, and everything with a smaller
@@ -44,147 +45,46 @@ nothing for an owner that is gone), and its tokens' user no longer exists: 401.
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from functools import lru_cache
-from typing import Any
+from dataclasses import replace
+from datetime import timedelta
 
-from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
-    Delete,
-    Select,
-    String,
-    bindparam,
-    cast,
-    delete,
-    func,
-    literal_column,
-    select,
-)
-from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.engine import Dialect
+from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.selectable import Subquery
 
 from app.accounts import access
 from app.accounts.security import AccessClaims
-from app.changes.models import Change, ChangeClock
+from app.actor import Actor
+from app.changes import repository
+from app.changes.schemas import ChangeRead
 from app.changes.tokens import ChangeTokens, FeedPosition
 from app.errors import Gone
-from app.pagination import after_params, keyset_after, split_page
+from app.pagination import split_page
 
 EXPIRED = "This since is older than the change history kept: start again without since"
 # Tombstones outlive the retention by a day: a token issued just inside the retention must
 # still find the tombstones of transactions that were running when it was issued.
-PURGE_MARGIN = timedelta(days=1)
-PURGE_BATCH = 500  # app.purge's batch
 
 
-def _watermark(dialect: str) -> ColumnElement[int]:
-    if dialect == "postgresql":
-        xmin = func.pg_snapshot_xmin(func.pg_current_snapshot())
-        return cast(cast(xmin, String), BigInteger)
-    clock = select(ChangeClock.value).where(ChangeClock.id == 1).scalar_subquery()
-    return func.coalesce(clock, 0) + 1
+_CHANGES = TypeAdapter(list[ChangeRead])
 
 
 class UnwrittenChange(RuntimeError):
-    """The database wrote no JSON for a change that is on the page (app.changes.documents
-    met a value it cannot write): a 500, never a page without it or with a false tombstone."""
+    """A live change whose object the page did not find: a 500, never a page without it or
+    with a false tombstone (the object and its change commit together, so it cannot happen
+    but for a bug)."""
 
 
-_UNWRITTEN_TEXT = "\x01"  # JSON writes it escaped, never as itself
-_UNWRITTEN_SQL = literal_column("chr(1)", String())
-
-
-@dataclass(frozen=True, slots=True)
-class _Page:
-    documents: str  # the page's changes as JSON texts, comma-separated, in feed order
-    found: int  # rows read: the page's, and one more when another page follows
-    last: tuple[int, uuid.UUID] | None  # the page's last (txid, object_id), when one follows
-    watermark: int | None  # on a pass's first page that found anything
-
-
-@lru_cache(maxsize=16)  # per engine's dialect: a statement for a first page and one for the rest
-def _page_statement(dialect: Dialect, first_page: bool) -> Select[*tuple[Any, ...]]:
-    """A page: the changes (a keyset page of them, in feed order), each the JSON text its
-    trigger wrote (app.changes.documents). PostgreSQL folds the page into one row of _Page's
-    fields (_aggregated): one value to receive instead of a row per change. SQLite returns a
-    row per change: it has no aggregate that keeps an order before 3.44 (group_concat's ORDER
-    BY), and its feed is not the one that has to be fast. The watermark comes from the very
-    statement that reads a pass's first page."""
-    order = (Change.txid, Change.object_id)
-    changes = (
-        select(
-            Change.document,
-            Change.object_id,
-            Change.txid,
-            func.row_number().over(order_by=order).label("n"),
+def _documents(rows: Sequence[repository.ChangeRow]) -> bytes:
+    """The page's changes as ChangeRead's JSON list, with the models GET writes, the whole
+    page validated and written in one call each (a change at a time cost three times more)."""
+    changes = []
+    for row in rows:
+        if not row.deleted and row.item is None:
+            raise UnwrittenChange()
+        changes.append(
+            {"type": row.kind, "id": row.object_id, "deleted": row.deleted, "item": row.item}
         )
-        .where(
-            Change.owner_id == bindparam("user_id"),
-            access.ADMITTED,
-            Change.txid >= bindparam("since"),
-        )
-        .order_by(*order)
-        .limit(bindparam("limit"))
-    )
-    if not first_page:
-        changes = changes.where(keyset_after(order))
-    page = changes.subquery("page")
-    watermark = [_watermark(dialect.name).label("watermark")] if first_page else []
-    if dialect.name == "postgresql":
-        return _aggregated(page, watermark).select_from(page)
-    columns = [
-        page.c.document,
-        page.c.txid,
-        cast(page.c.object_id, String).label("object_id"),
-        *watermark,
-    ]
-    return select(*columns).select_from(page).order_by(page.c.n)
-
-
-def _aggregated(page: Subquery, watermark: list[Any]) -> Select[*tuple[Any, ...]]:
-    """PostgreSQL: a page as one row of _Page's fields. Parameter page_size: the page's size
-    (the changes are read with one more, which tells whether another page follows)."""
-    on_page, last = page.c.n <= bindparam("page_size"), page.c.n == bindparam("page_size")
-    in_order: aggregate_order_by[str] = aggregate_order_by(literal_column("','"), page.c.n)
-    return select(
-        # string_agg would skip a NULL document unseen; a second aggregate over the document
-        # would write every document twice. A control character the JSON texts never hold
-        # raw marks its place instead.
-        func.string_agg(func.coalesce(page.c.document, _UNWRITTEN_SQL), in_order)
-        .filter(on_page)
-        .label("documents"),
-        func.count().label("found"),
-        func.max(page.c.txid).filter(last).label("txid"),
-        func.max(cast(page.c.object_id, String)).filter(last).label("object_id"),
-        *watermark,
-    )
-
-
-def _page_of_aggregate(row: Any, limit: int, first_page: bool) -> _Page:
-    if row.documents is not None and _UNWRITTEN_TEXT in row.documents:
-        raise UnwrittenChange()
-    return _Page(
-        row.documents or "",
-        row.found,
-        (row.txid, uuid.UUID(row.object_id)) if row.found > limit else None,
-        row.watermark if first_page and row.found else None,
-    )
-
-
-def _page_of_rows(rows: Sequence[Any], limit: int, first_page: bool) -> _Page:
-    page, last = split_page(rows, limit)
-    if any(row.document is None for row in page):
-        raise UnwrittenChange()
-    return _Page(
-        ",".join([row.document for row in page]),
-        len(rows),
-        None if last is None else (last.txid, uuid.UUID(last.object_id)),
-        rows[0].watermark if first_page and rows else None,
-    )
+    return _CHANGES.dump_json(_CHANGES.validate_python(changes))
 
 
 async def feed(
@@ -196,39 +96,35 @@ async def feed(
     retention: timedelta,
 ) -> bytes:
     """A page of the feed as the response's body: ChangePage's JSON, written by the database
-    but for the envelope (see app.changes.documents)."""
+    the models GET writes, in one call a page (_documents)."""
     now = int(time.time())
     # From nothing: the client needs no tombstone, so nothing it needs can have been purged.
     position = FeedPosition(0, now) if since is None else tokens.decode(since, claims.user_id)
     if since is not None and position.since_at < now - retention.total_seconds():
         raise Gone(EXPIRED)
     # One more than the page: whether it is there tells whether another page follows.
-    params = {**access.params(claims), "since": position.since, "limit": limit + 1}
-    params["page_size"] = limit
-    if position.after is not None:
-        params.update(after_params(position.after))
-    dialect = session.get_bind().dialect
-    stmt = _page_statement(dialect, position.starts_a_pass)
-    # On the connection: the session's ORM result handling would cost every row a few calls.
-    result = await (await session.connection()).execute(stmt, params)
-    if dialect.name == "postgresql":
-        page = _page_of_aggregate(result.one(), limit, position.starts_a_pass)
-    else:
-        page = _page_of_rows(result.all(), limit, position.starts_a_pass)
-    if not page.found:
+    read = await repository.page(
+        session, Actor.of(claims), position.since, position.after, limit + 1
+    )
+    rows, last_row = split_page(read.rows, limit)
+    if not read.rows:
         await access.authorize(session, claims)
+    last = None if last_row is None else (rows[-1].txid, rows[-1].object_id)
     if position.starts_a_pass:
         # Found nothing: `since` stays the watermark. One read by a statement of its own,
         # after the page's, could pass a transaction that committed in between, unseen (the
         # guarantee test caught exactly that).
-        mark = position.since if page.watermark is None else page.watermark
+        mark = position.since if read.watermark is None else read.watermark
         position = replace(position, mark=mark, mark_at=now)
-    following = _following(position, page.last)
+    following = _following(position, last)
     # The token is base64url: nothing in it needs escaping.
     token = tokens.encode(following, claims.user_id)
-    more = "false" if page.last is None else "true"
-    body = f'{{"changes":[{page.documents}],"next_token":"{token}","has_more":{more}}}'
-    return body.encode()
+    more = b"false" if last is None else b"true"
+    return b'{"changes":%b,"next_token":"%b","has_more":%b}' % (
+        _documents(rows),
+        token.encode(),
+        more,
+    )
 
 
 def _following(position: FeedPosition, last: tuple[int, uuid.UUID] | None) -> FeedPosition:
@@ -237,14 +133,3 @@ def _following(position: FeedPosition, last: tuple[int, uuid.UUID] | None) -> Fe
     if last is not None:
         return replace(position, after=last)
     return FeedPosition(since=position.mark or 0, since_at=position.mark_at or 0)
-
-
-def expired_tombstones(retention: timedelta, now: datetime) -> Delete:
-    """A batch of tombstones older than the retention (and its margin): app.purge runs it
-    with the other clean-ups, in every worker, in the background."""
-    old = (
-        select(Change.object_id)
-        .where(Change.deleted, Change.changed_at < now - retention - PURGE_MARGIN)
-        .limit(PURGE_BATCH)
-    )
-    return delete(Change).where(Change.object_id.in_(old.scalar_subquery()))

@@ -197,3 +197,23 @@ async def place(
         except IntegrityError:
             await session.rollback()
     raise Conflict("The list is busy; try again")
+
+
+async def place_nested(
+    session: AsyncSession,
+    append: Callable[[], Awaitable[T]],
+    append_locked: Callable[[], Awaitable[T]],
+) -> T:
+    """An append inside a caller's transaction: a collision undoes only its savepoint, and
+    the next attempts take the list's lock first (as place does). Without that
+    fallback, contended keyed creates collided with each other until their retries ran out
+    (issue 29: 13 of 300 got 409); under the lock they queue, and only an unlocked append
+    that lands in between (and then itself retries under the lock) can collide again."""
+    attempt = append
+    for _ in range(PLACEMENT_ATTEMPTS):
+        try:
+            async with session.begin_nested():
+                return await attempt()
+        except IntegrityError:
+            attempt = append_locked
+    raise Conflict("The list is busy; try again")

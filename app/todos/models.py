@@ -56,7 +56,7 @@ class Todo(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Bumped by every write, under the row lock the write holds (see todos.service); the ETag.
+    # Bumped by every write, under the row lock the write holds (see todos.repository); the ETag.
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 

@@ -19,7 +19,7 @@ from app.todos.models import Priority, Todo
 from app.todos.schemas import TodoListQuery
 from app.validation import reject_nul
 
-# Core columns, not mapped attributes: see READ_COLUMNS in app.todos.service.
+# Core columns, not mapped attributes: see READ_COLUMNS in app.todos.fields.
 _C = cast(Table, Todo.__table__).c
 _COLUMNS: dict[str, ColumnElement[Any]] = {
     "created_at": _C.created_at,

@@ -9,7 +9,7 @@ from app.database import SessionDep
 from app.errors import error_responses
 from app.etags import none_match
 from app.openapi import ETAG
-from app.todos import service
+from app.todos import listing, service
 from app.todos.schemas import (
     MoveTodo,
     TodoCreate,
@@ -104,14 +104,14 @@ async def list_todos(
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """List the current user's todos, a page at a time; 304 if If-None-Match holds its ETag."""
-    page = await service.list_page(session, claims, query)
+    page = await listing.list_page(session, claims, query)
     return caching.page_response(page, if_none_match)
 
 
 @router.get("/stats")
 async def todo_stats(claims: Claims, session: SessionDep) -> TodoStats:
     """Counts of the current user's todos."""
-    return await service.stats(session, claims)
+    return await listing.stats(session, claims)
 
 
 @router.get(

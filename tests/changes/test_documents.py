@@ -1,4 +1,4 @@
-"""The feed's items are written by the database (app.changes.documents), the ordinary routes'
+"""The feed's items are written from the rows the page joins (app.changes.repository), the routes'
 by pydantic: for the same data they must be the same JSON, on both databases. Each backend's
 feed is compared with GET of every object there; GET's format does not depend on the
 backend, so this also holds the two databases' feeds to the same format."""

@@ -1,7 +1,9 @@
-"""The recording triggers write each change's JSON (changes.document) as
-app.changes.documents defines it: the SQL in force is that module's, the rows there before the
-migration get theirs, and the release before this one, which knows nothing of the column (nor
-of lists), still gets every one of its writes written."""
+"""The recording triggers only record (b24e6a0f3c71, issue 24): the feed writes its JSON in
+Python. Before that, from cd0b552f17fe, they wrote each change's JSON (changes.document): the
+rows there before that migration got theirs, and the release before it, which knows nothing
+of the column (nor of lists), got every one of its writes written. Downgrading from the
+recording-only triggers puts the document-writing ones back, every row's document written
+again, so that release works at once."""
 
 import json
 import uuid
@@ -9,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from app.changes.documents import document, tombstone
 from app.changes.models import Change
 from app.changes.schemas import ChangeRead
 from app.lists.models import TodoList
@@ -28,45 +29,8 @@ from tests.support.old_release import (
 )
 
 BEFORE_DOCUMENTS = "5d2c8e7f1a90"
-
-
-def _definitions(connection: Connection) -> dict[str, str]:
-    if connection.dialect.name == "postgresql":
-        query = "SELECT proname, prosrc FROM pg_proc WHERE proname = 'record_change'"
-    else:
-        query = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
-    return dict(connection.execute(sa.text(query)).all())
-
-
-def test_the_triggers_write_what_app_changes_documents_writes(
-    empty_database_url: str, tmp_path: Path
-) -> None:
-    """Fails when a field is added to the documents without a migration that writes the
-    triggers again (`python -m app.changes.documents` prints their SQL)."""
-    engine = migration_engine(empty_database_url, tmp_path)
-    try:
-        migrate(engine, "head")
-        with engine.connect() as connection:
-            found = _definitions(connection)
-    finally:
-        engine.dispose()
-    if engine.dialect.name == "postgresql":
-        expected = {
-            "record_change": [
-                document("postgresql", "list", "new"),
-                document("postgresql", "todo", "new"),
-                tombstone("postgresql", "TG_ARGV[0]", "object"),
-            ]
-        }
-    else:
-        expected = {}
-        for table, kind in (("lists", "list"), ("todos", "todo")):
-            live = [document("sqlite", kind, table)]  # type: ignore[arg-type]
-            expected[f"{table}_record_insert"] = expected[f"{table}_record_update"] = live
-            expected[f"{table}_record_delete"] = [tombstone("sqlite", f"'{kind}'", "OLD.id")]
-    for name, parts in expected.items():
-        for part in parts:
-            assert part in found[name], f"{name} does not write what app.changes.documents does"
+# The last revision whose triggers write documents.
+WITH_DOCUMENTS = "7a4e2b9c5d13"
 
 
 def _written(engine: Engine) -> dict[uuid.UUID, str | None]:
@@ -104,7 +68,7 @@ def test_the_rows_there_before_get_their_documents(empty_database_url: str, tmp_
             gone = old_release_todo(connection, user, T0)
             connection.execute(sa.text("UPDATE todos SET title = 'a \"b\"\n'"))
             connection.execute(sa.delete(Todo).where(Todo.id == gone))
-        migrate(engine, "head")
+        migrate(engine, WITH_DOCUMENTS)
         written = _written(engine)
         (inbox,) = [i for i in written if i not in {*kept, gone}]
         assert len(written) == 4
@@ -122,7 +86,7 @@ def test_the_rows_there_before_get_their_documents(empty_database_url: str, tmp_
         with engine.connect() as connection:
             recorded = connection.scalars(sa.select(Change.object_id)).all()
         assert later in recorded  # the downgraded triggers still record
-        migrate(engine, "head")
+        migrate(engine, WITH_DOCUMENTS)
         written = _written(engine)
         assert len(written) == 5
         assert written[later] == _as_pydantic_writes_it(engine, later)
@@ -137,7 +101,7 @@ def test_the_release_before_gets_its_writes_written(
     insert, on SQLite) and never names the document: the triggers write it all the same."""
     engine = migration_engine(empty_database_url, tmp_path)
     try:
-        migrate(engine, "head")
+        migrate(engine, WITH_DOCUMENTS)
         with engine.begin() as connection:
             user = old_release_user(connection)
         with engine.begin() as connection:
@@ -150,5 +114,77 @@ def test_the_release_before_gets_its_writes_written(
         for object_id in written.keys() - {todos[2]}:
             assert written[object_id] == _as_pydantic_writes_it(engine, object_id)
         assert written[todos[2]] == _tombstone("todo", todos[2])
+    finally:
+        engine.dispose()
+
+
+def test_at_head_the_triggers_record_without_writing_json(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A change is still recorded (owner, deletion, stamp), by the release before too, but no
+    document is written: a field added to todos touches no trigger."""
+    engine = migration_engine(empty_database_url, tmp_path)
+    try:
+        migrate(engine, "head")
+        with engine.begin() as connection:
+            user = old_release_user(connection)
+            todos = [old_release_todo(connection, user, T0) for _ in range(2)]
+            connection.execute(sa.delete(Todo).where(Todo.id == todos[1]))
+        with engine.connect() as connection:
+            rows = connection.execute(sa.select(Change.object_id, Change.deleted, Change.document))
+            recorded = {row.object_id: (row.deleted, row.document) for row in rows}
+        assert recorded[todos[0]] == (False, None)
+        assert recorded[todos[1]] == (True, None)
+    finally:
+        engine.dispose()
+
+
+def test_the_upgrade_leaves_no_document_to_go_stale(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """The release before reads changes.document: after the upgrade none is left for it to
+    serve once its object has changed (it answers an unwritten one with a 500, not a lie)."""
+    engine = migration_engine(empty_database_url, tmp_path)
+    try:
+        migrate(engine, WITH_DOCUMENTS)
+        with engine.begin() as connection:
+            user = old_release_user(connection)
+            old_release_todo(connection, user, T0)
+        assert all(document is not None for document in _written(engine).values())
+        migrate(engine, "head")
+        with engine.begin() as connection:  # the object changes, as the release before sees it
+            connection.execute(sa.update(Todo).values(title="changed"))
+        assert set(_written(engine).values()) == {None}
+    finally:
+        engine.dispose()
+
+
+def test_a_downgrade_puts_the_document_triggers_back_with_every_document(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Changes recorded at head have no document; after the downgrade the release before reads
+    every one as pydantic writes it, and its later writes get theirs from the triggers."""
+    engine = migration_engine(empty_database_url, tmp_path)
+    try:
+        migrate(engine, "head")
+        with engine.begin() as connection:
+            user = old_release_user(connection)
+            kept = old_release_todo(connection, user, T0)
+            gone = old_release_todo(connection, user, T0)
+            connection.execute(sa.text("UPDATE todos SET title = 'a \"b\"\n'"))
+            connection.execute(sa.delete(Todo).where(Todo.id == gone))
+        migrate(engine, WITH_DOCUMENTS, down=True)
+        written = _written(engine)
+        assert len(written) == 3  # the Inbox, and the two todos
+        for object_id in written.keys() - {gone}:
+            assert written[object_id] == _as_pydantic_writes_it(engine, object_id)
+        assert written[gone] == _tombstone("todo", gone)
+        with engine.begin() as connection:
+            later = old_release_todo(connection, user, T0)
+            connection.execute(sa.update(Todo).where(Todo.id == kept).values(title="é"))
+        written = _written(engine)
+        assert written[later] == _as_pydantic_writes_it(engine, later)
+        assert written[kept] == _as_pydantic_writes_it(engine, kept)
+        migrate(engine, "head")
     finally:
         engine.dispose()

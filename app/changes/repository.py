@@ -1,0 +1,159 @@
+"""The feed's statements: a keyset page of a user's changes joined to the objects they name.
+
+The triggers only record that an object changed (app.changes.service explains the stamps);
+the page reads each change's object as GET reads it, in the same statement (one snapshot), and
+app.changes.service writes the JSON with the very models GET uses.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Delete,
+    Select,
+    String,
+    bindparam,
+    cast,
+    delete,
+    func,
+    select,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts import access
+from app.actor import Actor
+from app.changes.models import Change, ChangeClock
+from app.lists import fields as list_fields
+from app.pagination import after_params, keyset_after
+from app.todos import fields as todo_fields
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRow:
+    """One change: the object's latest state (None when it is deleted, or not found)."""
+
+    kind: str
+    object_id: uuid.UUID
+    deleted: bool
+    txid: int
+    item: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class PageRows:
+    rows: Sequence[ChangeRow]
+    watermark: int | None  # read by a pass's first page, when it found anything
+
+
+def _watermark(dialect: str) -> ColumnElement[int]:
+    if dialect == "postgresql":
+        xmin = func.pg_snapshot_xmin(func.pg_current_snapshot())
+        return cast(cast(xmin, String), BigInteger)
+    clock = select(ChangeClock.value).where(ChangeClock.id == 1).scalar_subquery()
+    return func.coalesce(clock, 0) + 1
+
+
+# The object's columns: a todo's fields, then a list's own; a field both have (id, position,
+# the timestamps) is one column, whichever table the row joined (fewer values to convert).
+_NAMES = (*todo_fields.READ, *(n for n in list_fields.READ if n not in todo_fields.READ))
+_OBJECT_COLUMNS = [
+    func.coalesce(todo_fields.C[name], list_fields.C[name]).label(f"o_{name}")
+    if name in todo_fields.C and name in list_fields.C and name in list_fields.READ
+    else (todo_fields.C[name] if name in todo_fields.READ else list_fields.C[name]).label(
+        f"o_{name}"
+    )
+    for name in _NAMES
+]
+# Where each kind's fields are in a row (after kind, object_id, deleted, txid).
+_TODO_AT = tuple(4 + _NAMES.index(name) for name in todo_fields.READ)
+_LIST_AT = tuple(4 + _NAMES.index(name) for name in list_fields.READ)
+_ORDER = (Change.txid, Change.object_id)
+
+
+@lru_cache(maxsize=16)  # per engine's dialect: a statement for a first page and one for the rest
+def _page_statement(dialect: Dialect, first_page: bool) -> Select[*tuple[Any, ...]]:
+    """A keyset page of the changes in feed order, each with its object's columns (a deleted
+    one has none). The watermark comes from the very statement that reads a pass's first page."""
+    todos, lists = todo_fields.TABLE, list_fields.TABLE
+    watermark = [_watermark(dialect.name).label("watermark")] if first_page else []
+    stmt = (
+        select(
+            Change.kind,
+            Change.object_id,
+            Change.deleted,
+            Change.txid,
+            *_OBJECT_COLUMNS,
+            *watermark,
+        )
+        .select_from(Change)
+        .outerjoin(todos, (Change.kind == "todo") & (todos.c.id == Change.object_id))
+        .outerjoin(lists, (Change.kind == "list") & (lists.c.id == Change.object_id))
+        .where(
+            Change.owner_id == bindparam("user_id"),
+            access.ADMITTED,
+            Change.txid >= bindparam("since"),
+        )
+        .order_by(*_ORDER)
+        .limit(bindparam("limit"))
+    )
+    if not first_page:
+        stmt = stmt.where(keyset_after(_ORDER))
+    return stmt
+
+
+_TODO_READ, _LIST_READ = todo_fields.READ, list_fields.READ
+
+
+async def page(
+    session: AsyncSession,
+    actor: Actor,
+    since: int,
+    after: tuple[int, uuid.UUID] | None,
+    limit: int,
+) -> PageRows:
+    """Up to `limit` changes with txid >= since (after `after`, in a pass's later pages)."""
+    params: dict[str, Any] = {**actor.params(), "since": since, "limit": limit}
+    first_page = after is None
+    if after is not None:
+        params.update(after_params(after))
+    dialect = session.get_bind().dialect
+    # On the connection: the session's ORM result handling would cost every row a few calls.
+    result = await (await session.connection()).execute(
+        _page_statement(dialect, first_page), params
+    )
+    rows = result.all()
+    changes = []
+    for row in rows:  # by position: a Row's attributes cost a lookup each
+        kind, object_id, deleted, txid = row[0], row[1], row[2], row[3]
+        item: dict[str, Any] | None = None
+        if not deleted:
+            names, at = (_TODO_READ, _TODO_AT) if kind == "todo" else (_LIST_READ, _LIST_AT)
+            if row[at[0]] is not None:  # found (always, but for a bug: see the service)
+                item = {name: row[i] for name, i in zip(names, at, strict=True)}
+        changes.append(ChangeRow(kind, object_id, deleted, txid, item))
+    watermark = rows[0].watermark if first_page and rows else None
+    return PageRows(changes, watermark)
+
+
+# Tombstones outlive the retention by a day: a token issued just inside the retention must
+# still find the tombstones of transactions that were running when it was issued.
+PURGE_MARGIN = timedelta(days=1)
+PURGE_BATCH = 500  # app.purge's batch
+
+
+def expired_tombstones(retention: timedelta, now: datetime) -> Delete:
+    """A batch of tombstones older than the retention (and its margin): app.purge runs it
+    with the other clean-ups, in every worker, in the background."""
+    old = (
+        select(Change.object_id)
+        .where(Change.deleted, Change.changed_at < now - retention - PURGE_MARGIN)
+        .limit(PURGE_BATCH)
+    )
+    return delete(Change).where(Change.object_id.in_(old.scalar_subquery()))

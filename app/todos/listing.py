@@ -1,0 +1,43 @@
+"""Reading todos by the many: a page of the list (filters, sort, cursor) and the counts."""
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts import access
+from app.accounts.security import AccessClaims
+from app.actor import Actor
+from app.database import utcnow
+from app.errors import Unauthorized
+from app.todos import filters, listing_repository
+from app.todos.pagination import (
+    SortOrder,
+    decode_todo_cursor,
+    encode_todo_cursor,
+    query_signature,
+)
+from app.todos.schemas import TodoListQuery, TodoPage, TodoStats
+
+
+async def list_page(session: AsyncSession, claims: AccessClaims, query: TodoListQuery) -> TodoPage:
+    order = SortOrder.parse(query.sort)
+    fingerprint = query_signature(query)
+    after = None
+    if query.cursor is not None:
+        after = decode_todo_cursor(query.cursor, order, fingerprint)
+    found = await listing_repository.page(
+        session, Actor.of(claims), query.sort, filters.params(query), after, query.limit
+    )
+    if not found.items:  # nothing of theirs, or a user who may no longer act
+        await access.authorize(session, claims)
+    last = found.last
+    next_cursor = encode_todo_cursor(order, fingerprint, last) if last else None
+    return TodoPage(items=found.items, next_cursor=next_cursor)
+
+
+async def stats(session: AsyncSession, claims: AccessClaims) -> TodoStats:
+    counts = await listing_repository.counts(session, Actor.of(claims), utcnow())
+    if not counts.admitted:
+        raise Unauthorized()
+    total, completed = counts.total, counts.completed
+    return TodoStats(
+        total=total, completed=completed, open=total - completed, overdue=counts.overdue
+    )
