@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import core_schema
+from pydantic_core import PydanticKnownError, core_schema
 
 NUL_MESSAGE = "must not contain NUL characters"
 # A 422 names at most this many problems (API.md): enough to fix a request by, and an attacker's
@@ -54,6 +54,20 @@ NoNul = _NoNul()
 # For text stored trimmed that must not be blank (a title, a list's name): the schema also
 # says "at least one character that is not white space", which minLength alone does not.
 NoNulNotBlank = _NoNul("^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$")
+
+
+def sent_at_most(limit: int) -> BeforeValidator:
+    """maxLength on the text as sent, before strip_whitespace trims it: the schema's maxLength
+    counts what a client sends, so a name padded with spaces past it is the same 422 (else the
+    request a generated client or a fuzzer knows to be invalid would be accepted). Last in an
+    Annotated, so that it runs first."""
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and len(value) > limit:
+            raise PydanticKnownError("string_too_long", {"max_length": limit})
+        return value
+
+    return BeforeValidator(check)
 
 
 # A date and a time of day, as RFC 3339 starts (offset and fraction are pydantic's to parse).

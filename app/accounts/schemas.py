@@ -13,7 +13,7 @@ from pydantic import (
 )
 
 from app.passwords import Password, PasswordToCheck
-from app.validation import NoNul, RequestModel
+from app.validation import NoNul, RequestModel, sent_at_most
 
 
 def _normalize_email(value: str) -> str:
@@ -21,7 +21,9 @@ def _normalize_email(value: str) -> str:
 
 
 Email = Annotated[EmailStr, AfterValidator(_normalize_email)]
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoNul]
+FullName = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=200), NoNul, sent_at_most(200)
+]
 
 
 class UserRegister(RequestModel):
