@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import PydanticKnownError, core_schema
+from pydantic_core import core_schema
 
 NUL_MESSAGE = "must not contain NUL characters"
 # A 422 names at most this many problems (API.md): enough to fix a request by, and an attacker's
@@ -56,18 +56,29 @@ NoNul = _NoNul()
 NoNulNotBlank = _NoNul("^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$")
 
 
-def sent_at_most(limit: int) -> BeforeValidator:
-    """maxLength on the text as sent, before strip_whitespace trims it: the schema's maxLength
-    counts what a client sends, so a name padded with spaces past it is the same 422 (else the
-    request a generated client or a fuzzer knows to be invalid would be accepted). Last in an
-    Annotated, so that it runs first."""
+class _TrimmedLength:
+    """The JSON schema of text whose length limit applies after trimming (API.md: a title is
+    1 to 200 characters after trimming, a list's name 1 to 100). JSON Schema's maxLength counts the
+    text as sent, so `"  " + 200 characters` would be invalid to a generated client or a
+    fuzzer while the contract accepts it: the schema drops maxLength and says the rule in
+    words. Validation is StringConstraints' (trim, then count), unchanged."""
 
-    def check(value: object) -> object:
-        if isinstance(value, str) and len(value) > limit:
-            raise PydanticKnownError("string_too_long", {"max_length": limit})
-        return value
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
 
-    return BeforeValidator(check)
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.pop("maxLength", None)
+        json_schema.setdefault(
+            "description", f"1 to {self.limit} characters after trimming white space"
+        )
+        return json_schema
+
+
+def trimmed_length(limit: int) -> _TrimmedLength:
+    return _TrimmedLength(limit)
 
 
 # A date and a time of day, as RFC 3339 starts (offset and fraction are pydantic's to parse).

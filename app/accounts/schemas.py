@@ -13,7 +13,7 @@ from pydantic import (
 )
 
 from app.passwords import Password, PasswordToCheck
-from app.validation import NoNul, RequestModel, sent_at_most
+from app.validation import NoNul, RequestModel
 
 
 def _normalize_email(value: str) -> str:
@@ -21,9 +21,7 @@ def _normalize_email(value: str) -> str:
 
 
 Email = Annotated[EmailStr, AfterValidator(_normalize_email)]
-FullName = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=200), NoNul, sent_at_most(200)
-]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoNul]
 
 
 class UserRegister(RequestModel):

@@ -4,13 +4,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.validation import NoNulNotBlank, RequestModel, sent_at_most
+from app.validation import NoNulNotBlank, RequestModel, trimmed_length
 
 ListName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100, strict=True),
     NoNulNotBlank,
-    sent_at_most(100),
+    trimmed_length(100),
 ]
 
 

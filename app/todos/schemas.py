@@ -16,7 +16,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from app.todos.models import Priority
-from app.validation import NoNul, NoNulNotBlank, RequestModel, UtcDateTime, sent_at_most
+from app.validation import NoNul, NoNulNotBlank, RequestModel, UtcDateTime, trimmed_length
 
 
 class PriorityName(enum.StrEnum):
@@ -33,7 +33,7 @@ Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200, strict=True),
     NoNulNotBlank,
-    sent_at_most(200),
+    trimmed_length(200),
 ]
 Description = Annotated[str, StringConstraints(max_length=10_000, strict=True), NoNul]
 DateTimeIn = UtcDateTime
