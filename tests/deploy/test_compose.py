@@ -160,3 +160,16 @@ def test_the_tracing_profile_adds_a_trace_ui_the_readme_points_at() -> None:
     assert command in readme
     assert "http://localhost:16686" in readme
     assert any("0.0.0.0:4318" in argument for argument in jaeger["command"])
+
+
+def test_every_default_service_builds_here_or_takes_its_image_from_a_variable() -> None:
+    """A plain `docker compose up` must come up where no registry is reachable once the base
+    images are there (../shared/tools/container-check.sh supplies DB_IMAGE, APP_IMAGE and
+    PYTHON_IMAGE): a fixed image such as redis:7-alpine would fail to pull there."""
+    for name, service in compose_file()["services"].items():
+        if "profiles" in service:  # optional (the trace UI): not part of the default stack
+            continue
+        assert "build" in service or str(service["image"]).startswith("${"), name
+    redis = compose_file()["services"]["redis"]
+    assert redis["build"]["context"] == "docker/redis"
+    assert (ROOT / "docker/redis/Dockerfile").is_file()
