@@ -117,4 +117,8 @@ def test_the_move_attack_on_a_10000_todo_list_leaves_other_accounts_served(
     assert result.longest_key <= 32
     assert result.left_running == 0  # nothing left running or retrying after the attack
     assert result.gaps_in_order
-    assert result.attack_p99_s < 3 * result.idle_p99_s, (result.attack_p99_s, result.idle_p99_s)
+    # 3x idle, or 20 ms when idle is a few ms: on two shared cores the attackers' own CPU moves a
+    # 3 ms p99 past 9 ms (seen once in CI: 11.4 ms), while the whole-list rewrite this guards
+    # against took the reader to 32 ms (10 ms idle), which fails either bound.
+    bound = max(3 * result.idle_p99_s, 0.020)
+    assert result.attack_p99_s < bound, (result.attack_p99_s, result.idle_p99_s)
