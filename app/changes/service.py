@@ -14,7 +14,9 @@ transaction that can still commit a change has a stamp >= W, and everything with
 stamp that ever commits is already visible. A pass delivers the rows with txid >= since in
 (txid, object_id) order, a keyset page at a time, and its last page hands back W as the next
 `since` — W as read by the very statement that read the pass's FIRST page (the same
-snapshot). A pass whose first page finds nothing hands back its own `since` instead.
+snapshot). A pass whose first page finds nothing hands back its own `since` instead. Within
+one answer the changes are then reordered parents first (app.changes.order); the token goes on
+from the page's last row in the keyset, whatever order the answer shows.
 
 Why nothing is missed. Take a change committed by transaction X with stamp x, and a client
 whose pass started with `since` = s and took watermark W. If X committed before the first
@@ -55,6 +57,7 @@ from app.accounts import access
 from app.accounts.security import AccessClaims
 from app.actor import Actor
 from app.changes import repository
+from app.changes.order import parents_first
 from app.changes.schemas import ChangeRead
 from app.changes.tokens import ChangeTokens, FeedPosition
 from app.errors import Gone
@@ -121,7 +124,8 @@ async def feed(
     token = tokens.encode(following, claims.user_id)
     more = b"false" if last is None else b"true"
     return b'{"changes":%b,"next_token":"%b","has_more":%b}' % (
-        _documents(rows),
+        # Reordered only now: `last`, where the next page starts, is the keyset's last row.
+        _documents(parents_first(rows)),
         token.encode(),
         more,
     )
