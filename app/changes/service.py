@@ -58,7 +58,7 @@ from app.accounts.security import AccessClaims
 from app.actor import Actor
 from app.changes import repository
 from app.changes.order import parents_first
-from app.changes.schemas import ChangeRead
+from app.changes.schemas import Change
 from app.changes.tokens import ChangeTokens, FeedPosition
 from app.errors import Gone
 from app.pagination import split_page
@@ -68,7 +68,7 @@ EXPIRED = "This since is older than the change history kept: start again without
 # still find the tombstones of transactions that were running when it was issued.
 
 
-_CHANGES = TypeAdapter(list[ChangeRead])
+_CHANGES = TypeAdapter(list[Change])
 
 
 class UnwrittenChange(RuntimeError):
@@ -78,7 +78,7 @@ class UnwrittenChange(RuntimeError):
 
 
 def _documents(rows: Sequence[repository.ChangeRow]) -> bytes:
-    """The page's changes as ChangeRead's JSON list, with the models GET writes, the whole
+    """The page's changes as ChangePage.changes' JSON list, with the models GET writes, the whole
     page validated and written in one call each (a change at a time cost three times more)."""
     changes = []
     for row in rows:
