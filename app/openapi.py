@@ -1,5 +1,5 @@
 """What /openapi.json says beyond what FastAPI derives from the routes: operation ids named
-after the operation, and the response headers every response carries."""
+after the operation, and the X-Request-ID every operation takes and every response carries."""
 
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +13,18 @@ _REQUEST_ID_HEADER = {
     "new one. Quote it when reporting a problem.",
     "required": True,
     "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,128}$"},
+}
+# The same header on the way in: a client may send its own, to find its request in the logs.
+_REQUEST_ID_PARAMETER = {
+    "name": REQUEST_ID,
+    "in": "header",
+    "required": False,
+    "description": "The client's own id for this request: 1-128 letters, digits, - _ or . "
+    "are echoed in the response's X-Request-ID and the logs; anything else is replaced by a new "
+    "one (never refused)",
+    # Any string: one outside the pattern is replaced, not refused; a pattern here would promise
+    # clients (and schemathesis' negative checks) a 4xx the server never sends.
+    "schema": {"type": "string"},
 }
 ETAG = {
     "ETag": {
@@ -31,7 +43,7 @@ def operation_id(route: APIRoute) -> str:
 
 
 def install(app: FastAPI) -> None:
-    """Declare X-Request-ID on every response of every operation, once, as one component."""
+    """Declare X-Request-ID on every operation and every response of it, once, as components."""
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -44,9 +56,13 @@ def install(app: FastAPI) -> None:
 
 
 def _declare_request_id(schema: dict[str, Any]) -> None:
-    schema.setdefault("components", {}).setdefault("headers", {})[REQUEST_ID] = _REQUEST_ID_HEADER
+    components = schema.setdefault("components", {})
+    components.setdefault("headers", {})[REQUEST_ID] = _REQUEST_ID_HEADER
+    components.setdefault("parameters", {})[REQUEST_ID] = _REQUEST_ID_PARAMETER
     ref = {"$ref": f"#/components/headers/{REQUEST_ID}"}
+    parameter = {"$ref": f"#/components/parameters/{REQUEST_ID}"}
     for operations in schema["paths"].values():
         for operation in operations.values():
+            operation.setdefault("parameters", []).append(parameter)
             for response in operation["responses"].values():
                 response.setdefault("headers", {})[REQUEST_ID] = ref

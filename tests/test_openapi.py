@@ -118,6 +118,67 @@ def test_every_response_declares_x_request_id(schema: dict[str, Any]) -> None:
             assert header["description"], (key, status)
 
 
+def test_every_parameter_of_every_operation_is_described(schema: dict[str, Any]) -> None:
+    """Query, path and header parameters alike: what a generated client's docstrings say."""
+    undescribed, seen = [], 0
+    for key, operation in operations(schema).items():
+        for parameter in (resolve(schema, p) for p in operation.get("parameters", [])):
+            seen += 1
+            if not parameter.get("description", "").strip():
+                undescribed.append((*key, parameter["in"], parameter["name"]))
+    assert seen > 60
+    assert undescribed == []
+
+
+def test_every_operation_takes_the_clients_request_id(schema: dict[str, Any]) -> None:
+    for key, operation in operations(schema).items():
+        headers = {
+            parameter["name"]: parameter
+            for parameter in (resolve(schema, p) for p in operation["parameters"])
+            if parameter["in"] == "header"
+        }
+        request_id = headers["X-Request-ID"]
+        assert request_id["required"] is False, key
+        assert request_id["schema"] == {"type": "string"}, key  # never refused, only replaced
+        assert "1-128 letters" in request_id["description"], key
+
+
+def test_a_change_is_a_union_discriminated_by_type(schema: dict[str, Any]) -> None:
+    """ChangeRead: `type` says what `item` is, so generators narrow a change by it."""
+    schemas = schema["components"]["schemas"]
+    changes = schemas["ChangePage"]["properties"]["changes"]["items"]
+    change = resolve(schema, changes)
+    variants = {"list": "ListChange", "todo": "TodoChange"}
+    refs = {kind: f"#/components/schemas/{name}" for kind, name in variants.items()}
+    assert change["discriminator"] == {"propertyName": "type", "mapping": refs}
+    assert sorted(one["$ref"] for one in change["oneOf"]) == sorted(refs.values())
+    items = {"list": "ListRead", "todo": "TodoRead"}
+    for kind, name in variants.items():
+        properties = schemas[name]["properties"]
+        assert properties["type"]["const"] == kind
+        assert properties["item"]["anyOf"] == [
+            {"$ref": f"#/components/schemas/{items[kind]}"},
+            {"type": "null"},
+        ]
+        assert {"type", "id", "deleted", "item"} <= set(schemas[name]["required"])
+
+
+def test_the_feed_operation_states_the_sync_rules(schema: dict[str, Any]) -> None:
+    description = operations(schema)[("get", "/api/v1/changes")]["description"]
+    for rule in (
+        "next_token",
+        "has_more",
+        "Tombstones",
+        "CHANGES_RETENTION_DAYS",
+        "in the order they were committed",
+        "a list comes before the todos in it",
+        "a todo before its subtasks",
+        "may come twice",
+        "410",
+    ):
+        assert rule in description, rule
+
+
 @pytest.mark.parametrize(
     ("key", "statuses"),
     [

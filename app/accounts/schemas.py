@@ -102,8 +102,12 @@ class PasswordChange(RequestModel):
 
 
 class UserListQuery(BaseModel):
-    limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, max_length=2048)
+    limit: int = Field(default=20, ge=1, le=100, description="Users in one page, 1-100")
+    cursor: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="The previous page's next_cursor (else 422). Absent: the first page",
+    )
 
 
 class UserPage(BaseModel):

@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from app.accounts import password, throttle, users
 from app.accounts.dependencies import CurrentSuperuser, CurrentUser, HasherDep, SettingsDep
@@ -90,7 +90,10 @@ async def list_users(
 
 @router.patch("/{user_id}", response_model=UserRead, responses=error_responses(403, 404, 413))
 async def update_user(
-    user_id: uuid.UUID, changes: UserAdminUpdate, _: CurrentSuperuser, session: SessionDep
+    user_id: Annotated[uuid.UUID, Path(description="The user's id (not a UUID: 422)")],
+    changes: UserAdminUpdate,
+    _: CurrentSuperuser,
+    session: SessionDep,
 ) -> object:
     """Activate, deactivate, promote or rename a user (superusers only)."""
     return await users.admin_update(session, user_id, changes)

@@ -14,7 +14,9 @@ transaction that can still commit a change has a stamp >= W, and everything with
 stamp that ever commits is already visible. A pass delivers the rows with txid >= since in
 (txid, object_id) order, a keyset page at a time, and its last page hands back W as the next
 `since` — W as read by the very statement that read the pass's FIRST page (the same
-snapshot). A pass whose first page finds nothing hands back its own `since` instead.
+snapshot). A pass whose first page finds nothing hands back its own `since` instead. Within
+one answer the changes are then reordered parents first (app.changes.order); the token goes on
+from the page's last row in the keyset, whatever order the answer shows.
 
 Why nothing is missed. Take a change committed by transaction X with stamp x, and a client
 whose pass started with `since` = s and took watermark W. If X committed before the first
@@ -55,7 +57,8 @@ from app.accounts import access
 from app.accounts.security import AccessClaims
 from app.actor import Actor
 from app.changes import repository
-from app.changes.schemas import ChangeRead
+from app.changes.order import parents_first
+from app.changes.schemas import Change
 from app.changes.tokens import ChangeTokens, FeedPosition
 from app.errors import Gone
 from app.pagination import split_page
@@ -65,7 +68,7 @@ EXPIRED = "This since is older than the change history kept: start again without
 # still find the tombstones of transactions that were running when it was issued.
 
 
-_CHANGES = TypeAdapter(list[ChangeRead])
+_CHANGES = TypeAdapter(list[Change])
 
 
 class UnwrittenChange(RuntimeError):
@@ -75,7 +78,7 @@ class UnwrittenChange(RuntimeError):
 
 
 def _documents(rows: Sequence[repository.ChangeRow]) -> bytes:
-    """The page's changes as ChangeRead's JSON list, with the models GET writes, the whole
+    """The page's changes as ChangePage.changes' JSON list, with the models GET writes, the whole
     page validated and written in one call each (a change at a time cost three times more)."""
     changes = []
     for row in rows:
@@ -121,7 +124,8 @@ async def feed(
     token = tokens.encode(following, claims.user_id)
     more = b"false" if last is None else b"true"
     return b'{"changes":%b,"next_token":"%b","has_more":%b}' % (
-        _documents(rows),
+        # Reordered only now: `last`, where the next page starts, is the keyset's last row.
+        _documents(parents_first(rows)),
         token.encode(),
         more,
     )

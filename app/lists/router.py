@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from app import caching, routing  # noqa: F401 - routing registers the item_id path convertor
 from app.accounts.dependencies import Claims, SettingsDep
@@ -21,11 +21,19 @@ _LOCATION = {
     "schema": {"type": "string"},
 }
 
-IfMatch = Annotated[str | None, Header(description="An ETag from a previous response")]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        description='The ETag the client last read (`"3"`; several, comma-separated; `*`): '
+        "the write happens only if the list is still such a version (strong comparison), "
+        "else 412 and nothing changes. Absent: unconditional"
+    ),
+]
 IfNoneMatch = Annotated[
     str | None,
     Header(description="ETags of a copy the client has (W/ and * accepted): 304 if it is current"),
 ]
+ListId = Annotated[uuid.UUID, Path(description="The list's id (not a UUID: 422)")]
 _PAGE = {"description": "A page, with its weak ETag", "headers": ETAG}
 
 
@@ -81,7 +89,7 @@ async def list_lists(
     },
 )
 async def read_list(
-    list_id: uuid.UUID,
+    list_id: ListId,
     claims: Claims,
     session: SessionDep,
     response: Response,
@@ -97,7 +105,7 @@ async def read_list(
 
 @router.patch("/{list_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
 async def rename_list(
-    list_id: uuid.UUID,
+    list_id: ListId,
     data: ListUpdate,
     claims: Claims,
     session: SessionDep,
@@ -115,7 +123,7 @@ async def rename_list(
     responses=error_responses(404, 409, 412),
 )
 async def delete_list(
-    list_id: uuid.UUID, claims: Claims, session: SessionDep, if_match: IfMatch = None
+    list_id: ListId, claims: Claims, session: SessionDep, if_match: IfMatch = None
 ) -> None:
     """Delete a list and its todos; the default list cannot be deleted."""
     await service.delete_list(session, claims, list_id, if_match)
@@ -125,7 +133,7 @@ async def delete_list(
     "/{list_id:item_id}/move", responses={200: _WITH_ETAG, **error_responses(404, 409, 412, 413)}
 )
 async def move_list(
-    list_id: uuid.UUID,
+    list_id: ListId,
     data: MoveList,
     claims: Claims,
     session: SessionDep,

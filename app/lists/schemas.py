@@ -38,8 +38,12 @@ class ListRead(BaseModel):
 
 
 class ListListQuery(BaseModel):
-    limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, max_length=512)
+    limit: int = Field(default=20, ge=1, le=100, description="Lists in one page, 1-100")
+    cursor: str | None = Field(
+        default=None,
+        max_length=512,
+        description="The previous page's next_cursor (else 422). Absent: the first page",
+    )
 
 
 class ListPage(BaseModel):

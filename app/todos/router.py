@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from app import caching, routing  # noqa: F401 - routing registers the item_id path convertor
 from app.accounts.dependencies import Claims, SettingsDep
@@ -33,11 +33,19 @@ _IDEMPOTENCY_CONFLICT = {
     },
 }
 
-IfMatch = Annotated[str | None, Header(description="An ETag from a previous response")]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        description='The ETag the client last read (`"3"`; several, comma-separated; `*`): '
+        "the write happens only if the todo is still such a version (strong comparison), "
+        "else 412 and nothing changes. Absent: unconditional"
+    ),
+]
 IfNoneMatch = Annotated[
     str | None,
     Header(description="ETags of a copy the client has (W/ and * accepted): 304 if it is current"),
 ]
+TodoId = Annotated[uuid.UUID, Path(description="The todo's id (not a UUID: 422)")]
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
@@ -124,7 +132,7 @@ async def todo_stats(claims: Claims, session: SessionDep) -> TodoStats:
     },
 )
 async def read_todo(
-    todo_id: uuid.UUID,
+    todo_id: TodoId,
     claims: Claims,
     session: SessionDep,
     response: Response,
@@ -140,7 +148,7 @@ async def read_todo(
 
 @router.patch("/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
 async def update_todo(
-    todo_id: uuid.UUID,
+    todo_id: TodoId,
     data: TodoUpdate,
     claims: Claims,
     session: SessionDep,
@@ -154,7 +162,7 @@ async def update_todo(
 
 @router.put("/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
 async def replace_todo(
-    todo_id: uuid.UUID,
+    todo_id: TodoId,
     data: TodoCreate,
     claims: Claims,
     session: SessionDep,
@@ -173,7 +181,7 @@ async def replace_todo(
     responses=error_responses(404, 412),
 )
 async def delete_todo(
-    todo_id: uuid.UUID, claims: Claims, session: SessionDep, if_match: IfMatch = None
+    todo_id: TodoId, claims: Claims, session: SessionDep, if_match: IfMatch = None
 ) -> None:
     """Delete a todo."""
     await service.delete_todo(session, claims, todo_id, if_match)
@@ -183,7 +191,7 @@ async def delete_todo(
     "/{todo_id:item_id}/move", responses={200: _WITH_ETAG, **error_responses(404, 409, 412, 413)}
 )
 async def move_todo(
-    todo_id: uuid.UUID,
+    todo_id: TodoId,
     data: MoveTodo,
     claims: Claims,
     session: SessionDep,

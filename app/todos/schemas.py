@@ -121,16 +121,38 @@ class TodoRead(BaseModel):
 
 
 class TodoListQuery(BaseModel):
-    limit: int = Field(default=20, ge=1, le=100)
+    limit: int = Field(default=20, ge=1, le=100, description="Todos in one page, 1-100")
     # A title cursor holds up to 200 characters of UTF-8, base64-encoded.
-    cursor: str | None = Field(default=None, max_length=2048)
-    completed: bool | None = None
-    priority: PriorityName | None = None
-    q: Annotated[str, NoNul] | None = Field(default=None, min_length=1, max_length=200)
-    due_before: DateTimeIn | None = None
-    due_after: DateTimeIn | None = None
-    list_id: uuid.UUID | None = None
-    sort: TodoSort = TodoSort.created_at_desc
+    cursor: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="The previous page's next_cursor, with the same query (else 422). "
+        "Absent: the first page",
+    )
+    completed: bool | None = Field(default=None, description="Only completed (true) or open todos")
+    priority: PriorityName | None = Field(default=None, description="Only todos of this priority")
+    q: Annotated[str, NoNul] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Only todos whose title or description contains this, ignoring case",
+    )
+    due_before: DateTimeIn | None = Field(
+        default=None,
+        description="Only todos due before this instant (naive: UTC); todos without a due "
+        "date never match",
+    )
+    due_after: DateTimeIn | None = Field(
+        default=None,
+        description="Only todos due after this instant (naive: UTC); todos without a due "
+        "date never match",
+    )
+    list_id: uuid.UUID | None = Field(default=None, description="Only the todos in this list")
+    sort: TodoSort = Field(
+        default=TodoSort.created_at_desc,
+        description="The order: a field, ascending, or descending with a leading `-`; ties by "
+        "id in the same direction, todos without a due date last both ways",
+    )
 
 
 class TodoPage(BaseModel):

@@ -8,14 +8,13 @@ again, so that release works at once."""
 import json
 import uuid
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.changes.models import Change
-from app.changes.schemas import ChangeRead
+from app.changes.schemas import ListChange, TodoChange
 from app.lists.models import TodoList
 from app.lists.schemas import ListRead
 from app.todos.models import Todo
@@ -41,15 +40,18 @@ def _written(engine: Engine) -> dict[uuid.UUID, str | None]:
 
 def _as_pydantic_writes_it(engine: Engine, object_id: uuid.UUID) -> str:
     """The change as GET's schemas write the object (the feed's own model around it)."""
+    change: TodoChange | ListChange
     with Session(engine) as session:
         todo = session.get(Todo, object_id)
         if todo is not None:
-            item: Any = TodoRead.model_validate(todo)
-            return ChangeRead(type="todo", id=object_id, deleted=False, item=item).model_dump_json()
-        todo_list = session.get(TodoList, object_id)
-        assert todo_list is not None
-        item = ListRead.model_validate(todo_list)
-        return ChangeRead(type="list", id=object_id, deleted=False, item=item).model_dump_json()
+            item = TodoRead.model_validate(todo)
+            change = TodoChange(type="todo", id=object_id, deleted=False, item=item)
+        else:
+            todo_list = session.get(TodoList, object_id)
+            assert todo_list is not None
+            listed = ListRead.model_validate(todo_list)
+            change = ListChange(type="list", id=object_id, deleted=False, item=listed)
+    return change.model_dump_json()
 
 
 def _tombstone(kind: str, object_id: uuid.UUID) -> str:

@@ -203,11 +203,37 @@ def _flow(
     stats = todos["todo_stats"].sync(client=client)
     assert stats.to_dict() == {"total": 5, "completed": 1, "open": 4, "overdue": 0}
 
-    # Delete, then it is gone.
+    # The change feed, read as a sync client reads it: a change narrowed by its type.
+    feed = load(generated, "api.changes.list_changes")
+    lists = {op: load(generated, f"api.lists.{op}") for op in ("create_list", "rename_list")}
+    copy: dict[tuple[str, Any], Any] = {}
+    token = _sync(feed, models, client, copy, None, limit=3)  # two answers of 3
+    assert {kind for kind, _ in copy} == {"list", "todo"}
+    assert len([key for key in copy if key[0] == "todo"]) == 5
+    # A list whose latest change comes after its todo's: still first in the answer.
+    errands = lists["create_list"].sync(client=client, body=models.ListCreate(name="Errands"))
+    inside = todos["create_todo"].sync(
+        client=client, body=models.TodoCreate(title="Stamps", list_id=errands.id)
+    )
+    lists["rename_list"].sync(errands.id, client=client, body=models.ListUpdate(name="Post"))
+    news: list[Any] = []
+    token = _sync(feed, models, client, copy, token, news)
+    order = [change.id for change in news]
+    assert order.index(errands.id) < order.index(inside.id)
+    assert copy[("list", errands.id)].name == "Post"
+    assert copy[("todo", inside.id)].list_id == errands.id
+
+    # Delete, then it is gone; the feed says so with a tombstone.
     assert todos["delete_todo"].sync_detailed(todo_id, client=client).status_code == 204
     gone = todos["read_todo"].sync_detailed(todo_id, client=client)
     assert gone.status_code == 404
     assert isinstance(gone.parsed, models.ErrorBody)
+    tombstones: list[Any] = []
+    _sync(feed, models, client, copy, token, tombstones)
+    assert [(type(change), change.deleted, change.item) for change in tombstones] == [
+        (models.TodoChange, True, None)
+    ]
+    assert ("todo", todo_id) not in copy
 
     # Refresh, then log out: that refresh token stops working.
     renewed = auth["refresh"].sync(
@@ -224,3 +250,38 @@ def _flow(
     )
     assert refused.status_code == 401
     assert isinstance(refused.parsed, models.ErrorBody)
+
+
+def _sync(
+    feed: ModuleType,
+    models: ModuleType,
+    client: Any,
+    copy: dict[tuple[str, Any], Any],
+    token: str | None,
+    seen: list[Any] | None = None,
+    limit: int = 100,
+) -> str:
+    """Follow the feed from `token` into `copy`, narrowing each change by its type as a
+    generated client's user does; the last next_token."""
+    while True:
+        kwargs = {} if token is None else {"since": token}
+        page = feed.sync(client=client, limit=limit, **kwargs)
+        assert isinstance(page, models.ChangePage)
+        for change in page.changes:
+            if isinstance(change, models.ListChange):
+                assert change.type_ == "list"
+                assert change.deleted or isinstance(change.item, models.ListRead)
+            else:
+                assert isinstance(change, models.TodoChange)
+                assert change.type_ == "todo"
+                assert change.deleted or isinstance(change.item, models.TodoRead)
+            assert (change.item is None) == change.deleted
+            if change.deleted:
+                copy.pop((change.type_, change.id), None)
+            else:
+                copy[(change.type_, change.id)] = change.item
+            if seen is not None:
+                seen.append(change)
+        token = page.next_token
+        if not page.has_more:
+            return token
