@@ -13,6 +13,13 @@ refuse nothing; a second copy with RATE_LIMIT_ENABLED=false serves the same data
 get_todo and list_todos rounds run against both, one after the other: the limiter's cost,
 reported as each scenario's loss of throughput (ratio) with the limits on (issue 25 budget: 10%).
 
+BENCH_BASELINE=<git rev>: before and after in the same run (issue 24). The service as it was at
+that commit (extracted with git archive into the work directory, started with its own start.sh
+and this checkout's .venv, its own database migrated by its own code, seeded with the same
+users, todos, ids and tokens) runs as one more variant, "baseline", every scenario on both in
+each round; the report gives each scenario's ratio on both and the change (current/baseline - 1),
+and with the limiter A/B the current service's limits-off figure against the baseline too.
+
 PostgreSQL: BENCH_DATABASE_URL (a server where databases may be created), else the local
 one at 127.0.0.1:5432; the run creates its own database and drops it afterwards.
 """
@@ -35,10 +42,10 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx2 as httpx
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import MetaData, Table, create_engine, insert, text
 from sqlalchemy.engine import Engine, make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +55,6 @@ from app.accounts.models import User  # noqa: E402
 from app.accounts.security import PasswordHasher, TokenCodec  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.database import create_migration_engine  # noqa: E402
-from app.lists.models import TodoList  # noqa: E402
 from app.migrations import upgrade_to_head  # noqa: E402
 from app.pagination import encode_cursor  # noqa: E402
 from app.todos.models import Todo  # noqa: E402
@@ -109,6 +115,12 @@ TRACED_VARIANTS = {
         "OTEL_TRACES_SAMPLER_ARG": "0.1",
     },
 }
+# BENCH_BASELINE=<git rev>: the service at that commit, as the variant "baseline" (it ran with
+# the settings it knew, limiter and all, as this one runs as shipped). A scenario's change
+# against it is "within" when it lost no more than the tolerance (issue 24: 5%).
+BASELINE_REV = os.environ.get("BENCH_BASELINE") or None
+BASELINE = "baseline"
+BASELINE_TOLERANCE = 0.05
 # The statuses each scenario must be answered with. Anything else (a cheap 422, a 503 from a
 # full hash queue, a 404) would flatter its figures: the run reports it and exits 1.
 EXPECTED = {
@@ -140,6 +152,7 @@ def main() -> None:
         "quick": QUICK,
         "pooler": POOLER,
         "tracing_ab": TRACING,
+        "baseline": BASELINE_REV,
     }
     ceiling_cmd = ["gunicorn", "-c", "gunicorn_conf.py", "bench.ceiling:app"]
     server_cmd = ["gunicorn", "-c", "gunicorn_conf.py", "bench.ceiling_asgi:app"]
@@ -151,12 +164,17 @@ def main() -> None:
         _server(["./start.sh"], env, "service") as url,
         _limits_off(env) as off_url,
         _traced_services(env) as traced,
+        _baseline(env) as baseline,
     ):
         engine = create_engine(database_url)
+        engines = [engine] + ([create_engine(baseline.database_url)] if baseline else [])
         try:
-            data, deletable = seed(engine)
+            data, deletable = seed(engines)
             services = {"": url, **({LIMITS_OFF: off_url} if LIMITER_AB else {})}
             services.update({variant: service for variant, (service, _) in traced.items()})
+            if baseline:
+                services[BASELINE] = baseline.url
+                results["baseline_commit"] = baseline.commit
             for name in SCENARIOS:  # every path warm: pools full, statements prepared
                 if name != "login":
                     for variant, service in services.items():
@@ -177,11 +195,14 @@ def main() -> None:
                 for name, runs in samples.items()
             }
             results["rate_limit_cost"] = _limiter_cost(results["scenarios"])
+            if baseline:
+                results["baseline_change"] = _baseline_change(results["scenarios"])
             if not PARTIAL:
                 results["login_storm"] = login_storm(url, data, alone)
                 results["scale"] = scale(engine, url)
         finally:
-            engine.dispose()
+            for each in engines:
+                each.dispose()
     if traced:  # now that the services stopped, and flushed what they held
         results["tracing"] = _tracing_costs(results["scenarios"], traced)
     results["unexpected_statuses"] = UNEXPECTED
@@ -202,6 +223,10 @@ def _rounds(
     each scenario on every service it runs on ("get_todo", then "get_todo/limits-off",
     "get_todo/traced", ...: _runs_on)."""
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in references}
+    for name in SCENARIOS:  # the report's order: each scenario, then its variants
+        for variant in services:
+            if _runs_on(variant, name):
+                samples[f"{name}/{variant}" if variant else name] = []
     for round_number in range(REPEAT):
         for reference, reference_url in references.items():
             samples[reference].append(wrk(reference_url, "ceiling"))
@@ -214,7 +239,7 @@ def _rounds(
                 if not _runs_on(variant, name):
                     continue
                 run = wrk(url, name, data=_data(name, data), delete=deletable.take(name))
-                samples.setdefault(f"{name}/{variant}" if variant else name, []).append(run)
+                samples[f"{name}/{variant}" if variant else name].append(run)
                 _drain(url)
                 if variant in receivers:  # its workers still encoding a backlog of spans
                     _quiet(receivers[variant])
@@ -238,6 +263,76 @@ def _limiter_cost(scenarios: dict[str, Any]) -> dict[str, Any]:
         cost[name] = {"ratio_on": on, "ratio_off": off, "loss": loss,
                       "within_budget": loss <= LIMITER_BUDGET}  # fmt: skip
     return cost
+
+
+def _baseline_change(scenarios: dict[str, Any]) -> dict[str, Any]:
+    """Each scenario's ratio on this commit and on the baseline, and the change
+    (current/baseline - 1); beside it, the current service with limits off where the limiter's
+    A/B ran (the baseline may have had no limiter: this separates its cost from the rest)."""
+    change: dict[str, Any] = {}
+    for name, current in scenarios.items():
+        base = scenarios.get(f"{name}/{BASELINE}")
+        if "/" in name or base is None:
+            continue
+        entry = {"ratio": current["ratio"], "ratio_baseline": base["ratio"],
+                 "change": round(current["ratio"] / base["ratio"] - 1, 4)}  # fmt: skip
+        entry["within_tolerance"] = entry["change"] >= -BASELINE_TOLERANCE
+        off = scenarios.get(f"{name}/{LIMITS_OFF}")
+        if off is not None:
+            entry["ratio_limits_off"] = off["ratio"]
+            entry["change_limits_off"] = round(off["ratio"] / base["ratio"] - 1, 4)
+        change[name] = entry
+    return change
+
+
+class Baseline(NamedTuple):
+    url: str
+    database_url: str
+    commit: str
+
+
+@contextmanager
+def _baseline(env: dict[str, str]) -> Iterator[Baseline | None]:
+    """BENCH_BASELINE: the service at that commit, from its own files (git archive into the
+    work directory, removed afterwards), on a database of its own that its start.sh migrates
+    with its own migrations, with the same settings as this one (what it does not know, it
+    ignores)."""
+    if BASELINE_REV is None:
+        yield None
+        return
+    if POOLER is not None:  # its database would need migrating by its own code, directly
+        raise SystemExit("BENCH_BASELINE with BENCH_POOLER: not supported; run them apart")
+    git = partial(subprocess.run, cwd=ROOT, capture_output=True, check=True)
+    try:
+        commit = git(["git", "rev-parse", "--short", f"{BASELINE_REV}^{{commit}}"], text=True)
+    except subprocess.CalledProcessError as error:
+        raise SystemExit(f"BENCH_BASELINE={BASELINE_REV}: {error.stderr.strip()}") from None
+    checkout = WORK / "baseline"
+    checkout.mkdir()
+    try:
+        archive = git(["git", "archive", "--format=tar", commit.stdout.strip()]).stdout
+        subprocess.run(["tar", "-x", "-C", str(checkout)], input=archive, check=True)  # noqa: S603, S607
+        with _database() as database_url:
+            settings = {**env, "DATABASE_URL": database_url}
+            _check_imports(checkout, settings)
+            with _server(["./start.sh"], settings, BASELINE, cwd=checkout) as url:
+                yield Baseline(url, database_url, commit.stdout.strip())
+    finally:
+        shutil.rmtree(checkout, ignore_errors=True)
+
+
+def _check_imports(checkout: Path, env: dict[str, str]) -> None:
+    """The baseline's app imports with this checkout's .venv (a superset of what older
+    commits needed); if a module it needs is missing, say which, not a server that exited."""
+    python = str(ROOT / ".venv" / "bin" / "python")
+    check = subprocess.run(  # noqa: S603
+        [python, "-c", "import app.main"], cwd=checkout, env={**os.environ, **env},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if check.returncode != 0:
+        last = (check.stderr.strip().splitlines() or ["(no output)"])[-1]
+        hint = " (this checkout's .venv lacks it)" if "ModuleNotFoundError" in last else ""
+        raise SystemExit(f"the baseline {BASELINE_REV} does not import: {last}{hint}")
 
 
 def _quiet(receiver: Receiver) -> None:
@@ -380,8 +475,9 @@ class Deletable:
         return path
 
 
-def seed(engine: Engine) -> tuple[Path, Deletable]:
-    """Users sharing one real bcrypt hash, their todos, and real tokens minted with the key."""
+def seed(engines: list[Engine]) -> tuple[Path, Deletable]:
+    """Users sharing one real bcrypt hash, their todos, and real tokens minted with the key;
+    the same rows (ids, emails, tokens) in each database: the service's, and the baseline's."""
     hasher = PasswordHasher(12)
     hashed = hasher.hash(PASSWORD)
     hasher.close()
@@ -392,9 +488,6 @@ def seed(engine: Engine) -> tuple[Path, Deletable]:
          "is_active": True, "is_superuser": False, "created_at": now, "updated_at": now}
         for i in range(USERS + FEED_USERS)
     ]  # fmt: skip
-    with engine.begin() as connection:
-        connection.execute(insert(User), users)  # each gets its Inbox from the database
-        inboxes = dict(connection.execute(select(TodoList.owner_id, TodoList.id)).all())
     todos, lines, deletable, feed = [], [], [], []
     for i, user in enumerate(users):
         token = codec.encode_access(user["id"], 0)  # a new user's credential generation
@@ -403,13 +496,16 @@ def seed(engine: Engine) -> tuple[Path, Deletable]:
             todo_id = uuid.uuid4()
             todos.append(
                 _todo(todo_id, user["id"], f"todo {n}", now - timedelta(seconds=n))
-                | {"list_id": inboxes[user["id"]], "position": f"{n + 1:010d}"}
+                | {"position": f"{n + 1:010d}"}
             )
             target = feed if i >= USERS else lines if n < TODOS_PER_USER else deletable
             target.append(f"{token} {todo_id} {user['email']}")
-    with engine.begin() as connection:
-        connection.execute(insert(Todo), todos)
-        connection.execute(text("ANALYZE"))
+    _insert(engines[0], users, todos, (User.__table__, Todo.__table__))  # type: ignore[arg-type]
+    for baseline in engines[1:]:
+        reflected = MetaData()
+        tables = (Table("users", reflected, autoload_with=baseline),
+                  Table("todos", reflected, autoload_with=baseline))  # fmt: skip
+        _insert(baseline, users, todos, tables)
     data = WORK / "todos.txt"
     data.write_text("\n".join(lines) + "\n")
     (WORK / "feed.txt").write_text("\n".join(feed) + "\n")
@@ -417,8 +513,31 @@ def seed(engine: Engine) -> tuple[Path, Deletable]:
     (WORK / "crowded.txt").write_text(
         "\n".join(line for line in lines if line.split()[2] in crowded) + "\n"
     )
-    # The warm-up, then each round, on each service (BENCH_TRACING: three of them).
-    return data, Deletable(deletable, runs=(1 + REPEAT) * (1 + len(TRACED_VARIANTS) * TRACING))
+    # The warm-up, then each round, on each service that runs mixed (BENCH_TRACING: three of
+    # them; BENCH_BASELINE: one more, in a database of its own, but counted all the same).
+    services = 1 + len(TRACED_VARIANTS) * TRACING + (len(engines) - 1)
+    return data, Deletable(deletable, runs=(1 + REPEAT) * services)
+
+
+def _insert(
+    engine: Engine,
+    users: list[dict[str, Any]],
+    todos: list[dict[str, Any]],
+    tables: tuple[Table, Table],
+) -> None:
+    """The users, then their todos into each one's Inbox (made by the database's trigger).
+    Only the columns the tables have: a baseline's older schema may lack some of today's."""
+    user_table, todo_table = tables
+    with engine.begin() as connection:
+        connection.execute(insert(user_table), [_columns(user_table, row) for row in users])
+        inboxes = dict(connection.execute(text("SELECT owner_id, id FROM lists")).all())
+        rows = [_columns(todo_table, row | {"list_id": inboxes[row["owner_id"]]}) for row in todos]
+        connection.execute(insert(todo_table), rows)
+        connection.execute(text("ANALYZE"))
+
+
+def _columns(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in row.items() if key in table.c}
 
 
 def _data(scenario: str, data: Path) -> Path:
@@ -531,6 +650,15 @@ def report(results: dict[str, Any]) -> None:
         ratios = f"ratio {cost['ratio_on']:.3f} on, {cost['ratio_off']:.3f} off"
         print(f"rate limiter on {name}: {ratios}: {cost['loss']:+.1%} lost, "
               f"{verdict} the {LIMITER_BUDGET:.0%} budget")  # fmt: skip
+    for name, change in results.get("baseline_change", {}).items():
+        verdict = "within" if change["within_tolerance"] else "OVER"
+        line = (f"{name} against baseline {results['baseline_commit']}: ratio "
+                f"{change['ratio']:.3f} now, {change['ratio_baseline']:.3f} then: "
+                f"{change['change']:+.1%}")  # fmt: skip
+        if "ratio_limits_off" in change:
+            line += (f" (limits off: {change['ratio_limits_off']:.3f}, "
+                     f"{change['change_limits_off']:+.1%})")  # fmt: skip
+        print(f"{line}, {verdict} the {BASELINE_TOLERANCE:.0%} tolerance")
     for variant, cost in results.get("tracing", {}).items():
         losses = ", ".join(f"{name} {loss:+.1%}" for name, loss in cost["loss"].items())
         print(f"tracing {variant}: throughput lost {losses}; "
@@ -660,13 +788,13 @@ def _limits_off(env: dict[str, str]) -> Iterator[str]:
 
 
 @contextmanager
-def _server(command: list[str], env: dict[str, str], name: str) -> Iterator[str]:
+def _server(command: list[str], env: dict[str, str], name: str, cwd: Path = ROOT) -> Iterator[str]:
     port = _free_port()
     settings = {**os.environ, "WEB_CONCURRENCY": str(WORKERS), "BIND": f"127.0.0.1:{port}",
                 "LOG_FORMAT": "json", **env}  # fmt: skip
     settings["PATH"] = f"{ROOT / '.venv' / 'bin'}:{settings['PATH']}"
     with (WORK / f"{name}.log").open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=settings, stdout=log, stderr=log)  # noqa: S603
+        process = subprocess.Popen(command, cwd=cwd, env=settings, stdout=log, stderr=log)  # noqa: S603
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for(url, process)
