@@ -1,5 +1,6 @@
 """Idempotency-Key on POST /api/v1/todos: a retry replays the first response and creates nothing."""
 
+import hashlib
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from sqlalchemy import Engine, func, select, update
 
 from app.idempotency.models import IdempotencyKey
 from app.todos.models import Todo
+from app.todos.schemas import TodoReplace
 from tests.conftest import ApiUser
 
 BODY = {"title": "Pay rent", "priority": "high", "due_date": "2030-01-01T09:00:00Z"}
@@ -405,3 +407,17 @@ def test_concurrent_retries_of_a_move_move_once(client: TestClient, user: ApiUse
     assert len({r.content for r in responses}) == 1
     assert {r.headers["etag"] for r in responses} == {'"2"'}  # moved once
     assert positions(client, user) == ["b", "a"]
+
+
+def test_a_create_is_recorded_as_the_release_before_records_it(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    """While both releases run, a retry may reach the other one: the record of a create
+    without an id keeps the previous release's fingerprint (its validated body's JSON)."""
+    assert post(client, user, "rollout").status_code == 201
+    with db_engine.connect() as connection:
+        stored = connection.scalar(
+            select(IdempotencyKey.request_hash).where(IdempotencyKey.key == "rollout")
+        )
+    previous_release = TodoReplace.model_validate(BODY).model_dump_json()
+    assert stored == hashlib.sha256(previous_release.encode()).hexdigest()
