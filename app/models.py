@@ -14,15 +14,18 @@ from app.accounts.models import (
     User,
 )
 from app.changes.models import Change, ChangeClock
+from app.client_ids import ClientId
 from app.database import Base
+from app.idempotency.models import IdempotencyKey
 from app.lists.models import TodoList
-from app.todos.models import IdempotencyKey, Todo
+from app.todos.models import Todo
 
 __all__ = [
     "AccountUsage",
     "Base",
     "Change",
     "ChangeClock",
+    "ClientId",
     "DeviceToken",
     "IdempotencyKey",
     "Login",

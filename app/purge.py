@@ -19,8 +19,8 @@ from app.accounts.models import LoginFailure
 from app.changes.repository import expired_tombstones
 from app.config import Settings
 from app.database import transaction, utcnow
-from app.todos.idempotency import IDEMPOTENCY_TTL
-from app.todos.models import IdempotencyKey
+from app.idempotency.models import IdempotencyKey
+from app.idempotency.repository import IDEMPOTENCY_TTL
 
 logger = logging.getLogger(__name__)
 

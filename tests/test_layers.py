@@ -44,5 +44,5 @@ def test_reading_a_result_is_not_a_statement() -> None:
 
 def test_repositories_and_the_named_places_are_allowed() -> None:
     assert check_layers.allowed("app/todos/repository.py")
-    assert check_layers.allowed("app/todos/idempotency.py")
+    assert check_layers.allowed("app/idempotency/repository.py")
     assert not check_layers.allowed("app/todos/service.py")

@@ -246,12 +246,55 @@ def test_passwords_declare_their_limits(schema: dict[str, Any], model: str, fiel
     assert "8 to 72 bytes in UTF-8" in password["description"]
 
 
-def test_the_idempotency_key_conflict_is_documented(schema: dict[str, Any]) -> None:
-    response = operations(schema)[("post", "/api/v1/todos")]["responses"]["422"]
+KEYED_POSTS = [
+    "/api/v1/todos",
+    "/api/v1/todos/{todo_id}/move",
+    "/api/v1/lists",
+    "/api/v1/lists/{list_id}/move",
+]
+
+
+@pytest.mark.parametrize("path", KEYED_POSTS)
+def test_the_idempotency_key_conflict_is_documented(schema: dict[str, Any], path: str) -> None:
+    operation = operations(schema)[("post", path)]
+    response = operation["responses"]["422"]
     assert "Idempotency-Key" in response["description"]
     assert response["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/HTTPValidationError"
     }
+    (header,) = (
+        p for p in operation["parameters"] if p.get("name", "").lower() == "idempotency-key"
+    )
+    assert header["in"] == "header"
+    assert (
+        header["schema"]["anyOf"][0]["minLength"],
+        header["schema"]["anyOf"][0]["maxLength"],
+    ) == (
+        1,
+        255,
+    )
+    assert "same request" in header["description"]
+
+
+def test_every_post_under_todos_and_lists_takes_an_idempotency_key(schema: dict[str, Any]) -> None:
+    posts = [
+        path
+        for method, path in operations(schema)
+        if method == "post" and path.startswith(("/api/v1/todos", "/api/v1/lists"))
+    ]
+    assert sorted(posts) == sorted(KEYED_POSTS)
+
+
+@pytest.mark.parametrize(
+    ("path", "model"), [("/api/v1/todos", "TodoCreate"), ("/api/v1/lists", "ListCreate")]
+)
+def test_a_client_chosen_id_is_documented(schema: dict[str, Any], path: str, model: str) -> None:
+    field = schema["components"]["schemas"][model]["properties"]["id"]
+    assert {"type": "string", "format": "uuid"} in field["anyOf"]
+    assert "409" in field["description"]
+    assert "same request again" in field["description"]
+    assert "409" in operations(schema)[("post", path)]["responses"]
+    assert "TodoCreate" not in str(operations(schema)[("put", "/api/v1/todos/{todo_id}")])
 
 
 def test_metrics_declares_text(schema: dict[str, Any]) -> None:

@@ -12,9 +12,10 @@ from sqlalchemy import Engine, func, insert, select, update
 from app.accounts.models import LoginFailure
 from app.config import Settings
 from app.database import create_db_engine, create_sessionmaker
+from app.idempotency.models import IdempotencyKey
 from app.main import create_app
 from app.purge import BATCH, purge_expired
-from app.todos.models import IdempotencyKey, Todo
+from app.todos.models import Todo
 from tests.conftest import ApiUser
 
 WINDOW = 900

@@ -201,15 +201,16 @@ async def place(
 
 async def place_nested(
     session: AsyncSession,
-    append: Callable[[], Awaitable[T]],
+    append: Callable[[], Awaitable[T]] | None,
     append_locked: Callable[[], Awaitable[T]],
 ) -> T:
-    """An append inside a caller's transaction: a collision undoes only its savepoint, and
-    the next attempts take the list's lock first (as place does). Without that
+    """A placement inside a caller's transaction (without `append`, a move: always under the
+    lock): a collision undoes only its savepoint, and the next attempts take the list's lock
+    first (as place does). Without that
     fallback, contended keyed creates collided with each other until their retries ran out
     (issue 29: 13 of 300 got 409); under the lock they queue, and only an unlocked append
     that lands in between (and then itself retries under the lock) can collide again."""
-    attempt = append
+    attempt = append_locked if append is None else append
     for _ in range(PLACEMENT_ATTEMPTS):
         try:
             async with session.begin_nested():

@@ -87,12 +87,17 @@ _LOCK_ORDER = select(User.id).where(access.ADMITS).with_for_update(key_share=Tru
 
 
 async def insert_at_end(
-    session: AsyncSession, actor: Actor, values: dict[str, Any], quota: int, now: datetime
+    session: AsyncSession,
+    actor: Actor,
+    values: dict[str, Any],
+    quota: int,
+    now: datetime,
+    list_id: uuid.UUID,
 ) -> VersionedList | None:
-    """A list with `values` (fields.WRITABLE) at the end of the user's; None if the user may
-    not act or holds `quota` lists."""
+    """A list named `list_id` with `values` (fields.WRITABLE) at the end of the user's; None
+    if the user may not act or holds `quota` lists."""
     params = {f"new_{name}": value for name, value in values.items()}
-    params.update(actor.params(), **quotas.params(quota), new_id=uuid.uuid4(), now=now)
+    params.update(actor.params(), **quotas.params(quota), new_id=list_id, now=now)
     return _versioned((await session.execute(_INSERT, params)).first())
 
 

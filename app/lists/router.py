@@ -1,13 +1,15 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from app import caching, routing  # noqa: F401 - routing registers the item_id path convertor
 from app.accounts.dependencies import Claims, SettingsDep
 from app.database import SessionDep
 from app.errors import error_responses
 from app.etags import none_match
+from app.idempotency.headers import KEY_CONFLICT, IdempotencyKeyHeader, keyed
+from app.idempotency.service import Stored
 from app.lists import service
 from app.lists.schemas import ListCreate, ListListQuery, ListPage, ListRead, ListUpdate, MoveList
 from app.lists.service import VersionedList
@@ -42,12 +44,22 @@ def _with_etag(response: Response, todo_list: VersionedList) -> ListRead:
     return todo_list.body
 
 
+def _json(stored: Stored, status_code: int, headers: dict[str, str]) -> Response:
+    return Response(stored.body, status_code, {**headers, "ETag": stored.etag}, "application/json")
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    response_model=ListRead,
     responses={
-        201: {"description": "Created", "headers": {"Location": _LOCATION, **ETAG}},
-        **error_responses(403, 413),
+        201: {
+            "description": "Created (or, for a retry with the same Idempotency-Key and body, "
+            "the first response again; for the same id and body, the list as it is now)",
+            "headers": {"Location": _LOCATION, **ETAG},
+        },
+        422: KEY_CONFLICT,
+        **error_responses(403, 409, 413),
     },
 )
 async def create_list(
@@ -55,12 +67,14 @@ async def create_list(
     claims: Claims,
     session: SessionDep,
     settings: SettingsDep,
-    response: Response,
-) -> ListRead:
+    request: Request,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
     """Create a list, at the end of the user's lists (403 past MAX_LISTS_PER_USER)."""
-    created = await service.create(session, claims, data, settings.max_lists_per_user)
-    response.headers["Location"] = f"/api/v1/lists/{created.body.id}"
-    return _with_etag(response, created)
+    key, quota = keyed(request, idempotency_key), settings.max_lists_per_user
+    created = await service.create(session, claims, data, quota, key)
+    location = {"Location": f"/api/v1/lists/{created.object_id}"}
+    return _json(created, status.HTTP_201_CREATED, location)
 
 
 @router.get(
@@ -130,15 +144,19 @@ async def delete_list(
 
 
 @router.post(
-    "/{list_id:item_id}/move", responses={200: _WITH_ETAG, **error_responses(404, 409, 412, 413)}
+    "/{list_id:item_id}/move",
+    response_model=ListRead,
+    responses={200: _WITH_ETAG, 422: KEY_CONFLICT, **error_responses(404, 409, 412, 413)},
 )
 async def move_list(
     list_id: ListId,
     data: MoveList,
     claims: Claims,
     session: SessionDep,
-    response: Response,
+    request: Request,
     if_match: IfMatch = None,
-) -> ListRead:
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
     """Place a list right after another (after: null puts it first)."""
-    return _with_etag(response, await service.move(session, claims, list_id, data, if_match))
+    key = keyed(request, idempotency_key)
+    return _json(await service.move(session, claims, list_id, data, if_match, key), 200, {})

@@ -14,8 +14,19 @@ ListName = Annotated[
 ]
 
 
+# The same rule as a todo's (app.todos.schemas.CLIENT_ID; lists do not import todos).
+CLIENT_ID = (
+    "An id the client chose (a UUID), so that it can refer to the object before it is sent "
+    "(offline). Created with it: 201. The same request again (the same id and body; the name "
+    "compared after trimming) is 201 with the list as it is now, and changes nothing. The "
+    "same id with another body, or an id that names or named any other object (a list or a "
+    "todo, of anyone, also a deleted one) is 409. Default: the server chooses."
+)
+
+
 class ListCreate(RequestModel):
     name: ListName
+    id: uuid.UUID | None = Field(default=None, description=CLIENT_ID)
 
 
 class ListUpdate(RequestModel):

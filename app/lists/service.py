@@ -8,19 +8,29 @@ trigger on users, so the release before this one gets it right too) and is never
 import uuid
 from typing import NoReturn
 
+from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import quotas
+from app import client_ids, quotas
 from app.accounts import access
 from app.accounts.security import AccessClaims
 from app.actor import Actor
-from app.database import utcnow
+from app.database import transaction, utcnow
 from app.errors import Conflict, NotFound, PreconditionFailed, Unauthorized
 from app.etags import matching_versions
+from app.idempotency import service as idempotency
+from app.idempotency.service import Keyed, Stored
 from app.lists import repository
-from app.lists.ordering import key_for_move, place
+from app.lists.ordering import key_for_move, place, place_nested
 from app.lists.repository import VersionedList
-from app.lists.schemas import ListCreate, ListListQuery, ListPage, ListUpdate, MoveList
+from app.lists.schemas import (
+    ListCreate,
+    ListListQuery,
+    ListPage,
+    ListRead,
+    ListUpdate,
+    MoveList,
+)
 from app.pagination import bad_cursor, decode_cursor, encode_cursor
 
 __all__ = ["VersionedList"]
@@ -29,6 +39,7 @@ NOT_FOUND_MESSAGE = "List not found"
 DEFAULT_LIST_UNDELETABLE = "The default list cannot be deleted"
 _LISTS_CURSOR = "lists"
 ORDER = repository.ORDER
+_READ = TypeAdapter(ListRead)
 
 
 async def refuse(
@@ -61,14 +72,29 @@ async def get_owned(
 
 
 async def create(
-    session: AsyncSession, claims: AccessClaims, data: ListCreate, quota: int
-) -> VersionedList:
-    """At the end of the user's lists; 403 once the account holds `quota` (app.quotas)."""
+    session: AsyncSession, claims: AccessClaims, data: ListCreate, quota: int, keyed: Keyed | None
+) -> Stored:
+    """At the end of the user's lists; 403 once the account holds `quota` (app.quotas); with
+    an id the client chose, once (app.client_ids); with an Idempotency-Key, once per key."""
+    if keyed is None:
+        return await _create(session, claims, data, quota, nested=False)
+    body = data.model_dump_json()
+    return await idempotency.once(
+        session, claims, keyed, body, lambda: _create(session, claims, data, quota, nested=True)
+    )
+
+
+async def _create(
+    session: AsyncSession, claims: AccessClaims, data: ListCreate, quota: int, *, nested: bool
+) -> Stored:
     actor, now = Actor.of(claims), utcnow()
-    values = data.model_dump()
+    values = data.model_dump(exclude={"id"})
+    list_id = data.id
 
     async def insert_at_end() -> VersionedList:
-        created = await repository.insert_at_end(session, actor, values, quota, now)
+        created = await repository.insert_at_end(
+            session, actor, values, quota, now, list_id or uuid.uuid4()
+        )
         if created is None:
             await access.authorize(session, claims)
             await quotas.check(session, claims.user_id, quotas.LISTS, quota)
@@ -79,7 +105,33 @@ async def create(
         await _lock_order(session, actor)
         return await insert_at_end()
 
-    return await place(session, insert_at_end, locked)
+    if list_id is None:
+        if nested:
+            return stored(await place_nested(session, insert_at_end, locked))
+        return stored(await place(session, insert_at_end, locked))
+
+    async def existing() -> Stored | None:
+        found = await repository.get(session, actor, list_id)
+        return None if found is None else stored(found)
+
+    async def create_once() -> Stored:
+        async def insert() -> Stored:
+            return stored(await place_nested(session, insert_at_end, locked))
+
+        body = data.model_dump_json()
+        return await client_ids.create_once(
+            session, claims, list_id, "list", body, existing, insert
+        )
+
+    if nested:  # in the caller's transaction
+        return await create_once()
+    async with transaction(session):
+        return await create_once()
+
+
+def stored(todo_list: VersionedList) -> Stored:
+    """The list as a write's response: its JSON and ETag, as a replay gives them back."""
+    return Stored(todo_list.body.id, _READ.dump_json(todo_list.body).decode(), todo_list.etag)
 
 
 async def _lock_order(session: AsyncSession, actor: Actor) -> None:
@@ -123,7 +175,8 @@ async def move(
     list_id: uuid.UUID,
     data: MoveList,
     if_match: str | None,
-) -> VersionedList:
+    keyed: Keyed | None,
+) -> Stored:
     versions = matching_versions(if_match)
     actor = Actor.of(claims)
 
@@ -135,7 +188,14 @@ async def move(
             await refuse(session, claims, list_id, if_match=versions is not None)
         return moved
 
-    return await place(session, None, locked)
+    if keyed is None:
+        return stored(await place(session, None, locked))
+
+    async def move_once() -> Stored:
+        return stored(await place_nested(session, None, locked))
+
+    body = data.model_dump_json() + f"\nIf-Match: {if_match}"
+    return await idempotency.once(session, claims, keyed, body, move_once)
 
 
 async def list_page(session: AsyncSession, claims: AccessClaims, query: ListListQuery) -> ListPage:

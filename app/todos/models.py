@@ -58,20 +58,3 @@ class Todo(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Bumped by every write, under the row lock the write holds (see todos.repository); the ETag.
     version: Mapped[int] = mapped_column(Integer, default=1)
-
-
-class IdempotencyKey(Base):
-    """The first response to a POST /todos carrying an Idempotency-Key, for replaying retries."""
-
-    __tablename__ = "idempotency_keys"
-
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    request_hash: Mapped[str] = mapped_column(String(64))
-    # No foreign key: a retry gets the first response even if the todo was deleted since.
-    todo_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    response_body: Mapped[str] = mapped_column(Text)
-    etag: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -280,11 +280,3 @@ async def delete_owned(
     params = {**actor.params(), "todo_id": todo_id, "versions": versions}
     stmt = _delete_statement(versions is not None)
     return (await session.execute(stmt, params)).first() is not None
-
-
-_DELETE_BY_ID = delete(_TABLE).where(_THIS_ONE)
-
-
-async def delete_unowned(session: AsyncSession, todo_id: uuid.UUID) -> None:
-    """A todo this very transaction inserted and must not leave behind."""
-    await session.execute(_DELETE_BY_ID, {"todo_id": todo_id})

@@ -1,21 +1,24 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from app import caching, routing  # noqa: F401 - routing registers the item_id path convertor
 from app.accounts.dependencies import Claims, SettingsDep
 from app.database import SessionDep
 from app.errors import error_responses
 from app.etags import none_match
+from app.idempotency.headers import KEY_CONFLICT, IdempotencyKeyHeader, keyed
+from app.idempotency.service import Stored
 from app.openapi import ETAG
-from app.todos import listing, service
+from app.todos import creating, listing, service
 from app.todos.schemas import (
     MoveTodo,
     TodoCreate,
     TodoListQuery,
     TodoPage,
     TodoRead,
+    TodoReplace,
     TodoStats,
     TodoUpdate,
 )
@@ -25,14 +28,6 @@ router = APIRouter(prefix="/todos", tags=["todos"], responses=error_responses(40
 
 _WITH_ETAG = {"description": "The todo, with its ETag", "headers": ETAG}
 _PAGE = {"description": "A page, with its weak ETag", "headers": ETAG}
-_IDEMPOTENCY_CONFLICT = {
-    "description": "Validation error; also the same Idempotency-Key sent again with another body "
-    "(loc: header, Idempotency-Key)",
-    "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
-    },
-}
-
 IfMatch = Annotated[
     str | None,
     Header(
@@ -46,20 +41,15 @@ IfNoneMatch = Annotated[
     Header(description="ETags of a copy the client has (W/ and * accepted): 304 if it is current"),
 ]
 TodoId = Annotated[uuid.UUID, Path(description="The todo's id (not a UUID: 422)")]
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x20-\x7e]+$",  # printable ASCII
-        description="Retries with the same key and body return the first response",
-    ),
-]
 
 
 def _with_etag(response: Response, todo: VersionedTodo) -> TodoRead:
     response.headers["ETag"] = todo.etag
     return todo.body
+
+
+def _json(stored: Stored, status_code: int, headers: dict[str, str]) -> Response:
+    return Response(stored.body, status_code, {**headers, "ETag": stored.etag}, "application/json")
 
 
 @router.post(
@@ -69,7 +59,7 @@ def _with_etag(response: Response, todo: VersionedTodo) -> TodoRead:
     responses={
         201: {
             "description": "Created (or, for a retry with the same Idempotency-Key and body, "
-            "the first response again)",
+            "the first response again; for the same id and body, the todo as it is now)",
             "headers": {
                 "Location": {
                     "description": "The new todo's URL, /api/v1/todos/{id}",
@@ -79,8 +69,8 @@ def _with_etag(response: Response, todo: VersionedTodo) -> TodoRead:
                 **ETAG,
             },
         },
-        422: _IDEMPOTENCY_CONFLICT,
-        **error_responses(403, 413),
+        422: KEY_CONFLICT,
+        **error_responses(403, 409, 413),
     },
 )
 async def create_todo(
@@ -88,16 +78,14 @@ async def create_todo(
     claims: Claims,
     session: SessionDep,
     settings: SettingsDep,
+    request: Request,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    """Create a todo (403 once the account holds MAX_TODOS_PER_USER)."""
+    """Create a todo (403 once the account holds MAX_TODOS_PER_USER; 409: its id is taken)."""
     quota = settings.max_todos_per_user
-    if idempotency_key is None:
-        created = await service.create(session, claims, data, quota)
-    else:
-        created = await service.create_idempotent(session, claims, data, idempotency_key, quota)
-    headers = {"Location": f"/api/v1/todos/{created.todo_id}", "ETag": created.etag}
-    return Response(created.body, status.HTTP_201_CREATED, headers, "application/json")
+    todo = await creating.create(session, claims, data, quota, keyed(request, idempotency_key))
+    location = {"Location": f"/api/v1/todos/{todo.object_id}"}
+    return _json(todo, status.HTTP_201_CREATED, location)
 
 
 @router.get(
@@ -163,7 +151,7 @@ async def update_todo(
 @router.put("/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
 async def replace_todo(
     todo_id: TodoId,
-    data: TodoCreate,
+    data: TodoReplace,
     claims: Claims,
     session: SessionDep,
     response: Response,
@@ -188,16 +176,19 @@ async def delete_todo(
 
 
 @router.post(
-    "/{todo_id:item_id}/move", responses={200: _WITH_ETAG, **error_responses(404, 409, 412, 413)}
+    "/{todo_id:item_id}/move",
+    response_model=TodoRead,
+    responses={200: _WITH_ETAG, 422: KEY_CONFLICT, **error_responses(404, 409, 412, 413)},
 )
 async def move_todo(
     todo_id: TodoId,
     data: MoveTodo,
     claims: Claims,
     session: SessionDep,
-    response: Response,
+    request: Request,
     if_match: IfMatch = None,
-) -> TodoRead:
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
     """Place a todo right after another (after: null puts it first), in its list or another."""
-    todo = await service.move_todo(session, claims, todo_id, data, if_match)
-    return _with_etag(response, todo)
+    key = keyed(request, idempotency_key)
+    return _json(await service.move_todo(session, claims, todo_id, data, if_match, key), 200, {})

@@ -65,8 +65,8 @@ class TodoSort(enum.StrEnum):
         return schema
 
 
-class TodoCreate(RequestModel):
-    """The full writable representation; also the body of PUT, where omitted fields reset."""
+class TodoReplace(RequestModel):
+    """The full writable representation: the body of PUT, where omitted fields reset."""
 
     title: Title
     description: Description | None = None
@@ -76,6 +76,22 @@ class TodoCreate(RequestModel):
     # At the end of this list (default: the default list); a PUT without it leaves the todo
     # where it is.
     list_id: uuid.UUID | None = None
+
+
+CLIENT_ID = (
+    "An id the client chose (a UUID), so that it can refer to the object before it is sent "
+    "(offline). Created with it: 201. The same request again (the same id and body; fields "
+    "compared after trimming, an omitted one as its default) is 201 with the object as it is "
+    "now, and changes nothing. The same id with another body, or an id that names or named "
+    "any other object (a list or a todo, of anyone, also a deleted one) is 409. Default: the "
+    "server chooses."
+)
+
+
+class TodoCreate(TodoReplace):
+    """POST's body: the full writable representation, and optionally the todo's id."""
+
+    id: uuid.UUID | None = Field(default=None, description=CLIENT_ID)
 
 
 class TodoUpdate(RequestModel):

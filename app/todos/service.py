@@ -1,10 +1,9 @@
-"""Todos: the decisions. Statements live in app.todos.repository (and the idempotency store
-in app.todos.idempotency); this module decides what a request does with them: where a todo
+"""Todos: the decisions (creating one: app.todos.creating). Statements live in
+app.todos.repository; this module decides what a request does with them: where a todo
 goes and how often a placement is tried (app.lists.ordering), the no-op rule, and which answer
 is due when a statement finds nothing (refuse: 401, 404 or 412).
 """
 
-import hashlib
 import uuid
 from typing import Any, NoReturn
 
@@ -14,23 +13,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts import access
 from app.accounts.security import AccessClaims
 from app.actor import Actor
-from app.database import transaction, utcnow
+from app.database import utcnow
 from app.errors import InvalidInput, NotFound, PreconditionFailed
 from app.etags import matching_versions
+from app.idempotency import service as idempotency
+from app.idempotency.service import Keyed, Stored
 from app.lists.ordering import key_for_move, place, place_nested
-from app.quotas import TODOS, check
-from app.todos import idempotency, repository
-from app.todos.idempotency import CreatedTodo
+from app.todos import repository
 from app.todos.models import Priority
 from app.todos.repository import VersionedTodo
 from app.todos.schemas import (
     MoveTodo,
-    TodoCreate,
     TodoRead,
+    TodoReplace,
     TodoUpdate,
 )
 
-__all__ = ["CreatedTodo", "VersionedTodo"]
+__all__ = ["VersionedTodo"]
 
 NOT_FOUND_MESSAGE = "Todo not found"
 NO_SUCH_LIST = "No such list"
@@ -64,81 +63,9 @@ async def get_owned(
     return todo
 
 
-async def create(
-    session: AsyncSession, claims: AccessClaims, data: TodoCreate, quota: int
-) -> CreatedTodo:
-    """At the end of the list; 403 once the account holds `quota` todos (app.quotas)."""
-    return _created(await _insert(session, claims, data, quota))
-
-
-async def create_idempotent(
-    session: AsyncSession, claims: AccessClaims, data: TodoCreate, key: str, quota: int
-) -> CreatedTodo:
-    """Create once per (user, key); a retry with the same body gets the first response back."""
-    owner_id = claims.user_id
-    request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
-    async with transaction(session):
-        await access.authorize(session, claims)  # before any stored response is replayed
-        record = await idempotency.remembered(session, owner_id, key)
-        if record is not None and record.created_at < utcnow() - idempotency.IDEMPOTENCY_TTL:
-            await idempotency.forget(session, owner_id, key)
-            record = None
-        if record is None:
-            todo = await _insert(session, claims, data, quota, nested=True)
-            created = _created(todo)
-            record = await idempotency.remember(
-                session, owner_id, key, request_hash, created, utcnow()
-            )
-            if record is None:
-                return created
-            # A concurrent request with this key won: ours must leave nothing behind.
-            await repository.delete_unowned(session, todo.body.id)
-    if record.request_hash != request_hash:
-        raise InvalidInput(
-            ("header", "Idempotency-Key"),
-            "This Idempotency-Key was already used with a different request body",
-        )
-    return record.response
-
-
-async def _insert(
-    session: AsyncSession,
-    claims: AccessClaims,
-    data: TodoCreate,
-    quota: int,
-    *,
-    nested: bool = False,
-) -> VersionedTodo:
-    actor, now = Actor.of(claims), utcnow()
-    values: dict[str, Any] = {
-        "id": uuid.uuid4(),
-        "completed_at": now if data.completed else None,
-        "created_at": now,
-        "updated_at": now,
-        "version": 1,
-        **_column_values(data.model_dump(exclude={"list_id"})),
-    }
-
-    async def append() -> VersionedTodo:
-        todo = await repository.insert_at_end(session, actor, values, data.list_id, quota)
-        if todo is None:
-            await access.authorize(session, claims)
-            await check(session, claims.user_id, TODOS, quota)
-            await refuse_list(session, claims)
-        return todo
-
-    async def append_locked() -> VersionedTodo:
-        if not await repository.lock_target_list(session, actor, data.list_id):
-            await refuse_list(session, claims)
-        return await append()
-
-    if nested:  # in the caller's transaction
-        return await place_nested(session, append, append_locked)
-    return await place(session, append, append_locked)
-
-
-def _created(todo: VersionedTodo) -> CreatedTodo:
-    return CreatedTodo(todo.body.id, _READ.dump_json(todo.body).decode(), todo.etag)
+def stored(todo: VersionedTodo) -> Stored:
+    """The todo as a write's response: its JSON and ETag, as a replay gives them back."""
+    return Stored(todo.body.id, _READ.dump_json(todo.body).decode(), todo.etag)
 
 
 async def update_todo(
@@ -156,7 +83,7 @@ async def replace_todo(
     session: AsyncSession,
     claims: AccessClaims,
     todo_id: uuid.UUID,
-    data: TodoCreate,
+    data: TodoReplace,
     if_match: str | None,
 ) -> VersionedTodo:
     """PUT: every writable field; the omitted ones come back as their defaults."""
@@ -175,7 +102,7 @@ async def _write(
     if_match: str | None,
 ) -> VersionedTodo:
     actor = Actor.of(claims)
-    values = _column_values(changes)
+    values = column_values(changes)
     versions = matching_versions(if_match)
     if values:
         now = utcnow()
@@ -212,7 +139,8 @@ async def move_todo(
     todo_id: uuid.UUID,
     data: MoveTodo,
     if_match: str | None,
-) -> VersionedTodo:
+    keyed: Keyed | None,
+) -> Stored:
     """Right after `after` in the list (its own, or list_id): a transaction that locks the
     list, reads the two neighbours and writes a key between them; nobody else moves."""
     actor = Actor.of(claims)
@@ -232,7 +160,14 @@ async def move_todo(
             await refuse(session, claims, todo_id, if_match=versions is not None)
         return moved
 
-    return await place(session, None, locked)
+    if keyed is None:
+        return stored(await place(session, None, locked))
+
+    async def move_once() -> Stored:
+        return stored(await place_nested(session, None, locked))
+
+    body = data.model_dump_json() + f"\nIf-Match: {if_match}"
+    return await idempotency.once(session, claims, keyed, body, move_once)
 
 
 async def delete_todo(
@@ -243,7 +178,7 @@ async def delete_todo(
         await refuse(session, claims, todo_id, if_match=versions is not None)
 
 
-def _column_values(fields: dict[str, Any]) -> dict[str, Any]:
+def column_values(fields: dict[str, Any]) -> dict[str, Any]:
     """Schema fields as stored: the priority as its rank (see models.Priority)."""
     if "priority" in fields:
         fields = {**fields, "priority": Priority[str(fields["priority"])].value}

@@ -31,7 +31,7 @@ from app.accounts.schemas import (
     UserUpdateMe,
 )
 from app.lists.schemas import ListCreate, ListUpdate, MoveList
-from app.todos.schemas import MoveTodo, TodoCreate, TodoUpdate
+from app.todos.schemas import MoveTodo, TodoCreate, TodoReplace, TodoUpdate
 from tests.conftest import PASSWORD, ApiUser, assert_bearer_401, deactivate, login, make_user
 
 NEW_PASSWORD = "new-staple-horse-battery"
@@ -39,6 +39,7 @@ NEW_PASSWORD = "new-staple-horse-battery"
 # (KeyError in request_for), so a new route cannot slip through by getting a 422 first.
 VALID_BODIES: dict[type, Callable[[], dict[str, Any]]] = {
     TodoCreate: lambda: {"title": "a todo"},
+    TodoReplace: lambda: {"title": "replaced"},
     TodoUpdate: lambda: {"title": "renamed"},
     MoveTodo: lambda: {"after": None},
     ListCreate: lambda: {"name": "a list"},

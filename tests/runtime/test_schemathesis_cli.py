@@ -40,16 +40,20 @@ POSITIVE_ALSO: dict[str, tuple[tuple[str, ...], str]] = {
         ("400", "422"),
         "a current_password that is not the user's; special-use email domains",
     ),
-    # The same Idempotency-Key with another body is 422 (the idempotency draft); the fuzzer
-    # sends one key with many bodies. A list_id must be one of the user's lists (422), which
-    # a schema cannot say of a UUID.
+    # The same Idempotency-Key with another request is 422 (the idempotency draft), on every
+    # POST under todos and lists (v1.4); the fuzzer sends one key with many bodies. A list_id
+    # must be one of the user's lists (422), which a schema cannot say of a UUID. (An `id`
+    # already taken is 409, among the defaults.)
     "create_todo": (
         ("422",),
         "an Idempotency-Key reused with another body; a foreign list_id; a long title",
     ),
     # A list's name is 1 to 100 characters after trimming (API.md), which JSON Schema cannot
     # state: the schema gives no maxLength, and a longer name is 422.
-    "create_list": (("422",), "a name over 100 characters after trimming"),
+    "create_list": (
+        ("422",),
+        "a name over 100 characters after trimming; an Idempotency-Key reused",
+    ),
     "rename_list": (("412", "422"), "an If-Match that is not the current ETag; a name over 100"),
     # A cursor or a feed token is opaque: only one this server made is valid.
     "list_todos": (("422",), "a cursor the server did not make"),
@@ -61,9 +65,15 @@ POSITIVE_ALSO: dict[str, tuple[tuple[str, ...], str]] = {
     "update_todo": (("412", "422"), "a stale If-Match; a foreign list_id"),
     "replace_todo": (("412", "422"), "a stale If-Match; a foreign list_id"),
     "delete_todo": (("412",), "an If-Match that is not the current ETag"),
-    "move_todo": (("412", "422"), "a stale If-Match; `after` or list_id not the user's"),
+    "move_todo": (
+        ("412", "422"),
+        "a stale If-Match; `after` or list_id not the user's; an Idempotency-Key reused",
+    ),
     "delete_list": (("412",), "an If-Match that is not the current ETag"),
-    "move_list": (("412", "422"), "a stale If-Match; `after` not one of the user's lists"),
+    "move_list": (
+        ("412", "422"),
+        "a stale If-Match; `after` not one of the user's lists; an Idempotency-Key reused",
+    ),
 }
 DEFAULT_EXPECTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 # Operations that would end the run's own login (its bearer token) part-way through:

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from app.lists import fields as list_fields
 from app.lists.schemas import ListCreate, ListRead
 from app.todos import fields as todo_fields
-from app.todos.schemas import TodoCreate, TodoRead, TodoUpdate
+from app.todos.schemas import TodoCreate, TodoRead, TodoReplace, TodoUpdate
 
 
 def _fields(model: type[BaseModel]) -> list[str]:
@@ -17,8 +17,10 @@ def _fields(model: type[BaseModel]) -> list[str]:
 def test_todo_fields_are_the_schemas() -> None:
     assert list(todo_fields.READ) == _fields(TodoRead)
     assert set(todo_fields.READ) <= set(todo_fields.C.keys())
-    # Writable: what TodoCreate and TodoUpdate take, but the placement (list_id).
-    assert set(todo_fields.WRITABLE) == set(_fields(TodoCreate)) - {"list_id"}
+    # Writable: what TodoCreate and TodoUpdate take, but the placement (list_id) and the id a
+    # client may choose on create; PUT's TodoReplace is TodoCreate without that id.
+    assert set(todo_fields.WRITABLE) == set(_fields(TodoCreate)) - {"list_id", "id"}
+    assert set(_fields(TodoReplace)) == set(_fields(TodoCreate)) - {"id"}
     assert set(todo_fields.WRITABLE) == set(_fields(TodoUpdate)) - {"list_id"}
     placed = {"owner_id", "list_id", "position"}
     assert set(todo_fields.INSERTED) == set(todo_fields.C.keys()) - placed
@@ -28,5 +30,5 @@ def test_todo_fields_are_the_schemas() -> None:
 def test_list_fields_are_the_schemas() -> None:
     assert list(list_fields.READ) == _fields(ListRead)
     assert set(list_fields.READ) <= set(list_fields.C.keys())
-    assert set(list_fields.WRITABLE) == set(_fields(ListCreate))
+    assert set(list_fields.WRITABLE) == set(_fields(ListCreate)) - {"id"}
     assert [c.name for c in list_fields.READ_COLUMNS] == [*list_fields.READ, "version"]

@@ -1,5 +1,6 @@
 """Idempotency-Key on POST /api/v1/todos: a retry replays the first response and creates nothing."""
 
+import hashlib
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, update
 
-from app.todos.models import IdempotencyKey, Todo
+from app.idempotency.models import IdempotencyKey
+from app.todos.models import Todo
+from app.todos.schemas import TodoReplace
 from tests.conftest import ApiUser
 
 BODY = {"title": "Pay rent", "priority": "high", "due_date": "2030-01-01T09:00:00Z"}
@@ -340,3 +343,81 @@ def test_keyed_creates_never_fail_for_contention(
     assert statuses == [201] * requests, {s: statuses.count(s) for s in set(statuses)}
     assert count_rows(db_engine, Todo) == requests
     assert count_rows(db_engine, IdempotencyKey) == requests
+
+
+def move(client: TestClient, user: ApiUser, todo_id: str, key: str | None) -> httpx2.Response:
+    headers = {**user.headers, **({} if key is None else {"Idempotency-Key": key})}
+    return client.post(f"/api/v1/todos/{todo_id}/move", json={"after": None}, headers=headers)
+
+
+def positions(client: TestClient, user: ApiUser) -> list[str]:
+    response = client.get(
+        "/api/v1/todos", params={"sort": "position", "limit": 100}, headers=user.headers
+    )
+    return [item["title"] for item in response.json()["items"]]
+
+
+def test_a_retried_move_replays_the_first_response_and_moves_nothing(
+    client: TestClient, user: ApiUser
+) -> None:
+    a, _, c = (post(client, user, None, {"title": title}).json() for title in "abc")
+    first = move(client, user, c["id"], "move-key")
+    assert first.status_code == 200, first.text
+    assert move(client, user, a["id"], None).status_code == 200
+    assert positions(client, user) == ["a", "c", "b"]
+
+    retry = move(client, user, c["id"], "move-key")
+
+    assert retry.status_code == 200
+    assert retry.content == first.content
+    assert retry.headers["etag"] == first.headers["etag"]
+    assert positions(client, user) == ["a", "c", "b"]
+
+
+def test_a_key_is_bound_to_its_route(client: TestClient, user: ApiUser, db_engine: Engine) -> None:
+    created = post(client, user, "route-key")
+    other = post(client, user, None, {"title": "other"}).json()
+    assert move(client, user, other["id"], "move-key").status_code == 200
+
+    for response in (
+        move(client, user, created.json()["id"], "route-key"),  # a create's key on a move
+        move(client, user, created.json()["id"], "move-key"),  # a move's key on another todo
+        post(client, user, "move-key"),  # and on a create
+    ):
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert count_rows(db_engine, Todo) == 2
+    assert count_rows(db_engine, IdempotencyKey) == 2
+
+
+def test_concurrent_retries_of_a_move_move_once(client: TestClient, user: ApiUser) -> None:
+    post(client, user, None, {"title": "a"})
+    b = post(client, user, None, {"title": "b"}).json()
+    requests = 10
+    start = threading.Barrier(requests)
+
+    def attempt(_: int) -> httpx2.Response:
+        start.wait(timeout=30)
+        return move(client, user, b["id"], "concurrent-move")
+
+    with ThreadPoolExecutor(max_workers=requests) as pool:
+        responses = list(pool.map(attempt, range(requests)))
+
+    assert [r.status_code for r in responses] == [200] * requests, [r.text for r in responses]
+    assert len({r.content for r in responses}) == 1
+    assert {r.headers["etag"] for r in responses} == {'"2"'}  # moved once
+    assert positions(client, user) == ["b", "a"]
+
+
+def test_a_create_is_recorded_as_the_release_before_records_it(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    """While both releases run, a retry may reach the other one: the record of a create
+    without an id keeps the previous release's fingerprint (its validated body's JSON)."""
+    assert post(client, user, "rollout").status_code == 201
+    with db_engine.connect() as connection:
+        stored = connection.scalar(
+            select(IdempotencyKey.request_hash).where(IdempotencyKey.key == "rollout")
+        )
+    previous_release = TodoReplace.model_validate(BODY).model_dump_json()
+    assert stored == hashlib.sha256(previous_release.encode()).hexdigest()

@@ -1,5 +1,5 @@
-"""The idempotency store: the first response to a POST /todos with an Idempotency-Key, kept
-for IDEMPOTENCY_TTL so that retries with the same key get it back (a repository of its own)."""
+"""The idempotency store's statements: the first response to a POST with an Idempotency-Key,
+kept for IDEMPOTENCY_TTL so that retries with the same key get it back."""
 
 import uuid
 from dataclasses import dataclass
@@ -9,16 +9,17 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.todos.models import IdempotencyKey
+from app.idempotency.models import IdempotencyKey
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
-class CreatedTodo:
-    """The first response to a create, replayed verbatim to retries with the same key."""
+class Stored:
+    """A response as it is replayed: the object it is about, its JSON body and its ETag (the
+    route knows its status and builds its Location from the id)."""
 
-    todo_id: uuid.UUID
+    object_id: uuid.UUID
     body: str
     etag: str
 
@@ -26,7 +27,7 @@ class CreatedTodo:
 @dataclass(frozen=True, slots=True)
 class Remembered:
     request_hash: str
-    response: CreatedTodo
+    response: Stored
     created_at: datetime
 
 
@@ -46,7 +47,7 @@ async def remembered(session: AsyncSession, user_id: uuid.UUID, key: str) -> Rem
     row = (await session.execute(_REMEMBERED, {"user_id": user_id, "key": key})).first()
     if row is None:
         return None
-    response = CreatedTodo(row.todo_id, row.response_body, row.etag)
+    response = Stored(row.todo_id, row.response_body, row.etag)
     return Remembered(row.request_hash, response, row.created_at)
 
 
@@ -59,7 +60,7 @@ async def remember(
     user_id: uuid.UUID,
     key: str,
     request_hash: str,
-    created: CreatedTodo,
+    stored: Stored,
     now: datetime,
 ) -> Remembered | None:
     """Store the first response under the key, or return the record of whoever stored it first."""
@@ -73,9 +74,9 @@ async def remember(
                     "user_id": user_id,
                     "key": key,
                     "request_hash": request_hash,
-                    "todo_id": created.todo_id,
-                    "response_body": created.body,
-                    "etag": created.etag,
+                    "todo_id": stored.object_id,
+                    "response_body": stored.body,
+                    "etag": stored.etag,
                     "created_at": now,
                 },
             )

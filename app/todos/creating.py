@@ -1,0 +1,98 @@
+"""Creating a todo (the decisions; statements: app.todos.repository): at the end of its list,
+under an Idempotency-Key (app.idempotency) and with an id the client chose (app.client_ids)."""
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import client_ids
+from app.accounts import access
+from app.accounts.security import AccessClaims
+from app.actor import Actor
+from app.database import transaction, utcnow
+from app.idempotency import service as idempotency
+from app.idempotency.service import Keyed, Stored
+from app.lists.ordering import place, place_nested
+from app.quotas import TODOS, check
+from app.todos import repository
+from app.todos.repository import VersionedTodo
+from app.todos.schemas import TodoCreate
+from app.todos.service import column_values, refuse_list, stored
+
+
+async def create(
+    session: AsyncSession, claims: AccessClaims, data: TodoCreate, quota: int, keyed: Keyed | None
+) -> Stored:
+    """At the end of the list; 403 once the account holds `quota` todos (app.quotas)."""
+    if keyed is None:
+        return await _create(session, claims, data, quota, nested=False)
+    # Without an id, the body as the release before hashed it (app.idempotency.fingerprint).
+    body = data.model_dump_json(exclude={"id"} if data.id is None else None)
+    return await idempotency.once(
+        session, claims, keyed, body, lambda: _create(session, claims, data, quota, nested=True)
+    )
+
+
+async def _create(
+    session: AsyncSession, claims: AccessClaims, data: TodoCreate, quota: int, *, nested: bool
+) -> Stored:
+    object_id = data.id
+    if object_id is None:
+        return stored(await _insert(session, claims, data, quota, uuid.uuid4(), nested=nested))
+    actor = Actor.of(claims)
+
+    async def existing() -> Stored | None:
+        todo = await repository.get(session, actor, object_id)
+        return None if todo is None else stored(todo)
+
+    async def insert() -> Stored:
+        return stored(await _insert(session, claims, data, quota, object_id, nested=True))
+
+    async def create_once() -> Stored:
+        body = data.model_dump_json()
+        return await client_ids.create_once(
+            session, claims, object_id, "todo", body, existing, insert
+        )
+
+    if nested:  # in the caller's transaction
+        return await create_once()
+    async with transaction(session):
+        return await create_once()
+
+
+async def _insert(
+    session: AsyncSession,
+    claims: AccessClaims,
+    data: TodoCreate,
+    quota: int,
+    todo_id: uuid.UUID,
+    *,
+    nested: bool,
+) -> VersionedTodo:
+    actor, now = Actor.of(claims), utcnow()
+    values: dict[str, Any] = {
+        "id": todo_id,
+        "completed_at": now if data.completed else None,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+        **column_values(data.model_dump(exclude={"id", "list_id"})),
+    }
+
+    async def append() -> VersionedTodo:
+        todo = await repository.insert_at_end(session, actor, values, data.list_id, quota)
+        if todo is None:
+            await access.authorize(session, claims)
+            await check(session, claims.user_id, TODOS, quota)
+            await refuse_list(session, claims)
+        return todo
+
+    async def append_locked() -> VersionedTodo:
+        if not await repository.lock_target_list(session, actor, data.list_id):
+            await refuse_list(session, claims)
+        return await append()
+
+    if nested:  # in the caller's transaction
+        return await place_nested(session, append, append_locked)
+    return await place(session, append, append_locked)
