@@ -1,4 +1,5 @@
-"""The verdicts: count a request against its key in the `limits` storage, fail open.
+"""The verdicts: count a request against its key (in Redis: redis_windows.py, one round trip;
+in memory: `limits`' strategy), fail open.
 
 The algorithm is `limits`' sliding window counter: per key and window two counters (this
 window's and the previous one's), and a request is let through while
@@ -23,11 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 from prometheus_client import Counter
 
 from app.config import Settings
+from app.ratelimit.redis_windows import RedisWindows
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +108,11 @@ class Limiter:
         )
         self.storage = storage_from_string(uri, **options)
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)
+        self.windows = (
+            RedisWindows(self.storage, cluster=uri.startswith("async+redis+cluster"))
+            if isinstance(self.storage, RedisStorage)
+            else None
+        )
         self.user = Policy("user", parse_limits(settings.rate_limit_user))
         self.address = Policy("address", parse_limits(settings.rate_limit_address))
         self.clock = clock
@@ -125,19 +133,21 @@ class Limiter:
             return None
 
     async def _count(self, policy: Policy, key: str) -> Verdict:
+        # Every item must hold; the first that refuses decides (those before it have counted
+        # this request, which a refused client cannot use anyway).
+        if self.windows is not None:
+            windows = await self.windows.acquire(policy.items, policy.name, key)
+        else:
+            windows = await self._count_in_memory(policy, key)
         verdicts = []
-        for item in policy.items:
-            # Every item must hold; the first that refuses decides (those before it have
-            # counted this request, which a refused client cannot use anyway).
-            allowed = await self.strategy.hit(item, policy.name, key)
-            stats = await self.strategy.get_window_stats(item, policy.name, key)
-            reset = max(0, math.ceil(stats.reset_time - time.time()))
+        for item, (allowed, remaining, reset_in) in zip(policy.items, windows, strict=False):
+            reset = max(0, math.ceil(reset_in))
             verdict = Verdict(
                 allowed,
                 policy.name,
                 item.amount,
                 item.get_expiry(),
-                0 if not allowed else stats.remaining,
+                0 if not allowed else remaining,
                 max(1, reset) if not allowed else reset,
             )
             if not allowed:
@@ -145,6 +155,17 @@ class Limiter:
             verdicts.append(verdict)
         # The fields name the policy closest to refusing (parse_limits returns one at least).
         return min(verdicts, key=lambda verdict: (verdict.remaining, verdict.window))
+
+    async def _count_in_memory(self, policy: Policy, key: str) -> list[tuple[bool, int, float]]:
+        """As RedisWindows.acquire, with `limits`' own calls (no round trip to save here)."""
+        found = []
+        for item in policy.items:
+            allowed = await self.strategy.hit(item, policy.name, key)
+            stats = await self.strategy.get_window_stats(item, policy.name, key)
+            found.append((allowed, stats.remaining, stats.reset_time - time.time()))
+            if not allowed:
+                break
+        return found
 
     def _miss(self, exc: Exception) -> None:
         MISSES.labels("failed").inc()
