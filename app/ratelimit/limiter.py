@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage
@@ -70,12 +71,17 @@ class Verdict:
     def headers(self) -> list[tuple[bytes, bytes]]:
         """The draft-ietf-httpapi-ratelimit-headers-11 fields, plus Retry-After on a refusal."""
         fields = [
-            (b"ratelimit-policy", f'"{self.policy}";q={self.quota};w={self.window}'.encode()),
+            (b"ratelimit-policy", _policy_field(self.policy, self.quota, self.window)),
             (b"ratelimit", f'"{self.policy}";r={self.remaining};t={self.reset}'.encode()),
         ]
         if not self.allowed:
             fields.append((b"retry-after", str(max(1, self.reset)).encode()))
         return fields
+
+
+@lru_cache(maxsize=16)  # a few limits per policy, the same on every response
+def _policy_field(policy: str, quota: int, window: int) -> bytes:
+    return f'"{policy}";q={quota};w={window}'.encode()
 
 
 def parse_limits(value: str) -> tuple[RateLimitItem, ...]:
@@ -108,13 +114,22 @@ class Limiter:
         )
         self.storage = storage_from_string(uri, **options)
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)
+        self.user = Policy("user", parse_limits(settings.rate_limit_user))
+        self.address = Policy("address", parse_limits(settings.rate_limit_address))
+        # In Redis, by policy name; None: counted in memory by `limits`.
         self.windows = (
-            RedisWindows(self.storage, cluster=uri.startswith("async+redis+cluster"))
+            {
+                policy.name: RedisWindows(
+                    self.storage,
+                    uri.startswith("async+redis+cluster"),
+                    policy.name,
+                    policy.items,
+                )
+                for policy in (self.user, self.address)
+            }
             if isinstance(self.storage, RedisStorage)
             else None
         )
-        self.user = Policy("user", parse_limits(settings.rate_limit_user))
-        self.address = Policy("address", parse_limits(settings.rate_limit_address))
         self.clock = clock
         self.paused_until = -math.inf
         self.last_warning: float | None = None
@@ -136,7 +151,7 @@ class Limiter:
         # Every item must hold; the first that refuses decides (those before it have counted
         # this request, which a refused client cannot use anyway).
         if self.windows is not None:
-            windows = await self.windows.acquire(policy.items, policy.name, key)
+            windows = await self.windows[policy.name].acquire(key)
         else:
             windows = await self._count_in_memory(policy, key)
         verdicts = []

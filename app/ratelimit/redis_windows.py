@@ -88,49 +88,52 @@ KEYS_CACHED = 4096
 
 
 class RedisWindows:
-    """The checks of every policy against one Redis (or Sentinel master, or Cluster)."""
+    """One policy's checks (its limits, in order) against one Redis (or Sentinel master, or
+    Cluster). What does not depend on the key is worked out once, here."""
 
-    def __init__(self, storage: RedisStorage, cluster: bool) -> None:
-        self.storage = storage
-        self.cluster = cluster
+    def __init__(
+        self, storage: RedisStorage, cluster: bool, policy: str, items: Sequence[RateLimitItem]
+    ) -> None:
+        self.prefixed = storage.bridge.prefixed_key
+        self.policy = policy
+        self.items = tuple(items)
         # limits' RedispyBridge (Limiter asks for implementation="redispy"): redis-py's client,
         # the Sentinel master's for Sentinel.
         bridge: Any = storage.bridge
-        client = bridge.get_connection()
         # Sent as EVALSHA; redis-py loads the script again when a restarted Redis lost it.
-        self.script = client.register_script(ACQUIRE)
+        self.script = bridge.get_connection().register_script(ACQUIRE)
+        everything = range(len(self.items))
+        self.batches = [(i,) for i in everything] if cluster else [tuple(everything)]
+        self.arguments = [
+            [value for i in batch for value in (self.items[i].amount, self.items[i].get_expiry())]
+            for batch in self.batches
+        ]
         self._keys = lru_cache(maxsize=KEYS_CACHED)(self._key_names)
 
-    async def acquire(
-        self, items: Sequence[RateLimitItem], policy: str, key: str
-    ) -> list[tuple[bool, int, float]]:
+    async def acquire(self, key: str) -> list[tuple[bool, int, float]]:
         """Each limit counted, in order, until the first that refuses: (acquired,
         remaining, seconds until reset), as `limits`' hit() and get_window_stats() say."""
-        keys = self._keys(items, policy, key)
-        batches = [(i,) for i in range(len(items))] if self.cluster else [range(len(items))]
+        keys = self._keys(key)
         found: list[tuple[bool, int, float]] = []
-        for batch in batches:
-            reply = await self.script(
-                [name for i in batch for name in keys[i]],
-                [value for i in batch for value in (items[i].amount, items[i].get_expiry())],
-            )
+        for batch, arguments, names in zip(self.batches, self.arguments, keys, strict=True):
+            reply = await self.script(names, arguments)
             for i, at in zip(batch, range(0, len(reply), 5), strict=False):
-                found.append(window(items[i], *reply[at : at + 5]))
+                found.append(window(self.items[i], *reply[at : at + 5]))
             if not found[-1][0]:
                 break
         return found
 
-    def _key_names(
-        self, items: Sequence[RateLimitItem], policy: str, key: str
-    ) -> tuple[tuple[str, str], ...]:
-        # RedisStorage's names for a sliding window: "{<item key>}" and "{<item key>}/-1",
-        # under the storage's prefix; the braces keep both in one Cluster slot.
-        prefixed = self.storage.bridge.prefixed_key
+    def _key_names(self, key: str) -> list[list[str]]:
+        """Each batch's KEYS. RedisStorage's names for a sliding window: "{<item key>}" and
+        "{<item key>}/-1", under the storage's prefix; the braces keep both in one slot."""
         names = []
-        for item in items:
-            current = prefixed(f"{{{item.key_for(policy, key)}}}")
-            names.append((f"{current}/-1", current))
-        return tuple(names)
+        for batch in self.batches:
+            found = []
+            for i in batch:
+                current = self.prefixed(f"{{{self.items[i].key_for(self.policy, key)}}}")
+                found += [f"{current}/-1", current]
+            names.append(found)
+        return names
 
 
 def window(

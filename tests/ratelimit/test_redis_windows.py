@@ -14,12 +14,14 @@ import pytest
 import redis as redis_py
 from fastapi.testclient import TestClient
 from limits import parse_many
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from app.config import Settings
 from app.main import create_app
 from app.ratelimit.limiter import Limiter
+from app.ratelimit.redis_windows import RedisWindows
 from tests.conftest import make_user
 from tests.support.settings import app_settings
 
@@ -76,7 +78,7 @@ async def test_the_script_counts_as_the_library_does(
             prepare(client, ours, STATES[state])
             prepare(client, theirs, STATES[state])
             assert limiter.windows is not None
-            [(allowed, remaining, reset_in)] = await limiter.windows.acquire((item,), "user", ours)
+            [(allowed, remaining, reset_in)] = await limiter.windows["user"].acquire(ours)
             expected = await library.hit(item, "user", theirs)
             stats = await library.get_window_stats(item, "user", theirs)
             # The library's "0 s" when its two calls fell in the same ms: a window just opened
@@ -97,12 +99,21 @@ async def test_the_script_counts_as_the_library_does(
         await storage.bridge.storage.aclose()  # type: ignore[attr-defined]
 
 
+# In a Cluster (one script per limit: their keys are in different slots) as in one Redis.
+@pytest.mark.parametrize("cluster", [False, True], ids=["one script", "one per limit"])
 async def test_limits_are_counted_in_order_up_to_the_first_that_refuses(
-    limiter: Limiter, redis: Any
+    redis: Any, cluster: bool
 ) -> None:
-    items = tuple(parse_many("10/minute;2/hour;5/day"))
-    assert limiter.windows is not None
-    answers = [await limiter.windows.acquire(items, "user", "u1") for _ in range(3)]
+    redis.flush()
+    settings = app_settings("sqlite://", rate_limit_storage=redis.url)
+    limiter = Limiter(settings)
+    try:
+        assert isinstance(limiter.storage, RedisStorage)
+        items = parse_many("10/minute;2/hour;5/day")
+        windows = RedisWindows(limiter.storage, cluster, "user", items)
+        answers = [await windows.acquire("u1") for _ in range(3)]
+    finally:
+        await limiter.close()
     assert [[(allowed, remaining) for allowed, remaining, _ in a] for a in answers] == [
         [(True, 9), (True, 1), (True, 4)],
         [(True, 8), (True, 0), (True, 3)],
