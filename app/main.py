@@ -201,7 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         contact={"name": "todo-api maintainers"},
         license_info={"name": "MIT", "identifier": "MIT"},
     )
-    openapi.install(app)
+    openapi.install(app, rate_limited=f"{API_PREFIX}/")
     register_error_handlers(app)
     _add_routes(app)
     # Inside CORS (a browser may read a 429 and its fields; preflights are not counted), and

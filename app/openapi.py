@@ -1,5 +1,6 @@
 """What /openapi.json says beyond what FastAPI derives from the routes: operation ids named
-after the operation, and the X-Request-ID every operation takes and every response carries."""
+after the operation, the X-Request-ID every operation takes and every response carries,
+and the headers a response may carry (the rate limits' fields, under the limited prefix)."""
 
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,33 @@ _REQUEST_ID_PARAMETER = {
     # clients (and schemathesis' negative checks) a 4xx the server never sends.
     "schema": {"type": "string"},
 }
+# API.md "Rate limits (v1.2)": on every response under the limited prefix, except when the
+# limits are off or their storage cannot be reached (then the request is served without them).
+_RATE_LIMIT_HEADERS = {
+    "RateLimit-Policy": {
+        "description": "The quota this request counted against, as draft-ietf-httpapi-"
+        'ratelimit-headers-11 writes it: `"user"` (a valid access token) or `"address"`, '
+        "`q` requests per `w` seconds (the limit closest to refusing). Absent when rate "
+        "limits are off or their storage cannot be reached.",
+        "required": False,
+        "schema": {
+            "type": "string",
+            "pattern": r'^"(user|address)";q=[0-9]+;w=[0-9]+$',
+            "example": '"user";q=1200;w=60',
+        },
+    },
+    "RateLimit": {
+        "description": "What is left of that quota: `r` requests, and `t` seconds until it "
+        "is back (draft-ietf-httpapi-ratelimit-headers-11). Past the limit (429) `r` is 0 "
+        "and Retry-After says when to try again. Absent when RateLimit-Policy is.",
+        "required": False,
+        "schema": {
+            "type": "string",
+            "pattern": r'^"(user|address)";r=[0-9]+;t=[0-9]+$',
+            "example": '"user";r=1187;t=42',
+        },
+    },
+}
 ETAG = {
     "ETag": {
         "description": "The todo's version, a strong validator: send it back in If-Match "
@@ -42,13 +70,16 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def install(app: FastAPI) -> None:
-    """Declare X-Request-ID on every operation and every response of it, once, as components."""
+def install(app: FastAPI, rate_limited: str) -> None:
+    """Declare X-Request-ID on every operation and every response of it, and the rate limits'
+    fields on every response of those under the `rate_limited` prefix, once, as components."""
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            _declare_request_id(build())
+            schema = build()
+            _declare_request_id(schema)
+            _declare(schema, _RATE_LIMIT_HEADERS, rate_limited)
         assert app.openapi_schema is not None  # noqa: S101 - build() caches it
         return app.openapi_schema
 
@@ -66,3 +97,14 @@ def _declare_request_id(schema: dict[str, Any]) -> None:
             operation.setdefault("parameters", []).append(parameter)
             for response in operation["responses"].values():
                 response.setdefault("headers", {})[REQUEST_ID] = ref
+
+
+def _declare(schema: dict[str, Any], headers: dict[str, Any], prefix: str) -> None:
+    schema.setdefault("components", {}).setdefault("headers", {}).update(headers)
+    for path, operations in schema["paths"].items():
+        if path.startswith(prefix):
+            for operation in operations.values():
+                for response in operation["responses"].values():
+                    found = response.setdefault("headers", {})
+                    for name in headers:
+                        found[name] = {"$ref": f"#/components/headers/{name}"}

@@ -6,6 +6,7 @@ schemathesis and a generated client (tests/runtime/test_schemathesis_cli.py,
 tests/runtime/test_generated_client.py).
 """
 
+import re
 from typing import Any
 
 import pytest
@@ -332,3 +333,31 @@ def test_no_content_responses_carry_no_content_type(client: TestClient, user: Ap
 def test_metrics_is_served_as_text(client: TestClient) -> None:
     response = client.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
+
+
+def test_every_api_operation_declares_the_rate_limit_fields_and_429(
+    schema: dict[str, Any],
+) -> None:
+    for (method, path), operation in operations(schema).items():
+        responses = operation["responses"]
+        if not path.startswith("/api/v1/"):  # never limited (API.md "Rate limits (v1.2)")
+            assert not any("RateLimit" in r.get("headers", {}) for r in responses.values())
+            continue
+        assert responses["429"]["headers"]["Retry-After"]["required"] is True, (method, path)
+        for status, response in responses.items():
+            for name in ("RateLimit-Policy", "RateLimit"):
+                header = resolve(schema, response["headers"][name])
+                # Absent when the limits are off or their storage is away: never required.
+                assert header["required"] is False, (method, path, status, name)
+                assert header["schema"]["pattern"], (method, path, status, name)
+
+
+def test_the_rate_limit_fields_are_as_declared(
+    schema: dict[str, Any], client: TestClient, user: ApiUser
+) -> None:
+    fields = schema["components"]["headers"]
+    answers = [client.get("/api/v1/todos", headers=user.headers), client.get("/api/v1/todos")]
+    for response in answers:
+        for name in ("RateLimit-Policy", "RateLimit"):
+            pattern = fields[name]["schema"]["pattern"]
+            assert re.fullmatch(pattern, response.headers[name]), (name, response.headers[name])

@@ -2,5 +2,5 @@
 
 limiter.py holds the decisions (which key, which policy, the verdict, failing open);
 middleware.py applies them to requests before any route runs, and adds the draft-11 fields.
-docs/adr/0301-rate-limits.md says why it is built this way.
+docs/adr/0301-rate-limits.md and 0302 say why it is built this way.
 """

@@ -1,4 +1,5 @@
-"""The verdicts: count a request against its key in the `limits` storage, fail open.
+"""The verdicts: count a request against its key (in Redis: redis_windows.py, one round trip;
+in memory: `limits`' strategy), fail open.
 
 The algorithm is `limits`' sliding window counter: per key and window two counters (this
 window's and the previous one's), and a request is let through while
@@ -21,13 +22,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from limits import RateLimitItem, parse_many
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 from prometheus_client import Counter
 
 from app.config import Settings
+from app.ratelimit.redis_windows import RedisWindows
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +71,17 @@ class Verdict:
     def headers(self) -> list[tuple[bytes, bytes]]:
         """The draft-ietf-httpapi-ratelimit-headers-11 fields, plus Retry-After on a refusal."""
         fields = [
-            (b"ratelimit-policy", f'"{self.policy}";q={self.quota};w={self.window}'.encode()),
+            (b"ratelimit-policy", _policy_field(self.policy, self.quota, self.window)),
             (b"ratelimit", f'"{self.policy}";r={self.remaining};t={self.reset}'.encode()),
         ]
         if not self.allowed:
             fields.append((b"retry-after", str(max(1, self.reset)).encode()))
         return fields
+
+
+@lru_cache(maxsize=16)  # a few limits per policy, the same on every response
+def _policy_field(policy: str, quota: int, window: int) -> bytes:
+    return f'"{policy}";q={quota};w={window}'.encode()
 
 
 def parse_limits(value: str) -> tuple[RateLimitItem, ...]:
@@ -107,6 +116,20 @@ class Limiter:
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)
         self.user = Policy("user", parse_limits(settings.rate_limit_user))
         self.address = Policy("address", parse_limits(settings.rate_limit_address))
+        # In Redis, by policy name; None: counted in memory by `limits`.
+        self.windows = (
+            {
+                policy.name: RedisWindows(
+                    self.storage,
+                    uri.startswith("async+redis+cluster"),
+                    policy.name,
+                    policy.items,
+                )
+                for policy in (self.user, self.address)
+            }
+            if isinstance(self.storage, RedisStorage)
+            else None
+        )
         self.clock = clock
         self.paused_until = -math.inf
         self.last_warning: float | None = None
@@ -125,19 +148,21 @@ class Limiter:
             return None
 
     async def _count(self, policy: Policy, key: str) -> Verdict:
+        # Every item must hold; the first that refuses decides (those before it have counted
+        # this request, which a refused client cannot use anyway).
+        if self.windows is not None:
+            windows = await self.windows[policy.name].acquire(key)
+        else:
+            windows = await self._count_in_memory(policy, key)
         verdicts = []
-        for item in policy.items:
-            # Every item must hold; the first that refuses decides (those before it have
-            # counted this request, which a refused client cannot use anyway).
-            allowed = await self.strategy.hit(item, policy.name, key)
-            stats = await self.strategy.get_window_stats(item, policy.name, key)
-            reset = max(0, math.ceil(stats.reset_time - time.time()))
+        for item, (allowed, remaining, reset_in) in zip(policy.items, windows, strict=False):
+            reset = max(0, math.ceil(reset_in))
             verdict = Verdict(
                 allowed,
                 policy.name,
                 item.amount,
                 item.get_expiry(),
-                0 if not allowed else stats.remaining,
+                0 if not allowed else remaining,
                 max(1, reset) if not allowed else reset,
             )
             if not allowed:
@@ -145,6 +170,17 @@ class Limiter:
             verdicts.append(verdict)
         # The fields name the policy closest to refusing (parse_limits returns one at least).
         return min(verdicts, key=lambda verdict: (verdict.remaining, verdict.window))
+
+    async def _count_in_memory(self, policy: Policy, key: str) -> list[tuple[bool, int, float]]:
+        """As RedisWindows.acquire, with `limits`' own calls (no round trip to save here)."""
+        found = []
+        for item in policy.items:
+            allowed = await self.strategy.hit(item, policy.name, key)
+            stats = await self.strategy.get_window_stats(item, policy.name, key)
+            found.append((allowed, stats.remaining, stats.reset_time - time.time()))
+            if not allowed:
+                break
+        return found
 
     def _miss(self, exc: Exception) -> None:
         MISSES.labels("failed").inc()
