@@ -17,16 +17,6 @@ RECEIVERS = {"session", "connection", "conn", "bind", "db"}
 ALLOWED = {
     # The idempotency store is a repository of its own (POST /todos' replay records).
     "app/todos/idempotency.py": "the idempotency store",
-    # The access rule's own check, and the accounts package's modules, which still hold their
-    # statements: listed until accounts has repositories of its own (issue 24 follow-up).
-    "app/accounts/access.py": "the access rule",
-    "app/accounts/devices.py": "accounts (no repository yet)",
-    "app/accounts/logins.py": "accounts (no repository yet)",
-    "app/accounts/throttle.py": "accounts (no repository yet)",
-    "app/accounts/tokens.py": "accounts (no repository yet)",
-    "app/accounts/password.py": "accounts (no repository yet)",
-    "app/accounts/service.py": "accounts (no repository yet)",
-    "app/accounts/users.py": "accounts (no repository yet)",
     # Infrastructure, not a resource: migrations and their guard, readiness, the purge
     # loop's batches, the demo seed.
     "app/database.py": "infrastructure (connection settings)",
