@@ -146,8 +146,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.token_codec = await run_in_threadpool(TokenCodec, settings)
     app.state.change_tokens = await run_in_threadpool(ChangeTokens, settings)
     app.state.limiter = _limiter(settings)
-    # OTEL_* only, nothing at all unless an endpoint is set (app/tracing.py). Here, in the
-    # serving process: under gunicorn, after the fork. Ended (flushed) after the engine.
+    # The tracer provider and exporter, when create_app() wired tracing (app/tracing.py). Here,
+    # in the serving process: under gunicorn, after the fork. Ended (flushed) after the engine.
     spans = contextlib.ExitStack()
     try:
         app.state.hasher.tracing = spans.enter_context(tracing.traced(app, engine))
@@ -210,6 +210,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(PlainStartupRefusal)
     # Outermost: CORS and the request context, as the settings (known now or at startup) say.
     app.add_middleware(SettingsMiddleware, build=_settings_middleware)
+    # OTEL_* only (app/tracing.py): outermost of all when on; its provider comes in the lifespan.
+    tracing.instrument(app)
     if settings is not None:
         _configure(app, settings)
     return app
