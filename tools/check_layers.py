@@ -19,7 +19,7 @@ ALLOWED = {
     "app/todos/idempotency.py": "the idempotency store",
     # Infrastructure, not a resource: migrations and their guard, readiness, the purge
     # loop's batches, the demo seed.
-    "app/database.py": "infrastructure (connection settings)",
+    "app/engines.py": "infrastructure (connection settings)",
     "app/migrations.py": "infrastructure",
     "app/migration_guard.py": "infrastructure",
     "app/health/probe.py": "infrastructure",
