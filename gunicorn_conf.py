@@ -77,7 +77,7 @@ if not control_socket_disable:
 
 def on_starting(server: Any) -> None:
     # RESET_DB wipes the database: do it once, here in the master, not once per worker.
-    from app.main import reset_database_once
+    from app.lifespan import reset_database_once
 
     reset_database_once()
 

@@ -6,7 +6,7 @@ from sqlalchemy import Connection
 
 from alembic import context
 from app.config import get_settings
-from app.database import create_migration_engine
+from app.engines import create_migration_engine
 from app.migration_guard import FINGERPRINT_TABLE
 from app.models import Base
 

@@ -24,8 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.accounts import access
+from app.accounts import access, authorization
 from app.accounts.security import AccessClaims
+from app.actor import Actor
 from app.changes.models import Change
 from app.database import Base, UTCDateTime, utcnow
 from app.errors import Conflict
@@ -94,12 +95,12 @@ async def claim(
 ) -> Claim:
     """Take `object_id` for this create, in the caller's transaction (its rollback frees it)."""
     fingerprint, owner_id = request_hash(body), claims.user_id
-    params = {**access.params(claims), "id": object_id, "kind": kind}
+    params = {**Actor.of(claims).params(), "id": object_id, "kind": kind}
     try:
         async with session.begin_nested():
             params.update(request_hash=fingerprint, now=utcnow())
             if (await session.execute(_CLAIM, params)).first() is None:
-                await access.authorize(session, claims)  # the user may not act: 401
+                await authorization.authorize(session, claims)  # the user may not act: 401
                 raise RuntimeError("a user who may act claimed nothing")
     except IntegrityError:
         row = (await session.execute(_CLAIMED, {"id": object_id})).first()
@@ -134,5 +135,5 @@ async def create_once(
         current = await existing()
         if current is not None:
             return current
-    await access.authorize(session, claims)  # a user who may not act learns nothing
+    await authorization.authorize(session, claims)  # a user who may not act learns nothing
     raise Conflict(ID_TAKEN)

@@ -1,50 +1,18 @@
 """Settings from the environment and `.env`; nothing here is read at import time."""
 
-import contextlib
-import os
-import secrets
-import stat
-import tempfile
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from limits import parse_many
-from pydantic import (
-    Field,
-    SecretStr,
-    TypeAdapter,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.keys import WeakSecretKey, check_key_strength
-from app.passwords import Password
+from app import settings_rules
+from app.keys import check_key_strength, check_private, shared_key
 
 # Outside production, with neither SECRET_KEY nor SECRET_KEY_FILE: the key generated here.
 DEVELOPMENT_KEY_FILE = Path(".secret_key")
-
-
-_BACKENDS = {"postgresql": "postgresql", "postgres": "postgresql", "sqlite": "sqlite"}
-_PASSWORD_RULE: TypeAdapter[str] = TypeAdapter(Password)
-# What `limits` can count in across processes (Redis, Sentinel, Cluster), or memory://.
-_RATE_LIMIT_STORAGES = {
-    "memory",
-    "redis",
-    "rediss",
-    "redis+unix",
-    "redis+sentinel",
-    "redis+cluster",
-}
-
-
-def _scheme(url: str) -> str:
-    """postgresql+asyncpg://... -> postgresql: the URL's database, without its driver."""
-    return url.partition(":")[0].partition("+")[0]
 
 
 class Settings(BaseSettings):
@@ -81,7 +49,7 @@ class Settings(BaseSettings):
     lock_timeout_ms: int = Field(default=1000, ge=0)
     # "transaction": DATABASE_URL is a pooler in transaction mode (PgBouncer, CloudNativePG's
     # Pooler), where consecutive transactions may run on different server connections
-    # (app.database.create_db_engine says what changes, and what it costs).
+    # (app.engines.create_db_engine says what changes, and what it costs).
     db_pooler: Literal["none", "transaction"] = "none"
 
     secret_key: SecretStr | None = None
@@ -170,32 +138,20 @@ class Settings(BaseSettings):
     @field_validator("rate_limit_user", "rate_limit_address")
     @classmethod
     def _rate_limits(cls, value: str, info: ValidationInfo) -> str:
-        try:
-            items = parse_many(value)
-        except ValueError:
-            items = []
-        if not items or any(item.amount < 1 for item in items):
-            name = (info.field_name or "").upper()
-            raise ValueError(f"{name} must be N/second|minute|hour|day (N >= 1), joined by ';'")
+        settings_rules.check_rate_limits(value, (info.field_name or "").upper())
         return value
 
     @field_validator("rate_limit_storage")
     @classmethod
     def _rate_limit_storage(cls, value: str) -> str:
-        if value.partition("://")[0].removeprefix("async+") not in _RATE_LIMIT_STORAGES:
-            raise ValueError(
-                "RATE_LIMIT_STORAGE must be memory:// or a Redis URL (redis://, rediss://, "
-                "redis+unix://, redis+sentinel://, redis+cluster://)"
-            )
+        settings_rules.check_rate_limit_storage(value)
         return value
 
     @field_validator("database_url", "migration_database_url")
     @classmethod
     def _known_database(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # The driver part is ours to choose (app.database): any PostgreSQL or SQLite URL works.
-        if value is not None and _scheme(value) not in _BACKENDS:
-            name = (info.field_name or "").upper()
-            raise ValueError(f"{name} must start with postgresql:// or sqlite://")
+        if value is not None:
+            settings_rules.check_database_url(value, (info.field_name or "").upper())
         return value
 
     @field_validator("cors_origins", mode="before")
@@ -228,13 +184,9 @@ class Settings(BaseSettings):
     @field_validator("first_superuser_password")
     @classmethod
     def _superuser_password_rule(cls, value: SecretStr | None) -> SecretStr | None:
-        # The rule every other password follows (and bcrypt's 72-byte limit). Only the rule's
-        # message goes on, never the inner error, which would carry the password itself.
+        # The rule every other password follows.
         if value is not None:
-            try:
-                _PASSWORD_RULE.validate_python(value.get_secret_value())
-            except ValidationError as exc:
-                raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+            settings_rules.check_password(value.get_secret_value())
         return value
 
     @model_validator(mode="after")
@@ -284,7 +236,7 @@ class Settings(BaseSettings):
     @property
     def database_backend(self) -> str:
         """postgresql or sqlite (postgres:// URLs, as some hosts hand out, are PostgreSQL)."""
-        return _BACKENDS[_scheme(self.database_url)]
+        return settings_rules.BACKENDS[settings_rules.scheme(self.database_url)]
 
     @property
     def is_sqlite(self) -> bool:
@@ -295,40 +247,12 @@ class Settings(BaseSettings):
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
         path = self.secret_key_file or DEVELOPMENT_KEY_FILE
-        key = _shared_key(path)
+        key = shared_key(path)
         source = f"SECRET_KEY_FILE ({path})"
         check_key_strength(key, source)
         if self.environment == "production":
-            _check_private(path, source)
+            check_private(path, source)
         return key
-
-
-def _check_private(path: Path, source: str) -> None:
-    # Whoever can read the key can sign tokens as anyone: in production it is the service's
-    # alone (an operator's own file too: chmod 600 or 400).
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise WeakSecretKey(f"{source} must not be readable by group or others (mode {mode:o})")
-
-
-def _shared_key(path: Path) -> str:
-    """The key in `path`; if there is none, a new random one, written there first."""
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    # Write a complete file under a temporary name, then link it into place: link fails if
-    # another worker won the race, and nobody can ever read a half-written key.
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=".secret_key.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-        os.chmod(tmp, 0o600)
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
-    return path.read_text().strip()
 
 
 @lru_cache

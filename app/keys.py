@@ -1,4 +1,12 @@
-"""Signing keys anyone could guess: refused wherever a key comes from (app.config)."""
+"""Signing keys: the ones anyone could guess, refused wherever a key comes from (app.config),
+and the key file a service generates once for its workers to share (SECRET_KEY_FILE)."""
+
+import contextlib
+import os
+import secrets
+import stat
+import tempfile
+from pathlib import Path
 
 # Values people copy from examples and documentation; no deployment may run with one of them,
 # however it is padded to pass the length check. Compared lower-cased, letters and digits only.
@@ -55,3 +63,31 @@ def check_key_strength(key: str, source: str) -> None:
             f"{source} must have at least {MIN_SECRET_DISTINCT_CHARACTERS} different characters"
             " (generate one: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
         )
+
+
+def check_private(path: Path, source: str) -> None:
+    # Whoever can read the key can sign tokens as anyone: in production it is the service's
+    # alone (an operator's own file too: chmod 600 or 400).
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise WeakSecretKey(f"{source} must not be readable by group or others (mode {mode:o})")
+
+
+def shared_key(path: Path) -> str:
+    """The key in `path`; if there is none, a new random one, written there first."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    # Write a complete file under a temporary name, then link it into place: link fails if
+    # another worker won the race, and nobody can ever read a half-written key.
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=".secret_key.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        os.chmod(tmp, 0o600)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+    return path.read_text().strip()

@@ -1,59 +1,36 @@
 """The application: `app` (what uvicorn and gunicorn serve as app.main:app) and its factory.
 
-create_app(): routers, middleware, handlers, all wired as it builds the app; its lifespan:
-settings (if not given) → engine → migrations. `app = create_app()` below reads no
+create_app(): routers, middleware, handlers, all wired as it builds the app; its lifespan
+(app.lifespan): settings (if not given) → engine → migrations. `app = create_app()` below reads no
 configuration when this module is imported (tests import it with environments of their own,
 and gunicorn's master imports it before RESET_DB is cleared for the workers): without
 settings, the app reads them as the server starts it, and what they shape (CORS, body limits,
 whether /metrics is served here) takes that shape then (app.wiring).
 """
 
-import asyncio
-import contextlib
-import gc
-import logging
-import os
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
-from sqlalchemy import Engine
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from app import demo, migrations, openapi, tracing
-from app.accounts import users
+from app import openapi, tracing
 from app.accounts.auth_router import router as auth_router
-from app.accounts.security import PasswordHasher, TokenCodec
 from app.accounts.users_router import router as users_router
 from app.changes.router import router as changes_router
-from app.changes.tokens import ChangeTokens
-from app.config import Settings, get_settings
-from app.database import (
-    create_db_engine,
-    create_migration_engine,
-    create_sessionmaker,
-    transaction,
-)
+from app.config import Settings
 from app.errors import error_responses, register_error_handlers
-from app.health.probe import ReadinessProbe, create_probe_engine
 from app.health.router import router as health_router
+from app.lifespan import lifespan
 from app.lists.router import router as lists_router
-from app.logs import configure_logging
 from app.meta import ApiInfo, ServiceInfo
 from app.metrics import render as render_metrics
 from app.middleware import PlainStartupRefusal, RequestContextMiddleware
-from app.purge import purge_periodically
-from app.ratelimit.limiter import MEMORY_WARNING, Limiter
 from app.ratelimit.middleware import RateLimitMiddleware
 from app.routing import MethodTable
 from app.todos.router import router as todos_router
-from app.wiring import SettingsMiddleware, SwitchableRoute
+from app.wiring import SettingsMiddleware, SwitchableRoute, configure
 
 API_PREFIX = "/api/v1"
 # The docs' sections, in the order a new user needs them.
@@ -67,119 +44,6 @@ OPENAPI_TAGS = [
 ]
 DOCS_URL = "/docs"
 REDOC_URL = "/redoc"
-
-
-def reset_database_once() -> None:
-    """RESET_DB for a multi-process server: rebuild with demo data now, in this process, and
-    clear the flag for the workers it is about to start (gunicorn's master calls this)."""
-    settings = get_settings()
-    if not settings.reset_db:
-        return
-    asyncio.run(_reset_once(settings))
-    os.environ["RESET_DB"] = "0"
-    get_settings.cache_clear()
-
-
-async def _reset_once(settings: Settings) -> None:
-    engine = create_db_engine(settings)
-    hasher = PasswordHasher(settings.bcrypt_rounds)
-    try:
-        await _reset_with_demo_data(settings, create_sessionmaker(engine), hasher)
-    finally:
-        await engine.dispose()
-        hasher.close()
-
-
-async def _reset_with_demo_data(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], hasher: PasswordHasher
-) -> None:
-    # Blocking work (file lock, synchronous driver, no request statement timeout): off the
-    # event loop, on a connection of its own.
-    await run_in_threadpool(_prepare_schema, settings, migrations.reset_database)
-    async with sessionmaker() as session, transaction(session):
-        await demo.load(session, hasher)
-
-
-def _prepare_schema(settings: Settings, work: Callable[[Settings, Engine], object]) -> None:
-    engine = create_migration_engine(settings.for_schema_work())
-    try:
-        work(settings, engine)
-    finally:
-        engine.dispose()
-
-
-async def _prepare_database(app: FastAPI) -> None:
-    settings: Settings = app.state.settings
-    sessionmaker = app.state.sessionmaker
-    if settings.schema_on_startup == "reset":
-        await _reset_with_demo_data(settings, sessionmaker, app.state.hasher)
-    elif settings.schema_on_startup == "migrate":
-        await run_in_threadpool(_prepare_schema, settings, migrations.upgrade_to_head)
-    if settings.first_superuser_email and settings.first_superuser_password:
-        async with sessionmaker() as session:
-            await users.ensure_superuser(
-                session,
-                app.state.hasher,
-                settings.first_superuser_email,
-                settings.first_superuser_password.get_secret_value(),
-            )
-            await session.commit()
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    if not hasattr(app.state, "settings"):  # create_app() without settings: read them now
-        _configure(app, get_settings())
-    settings: Settings = app.state.settings
-    # gunicorn applies the same configuration itself (gunicorn_conf.py), and under pytest the
-    # root logger belongs to log capture: configure only a process nobody configured yet.
-    if not logging.getLogger().handlers:
-        configure_logging(settings.log_level, settings.log_format)
-    app.state.started_at = time.monotonic()
-    engine = app.state.engine = create_db_engine(settings)
-    app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.probe = ReadinessProbe(create_probe_engine(settings))
-    # Building these costs a bcrypt hash (the dummy one) and may create the dev key file.
-    app.state.hasher = await run_in_threadpool(
-        PasswordHasher, settings.bcrypt_rounds, settings.hash_queue_limit
-    )
-    app.state.token_codec = await run_in_threadpool(TokenCodec, settings)
-    app.state.change_tokens = await run_in_threadpool(ChangeTokens, settings)
-    app.state.limiter = _limiter(settings)
-    # OTEL_* only, nothing at all unless an endpoint is set (app/tracing.py). Here, in the
-    # serving process: under gunicorn, after the fork. Ended (flushed) after the engine.
-    spans = contextlib.ExitStack()
-    try:
-        app.state.hasher.tracing = spans.enter_context(tracing.traced(app, engine))
-        await _prepare_database(app)
-        # Everything built so far lives as long as the process: exempt it from the cyclic
-        # garbage collector, whose full passes would otherwise walk it all again and again
-        # (a pause of tens of milliseconds each, paid by whichever request is in flight).
-        gc.collect()
-        gc.freeze()
-        purge = asyncio.create_task(purge_periodically(app.state.sessionmaker, settings))
-        try:
-            yield
-        finally:
-            purge.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purge
-    finally:
-        await engine.dispose()
-        await app.state.probe.close()
-        app.state.hasher.close()
-        if app.state.limiter is not None:
-            await app.state.limiter.close()
-        spans.close()
-
-
-def _limiter(settings: Settings) -> Limiter | None:
-    if not settings.rate_limit_enabled:
-        return None
-    limiter = Limiter(settings)
-    if limiter.in_memory:
-        logging.getLogger("app.ratelimit").warning(MEMORY_WARNING)
-    return limiter
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -210,19 +74,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(PlainStartupRefusal)
     # Outermost: CORS and the request context, as the settings (known now or at startup) say.
     app.add_middleware(SettingsMiddleware, build=_settings_middleware)
+    # OTEL_* only (app/tracing.py): outermost of all when on; its provider comes in the lifespan.
+    tracing.instrument(app)
     if settings is not None:
-        _configure(app, settings)
+        configure(app, settings)
     return app
-
-
-def _configure(app: FastAPI, settings: Settings) -> None:
-    """What the settings decide that is not wiring: title, version, whether /metrics is here."""
-    app.title, app.version = settings.project_name, settings.version
-    app.description = settings.description
-    app.state.settings = settings
-    for route in app.router.routes:
-        if isinstance(route, SwitchableRoute):  # /metrics: gunicorn's master serves them
-            route.switch(settings.metrics_port is None)
 
 
 def _add_routes(app: FastAPI) -> None:

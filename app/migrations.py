@@ -32,7 +32,7 @@ from sqlalchemy.exc import OperationalError
 from alembic import command
 from app import migration_guard as guard
 from app.config import Settings, get_settings
-from app.database import create_migration_engine
+from app.engines import create_migration_engine
 from app.logs import configure_logging
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 PostgreSQL ends one transaction of a deadlock (SQLSTATE 40P01) and, at stricter isolation
 levels, a transaction that cannot be serialised (40001). Neither says anything about the
 request: run again, the transaction sees the winner's committed work and decides on it. The
-paths that lock logins and users take their locks in one order (app.accounts.logins), so a
+paths that lock logins and users take their locks in one order (app.accounts.login_repository), so a
 deadlock there would be a bug; retrying keeps it from ever being a 503 for the client.
 """
 

@@ -1,12 +1,14 @@
 """OpenTelemetry traces (API.md, "Tracing (v1.2)"), configured only by the SDK's OTEL_* variables.
 
 Off unless an OTLP endpoint is set: then nothing of OpenTelemetry is even imported, and a
-request costs exactly what it did before. On, each app's lifespan (in the worker: after
-gunicorn's fork, so the exporter's thread and connections belong to the process that uses
-them) builds a tracer provider with a batch processor and an OTLP exporter, instruments the
-app (FastAPI/ASGI: a server span per request, the incoming W3C traceparent continued) and its
-engine (SQLAlchemy: a span per statement, parameters never included), and shuts it all down
-when the lifespan ends: a stopping worker exports what it still holds.
+request costs exactly what it did before. On, create_app() wires the instrumentation into the
+app as it builds it (instrument(): FastAPI/ASGI, a server span per request, the incoming W3C
+traceparent continued), with a provider that stands in for the real one until the lifespan
+sets it (app.tracing_provider). Each app's lifespan (in the worker: after gunicorn's fork, so
+the exporter's thread and connections belong to the process that uses them) builds that tracer
+provider with a batch processor and an OTLP exporter, instruments its engine (SQLAlchemy: a
+span per statement, parameters never included), and shuts it all down when the lifespan ends:
+a stopping worker exports what it still holds.
 
 The SDK reads its own variables (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
 OTEL_TRACES_SAMPLER[_ARG], OTEL_BSP_*, OTEL_EXPORTER_OTLP_*); this module only chooses the
@@ -29,6 +31,8 @@ from app import logs
 if TYPE_CHECKING:  # imported for real only when tracing is on
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Span, Tracer
+
+    from app.tracing_provider import LateTracerProvider
 
 T = TypeVar("T")
 
@@ -76,6 +80,7 @@ MODULES = (
     "opentelemetry.trace.propagation.tracecontext",
     "opentelemetry.baggage.propagation",
     "app.tracing_sampling",
+    "app.tracing_provider",
 )
 
 
@@ -130,24 +135,60 @@ class Tracing:
         self.provider.shutdown()
 
 
-def start(
-    app: FastAPI, engine: AsyncEngine, environ: MutableMapping[str, str] = os.environ
-) -> Tracing:
-    """Trace `app` and `engine` (call only when enabled(); in the process that serves)."""
+def _prepare(environ: MutableMapping[str, str]) -> None:
     # As everywhere in this service's settings, an empty variable means unset (compose forwards
     # every one, empty): the SDK would read OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="" as the URL.
     for name in [name for name, value in environ.items() if name.startswith("OTEL_")]:
         if not environ[name].strip():
             del environ[name]
-    chosen = protocol(environ)
     _ask_for_stable_conventions(environ)
 
+
+def instrument(app: FastAPI, environ: MutableMapping[str, str] = os.environ) -> None:
+    """When enabled(), wire the ASGI instrumentation into `app` as it is built (create_app),
+    behind the sampler's early decision (app/tracing_sampling.py), with a stand-in for the
+    tracer provider that start() sets in the serving process. Nothing at all otherwise."""
+    if not enabled(environ):
+        return
+    # Before the instrumentation reads them: it fixes the conventions it speaks for good.
+    _prepare(environ)
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    from app.tracing_provider import LateTracerProvider
+    from app.tracing_sampling import SampleFirst
+
+    late = app.state.late_tracer_provider = LateTracerProvider()
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=late, server_request_hook=_on_request, exclude_spans=EXCLUDED_SPANS
+    )
+    # Both stacks, the instrumented one and the app's own, behind the sampler: built when the
+    # app first runs (its lifespan), like any middleware added here.
+    traced, plain = app.build_middleware_stack, app._original_build_middleware_stack  # type: ignore[attr-defined]
+    setattr(  # noqa: B010 - mypy refuses assigning to a method
+        app, "build_middleware_stack", lambda: SampleFirst(traced(), plain(), late)
+    )
+
+
+def _late_provider(app: FastAPI) -> "LateTracerProvider | None":
+    late: LateTracerProvider | None = getattr(app.state, "late_tracer_provider", None)
+    return late
+
+
+def start(
+    app: FastAPI, engine: AsyncEngine, environ: MutableMapping[str, str] = os.environ
+) -> Tracing:
+    """Trace `app` (instrumented by instrument()) and `engine`, in the process that serves."""
+    late = _late_provider(app)
+    if late is None:
+        raise RuntimeError("tracing.start() on an app that instrument() did not wire")
+    _prepare(environ)
+    chosen = protocol(environ)
+
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from app.tracing_sampling import PresetTraceIds, SampleFirst
+    from app.tracing_sampling import PresetTraceIds
 
     # shutdown_on_exit: an atexit hook as a second chance; the lifespan's shutdown is the first.
     provider = TracerProvider(
@@ -155,22 +196,9 @@ def start(
     )
     provider.add_span_processor(BatchSpanProcessor(_exporter(chosen)))
     tracing = Tracing(provider, provider.get_tracer("app"))
-    FastAPIInstrumentor.instrument_app(
-        app,
-        tracer_provider=provider,
-        server_request_hook=_on_request,
-        exclude_spans=EXCLUDED_SPANS,
-    )
-    tracing._undo.append(lambda: FastAPIInstrumentor.uninstrument_app(app))
-    # The sampler decides before the instrumentation runs (app/tracing_sampling.py): both
-    # stacks, the instrumented one and the app's own, behind it. uninstrument_app restores the
-    # app's own build. The stack was built before the lifespan ran (it runs through it): built
-    # again, so, by the first request.
-    traced, plain = app.build_middleware_stack, app._original_build_middleware_stack  # type: ignore[attr-defined]
-    setattr(  # noqa: B010 - mypy refuses assigning to a method
-        app, "build_middleware_stack", lambda: SampleFirst(traced(), plain(), provider.sampler)
-    )
-    app.middleware_stack = None
+    # From now on the app's server spans go to this provider; after the lifespan, nowhere.
+    late.set(provider)
+    tracing._undo.append(lambda: late.set(None))
     instrumentor = SQLAlchemyInstrumentor()
     # skip_dep_check: the package declares sqlalchemy < 2.1 while it only listens to engine
     # events that 2.1 still sends (tests/runtime/test_tracing.py sees the statements arrive).
@@ -253,8 +281,8 @@ def _span_ids_reader() -> Callable[[], tuple[str, str] | None]:
 
 @contextlib.contextmanager
 def traced(app: FastAPI, engine: AsyncEngine) -> Iterator[Tracing | None]:
-    """start() for the length of the block when enabled(), else nothing at all."""
-    if not enabled():
+    """start() for the length of the block when instrument() wired the app, else nothing."""
+    if _late_provider(app) is None:
         yield None
         return
     tracing = start(app, engine)

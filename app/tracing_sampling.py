@@ -21,8 +21,10 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.instrumentation.asgi import asgi_getter
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import Decision, Sampler
+from opentelemetry.sdk.trace.sampling import Decision
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.tracing_provider import LateTracerProvider
 
 _preset: ContextVar[int] = ContextVar("preset_trace_id", default=0)
 
@@ -44,10 +46,11 @@ def _trace_id() -> int:
 
 
 class SampleFirst:
-    """The app's stack with the instrumentation (`traced`) and without it (`plain`)."""
+    """The app's stack with the instrumentation (`traced`) and without it (`plain`); the
+    sampler is the provider's that the lifespan set (none yet or any more: nothing traced)."""
 
-    def __init__(self, traced: ASGIApp, plain: ASGIApp, sampler: Sampler) -> None:
-        self.traced, self.plain, self.sampler = traced, plain, sampler
+    def __init__(self, traced: ASGIApp, plain: ASGIApp, provider: LateTracerProvider) -> None:
+        self.traced, self.plain, self.provider = traced, plain, provider
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,8 +59,12 @@ class SampleFirst:
         caller = propagate.extract(scope, getter=asgi_getter)  # type: ignore[misc]
         parent = trace.get_current_span(caller).get_span_context()
         trace_id = parent.trace_id if parent.is_valid else _trace_id()
-        result = self.sampler.should_sample(caller, trace_id, "request", trace.SpanKind.SERVER)
-        if result.decision is not Decision.DROP:
+        sampler = self.provider.sampler
+        if sampler is None:
+            result = None
+        else:
+            result = sampler.should_sample(caller, trace_id, "request", trace.SpanKind.SERVER)
+        if result is not None and result.decision is not Decision.DROP:
             token = _preset.set(0 if parent.is_valid else trace_id)
             try:
                 await self.traced(scope, receive, send)

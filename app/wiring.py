@@ -14,6 +14,7 @@ setting defer only that shape:
 from collections.abc import Callable
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -58,3 +59,13 @@ class SwitchableRoute(APIRoute):
         if not self.served:
             return Match.NONE, {}
         return super().matches(scope)
+
+
+def configure(app: FastAPI, settings: Settings) -> None:
+    """What the settings decide that is not wiring: title, version, whether /metrics is here."""
+    app.title, app.version = settings.project_name, settings.version
+    app.description = settings.description
+    app.state.settings = settings
+    for route in app.router.routes:
+        if isinstance(route, SwitchableRoute):  # /metrics: gunicorn's master serves them
+            route.switch(settings.metrics_port is None)

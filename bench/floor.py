@@ -4,7 +4,7 @@
   (request id, security headers, metrics, the JSON access line; ACCESS_LOG=false drops the
   line). What /health can reach while it keeps what issue 17 says must stay.
 - `read_app`: the design's least database read. One route, GET /api/v1/todos/{todo_id}, with
-  the service's own engine (app.database.create_db_engine) and session dependency (SessionDep),
+  the service's own engine (app.engines.create_db_engine) and session dependency (SessionDep),
   one statement by primary key, TodoRead as the response model. No auth, no middleware, no
   ETag: what a todo read costs before the service adds anything to it.
 - `asyncpg_app`: the same read on an asyncpg pool, without SQLAlchemy: what the session and
@@ -25,7 +25,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from app.config import Settings
-from app.database import SessionDep, create_db_engine, create_sessionmaker, database_url
+from app.database import SessionDep, create_sessionmaker
+from app.engines import create_db_engine, database_url
 from app.logs import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.todos.fields import READ_COLUMNS

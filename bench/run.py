@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 from app.accounts.models import User  # noqa: E402
 from app.accounts.security import PasswordHasher, TokenCodec  # noqa: E402
 from app.config import Settings  # noqa: E402
-from app.database import create_migration_engine  # noqa: E402
+from app.engines import create_migration_engine  # noqa: E402
 from app.migrations import upgrade_to_head  # noqa: E402
 from app.pagination import encode_cursor  # noqa: E402
 from app.todos.models import Todo  # noqa: E402

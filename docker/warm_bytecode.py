@@ -136,7 +136,7 @@ def main() -> None:
     # Both PostgreSQL paths, without a server: the asyncpg engine the requests use and the
     # psycopg2 engine the migrations use load their dialects and drivers when created.
     from app.config import Settings
-    from app.database import create_db_engine, create_migration_engine
+    from app.engines import create_db_engine, create_migration_engine
 
     postgres = Settings(database_url="postgresql://warm:warm@127.0.0.1:1/warm")
     create_migration_engine(postgres).dispose()

@@ -185,7 +185,7 @@ def client(request: pytest.FixtureRequest, backend: str, db_engine: Engine) -> I
 def pooled_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """gunicorn (2 workers) as a Kubernetes pod runs it behind PgBouncer in transaction mode:
     DB_POOLER=transaction, no migration at startup (done before, over a direct connection)."""
-    from app.database import create_migration_engine
+    from app.engines import create_migration_engine
     from app.migrations import upgrade_to_head
     from tests.pgbouncer import APP_POOL_SIZE, pgbouncer
     from tests.runtime.server import app_env, gunicorn

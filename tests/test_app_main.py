@@ -142,6 +142,24 @@ def test_routes_and_middleware_are_wired_when_the_app_is_built() -> None:
 
 
 @pytest.mark.usefixtures("environment")
+def test_tracing_is_wired_when_the_app_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 24: with tracing on, the instrumentation is in the stack create_app() wired, built
+    as the lifespan starts; the lifespan only hands it its tracer provider, and nothing resets
+    the stack for a later build (tests/runtime/test_tracing.py sees the spans arrive)."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")  # no span: nothing to export
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "")  # instrument() sets it; undone after
+    application = create_app()
+    with TestClient(application) as client:
+        stack = application.middleware_stack
+        assert type(stack).__name__ == "SampleFirst"
+        assert client.get("/health").status_code == 200
+        assert application.middleware_stack is stack
+    source = "\n".join(path.read_text() for path in (ROOT / "app").rglob("*.py"))
+    assert "middleware_stack = None" not in source
+
+
+@pytest.mark.usefixtures("environment")
 def test_metrics_port_hides_the_route_that_is_wired(monkeypatch: pytest.MonkeyPatch) -> None:
     """With METRICS_PORT, gunicorn's master serves /metrics: the API port answers as if the
     route did not exist (a 404 like any unknown path, and absent from the docs)."""

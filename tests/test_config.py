@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from app.config import Settings, get_settings
-from app.database import database_url
+from app.engines import database_url
 from app.main import create_app
 from tests.conftest import empty_tables, make_user
 

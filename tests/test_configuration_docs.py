@@ -69,7 +69,7 @@ def test_env_example_names_every_setting_and_no_other() -> None:
 
 
 def test_the_settings_that_do_nothing_on_sqlite_are_the_database_pool_ones() -> None:
-    # app/database.py's SQLite engine takes none of these; a new one belongs in the list
+    # app/engines.py's SQLite engine takes none of these; a new one belongs in the list
     # (and in the table's SQLite column) when it does nothing there either.
     no_effect = {name for name, row in readme_table().items() if row.endswith("| no effect |")}
     assert no_effect == {

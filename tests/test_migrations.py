@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, inspect
 
 from alembic import command
 from app.config import Settings
-from app.database import create_migration_engine
+from app.engines import create_migration_engine
 from app.migration_guard import SchemaRefused
 from app.migrations import (
     ROOT,

@@ -11,7 +11,8 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from app.accounts.models import LoginFailure
 from app.config import Settings
-from app.database import create_db_engine, create_sessionmaker
+from app.database import create_sessionmaker
+from app.engines import create_db_engine
 from app.idempotency.models import IdempotencyKey
 from app.main import create_app
 from app.purge import BATCH, purge_expired

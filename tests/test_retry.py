@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.config import Settings
-from app.database import create_db_engine, create_sessionmaker, transaction
+from app.database import create_sessionmaker, transaction
+from app.engines import create_db_engine
 from app.retry import retrying
 from tests.conftest import ApiUser, make_user
 

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import LoginFailure, RefreshToken, User
 from app.config import Settings
-from app.database import AUTOCOMMIT, create_db_engine, create_sessionmaker, transaction, utcnow
+from app.database import create_sessionmaker, transaction, utcnow
+from app.engines import AUTOCOMMIT, create_db_engine
 from app.idempotency.models import IdempotencyKey
 from app.todos.models import Todo
 from tests.conftest import PASSWORD, ApiUser, empty_tables, make_user

@@ -18,19 +18,9 @@ ALLOWED = {
     # Ids chosen by clients: the registry of lists' and todos' ids, which reads the changes
     # table (tombstones), so it sits above the domain packages (lists and todos use it).
     "app/client_ids.py": "client-chosen ids (lists and todos)",
-    # The access rule's own check, and the accounts package's modules, which still hold their
-    # statements: listed until accounts has repositories of its own (issue 24 follow-up).
-    "app/accounts/access.py": "the access rule",
-    "app/accounts/devices.py": "accounts (no repository yet)",
-    "app/accounts/logins.py": "accounts (no repository yet)",
-    "app/accounts/throttle.py": "accounts (no repository yet)",
-    "app/accounts/tokens.py": "accounts (no repository yet)",
-    "app/accounts/password.py": "accounts (no repository yet)",
-    "app/accounts/service.py": "accounts (no repository yet)",
-    "app/accounts/users.py": "accounts (no repository yet)",
     # Infrastructure, not a resource: migrations and their guard, readiness, the purge
     # loop's batches, the demo seed.
-    "app/database.py": "infrastructure (connection settings)",
+    "app/engines.py": "infrastructure (connection settings)",
     "app/migrations.py": "infrastructure",
     "app/migration_guard.py": "infrastructure",
     "app/health/probe.py": "infrastructure",

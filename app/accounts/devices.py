@@ -11,10 +11,9 @@ The raw value exists only in the request and the response: it is never logged or
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, bindparam, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import DeviceToken
+from app.accounts import login_repository
 from app.accounts.security import hash_refresh_token, new_refresh_token
 
 # A device a user has not logged in from for this long is a new device again.
@@ -22,12 +21,6 @@ LIFETIME = timedelta(days=180)
 # The newest ones per account are kept: a client that never sends its token back (curl, a
 # script) must not grow the table one row per login.
 MAX_PER_USER = 20
-
-_VALID = select(DeviceToken.id).where(
-    DeviceToken.token_hash == bindparam("token_hash"),
-    DeviceToken.user_id == bindparam("user_id"),
-    DeviceToken.expires_at > bindparam("now"),
-)
 
 
 async def find(
@@ -37,9 +30,7 @@ async def find(
     token of another account, expired or made up is no token at all."""
     if not raw:
         return None
-    params = {"token_hash": hash_refresh_token(raw), "user_id": user_id, "now": now}
-    found: uuid.UUID | None = (await session.execute(_VALID, params)).scalar()
-    return found
+    return await login_repository.find_device(session, hash_refresh_token(raw), user_id, now)
 
 
 async def issue(
@@ -48,23 +39,6 @@ async def issue(
     """A new token for the account (the raw value, for the client); the one presented with
     this login, and all but the newest MAX_PER_USER - 1 others, stop working."""
     raw = new_refresh_token()
-    newest = (
-        select(DeviceToken.id)
-        .where(DeviceToken.user_id == user_id, DeviceToken.expires_at > now)
-        .order_by(DeviceToken.created_at.desc(), DeviceToken.id)
-        .limit(MAX_PER_USER - 1)
-    )
-    stale: ColumnElement[bool] = DeviceToken.id.not_in(newest)
-    if replacing is not None:
-        stale = or_(stale, DeviceToken.id == replacing)
-    await session.execute(delete(DeviceToken).where(DeviceToken.user_id == user_id, stale))
-    await session.execute(
-        insert(DeviceToken).values(
-            id=uuid.uuid4(),
-            user_id=user_id,
-            token_hash=hash_refresh_token(raw),
-            created_at=now,
-            expires_at=now + LIFETIME,
-        )
-    )
+    new = login_repository.NewDevice(hash_refresh_token(raw), now, now + LIFETIME)
+    await login_repository.replace_devices(session, user_id, replacing, MAX_PER_USER - 1, new)
     return raw

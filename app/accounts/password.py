@@ -8,13 +8,12 @@ count is the account's (its user id), not its email's: changing the email resets
 
 from dataclasses import dataclass
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts import logins, throttle
-from app.accounts.access import ADMITS
-from app.accounts.models import User, UserRecord
+from app.accounts import login_repository, repository, throttle
+from app.accounts.models import UserRecord
 from app.accounts.security import PasswordHasher
+from app.actor import Actor
 from app.config import Settings
 from app.database import transaction, utcnow
 from app.errors import BadRequest, Unauthorized
@@ -69,17 +68,7 @@ async def change_password(
         # Only while the password just verified is still the user's (the generation has not
         # moved on). Moving it on ends every access token and refresh token issued so far,
         # and every login in flight with the old password (app.accounts.service.login).
-        changed = await session.execute(
-            update(User)
-            .where(ADMITS)
-            .values(
-                hashed_password=hashed,
-                password_changed_at=now,
-                credential_generation=User.credential_generation + 1,
-            )
-            .returning(User.id),
-            {"user_id": user.id, "generation": user.credential_generation},
-        )
-        if changed.first() is None:
+        verified = Actor(user.id, user.credential_generation)
+        if not await repository.set_password(session, verified, hashed, now):
             raise Unauthorized()
-        await logins.end_all(session, user.id, now)
+        await login_repository.end_all(session, user.id, now)

@@ -1,10 +1,10 @@
 """Refresh and logout: what a presented refresh token gets, decided under its login's lock.
 
 Every transaction that changes a login or its tokens locks the login's row first
-(app.accounts.logins.lock), and a refresh checks under that lock that the login is still live
-before it issues anything. So a logout, a detected reuse, a password change or a deactivation
-either runs before a refresh (which then finds the login ended: 401) or waits for it and then
-ends what it issued too. Nothing in flight survives an ending (docs/adr/0101).
+(app.accounts.login_repository.lock), and a refresh checks under that lock that the login is
+still live before it issues anything. So a logout, a detected reuse, a password change or a
+deactivation either runs before a refresh (which then finds the login ended: 401) or waits for
+it and then ends what it issued too. Nothing in flight survives an ending (docs/adr/0101).
 
 A presented token is, in this order:
 - unknown, or of an unknown login: 401;
@@ -24,9 +24,10 @@ import enum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts import logins, tokens, users
+from app.accounts import repository
+from app.accounts.login_repository import end, find_token, lock, mark_rotated
 from app.accounts.schemas import TokenPair
-from app.accounts.security import TokenCodec
+from app.accounts.security import TokenCodec, hash_refresh_token
 from app.accounts.service import Issue, issue_pair
 from app.config import Settings
 from app.database import transaction, utcnow
@@ -55,13 +56,14 @@ async def refresh(
 async def _refresh(
     session: AsyncSession, codec: TokenCodec, settings: Settings, raw_token: str
 ) -> TokenPair | _Refused:
+    token_hash = hash_refresh_token(raw_token)
     async with transaction(session):
-        found = await tokens.find(session, raw_token)
+        found = await find_token(session, token_hash)
         if found is None:
             return _Refused.DEAD
-        login = await logins.lock(session, found.family_id, settings.login_lifetime)
+        login = await lock(session, found.family_id, settings.login_lifetime)
         # Read again under the lock: a refresh that held it before may have exchanged it.
-        token = await tokens.find(session, raw_token)
+        token = await find_token(session, token_hash)
         if login is None or token is None:
             return _Refused.DEAD
         now = utcnow()
@@ -69,9 +71,9 @@ async def _refresh(
             token.rotated_at is not None and now - token.rotated_at > settings.refresh_reuse_grace
         )
         if login.revoked_at is not None or token.revoked_at is not None or stale:
-            await logins.end(session, token.family_id, now)
+            await end(session, token.family_id, now)
             return _Refused.ENDED
-        user = await users.get_by_id(session, token.user_id)
+        user = await repository.by_id(session, token.user_id)
         # The generation, not the user's row lock, decides: a change committed after this
         # read moves it on, and the pair issued here (carrying the old one) dies with it.
         if (
@@ -83,7 +85,7 @@ async def _refresh(
         ):
             return _Refused.DEAD
         if token.rotated_at is None:
-            await tokens.mark_rotated(session, token.id, now)
+            await mark_rotated(session, token.id, now)
         issue = Issue(user.id, token.credential_generation, token.family_id, login.expires_at)
         return await issue_pair(session, codec, settings, issue)
 
@@ -96,10 +98,10 @@ async def logout(session: AsyncSession, settings: Settings, raw_token: str) -> N
 
 async def _logout(session: AsyncSession, settings: Settings, raw_token: str) -> None:
     async with transaction(session):
-        token = await tokens.find(session, raw_token)
+        token = await find_token(session, hash_refresh_token(raw_token))
         if token is None:
             return
         # Locked first: a refresh of this login in flight finishes before the ending, which
         # then ends what it issued too.
-        if await logins.lock(session, token.family_id, settings.login_lifetime) is not None:
-            await logins.end(session, token.family_id, utcnow())
+        if await lock(session, token.family_id, settings.login_lifetime) is not None:
+            await end(session, token.family_id, utcnow())

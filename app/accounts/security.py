@@ -65,7 +65,7 @@ class PasswordHasher:
         self._queue_limit = queue_limit
         self._queued = 0
         self._queued_lock = threading.Lock()
-        # Set while tracing is on (app.main's lifespan): each hash then gets a span of its own.
+        # Set while tracing is on (app.lifespan): each hash then gets a span of its own.
         self.tracing: Tracing | None = None
 
     async def hash_async(self, password: str) -> str:

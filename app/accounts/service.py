@@ -5,10 +5,17 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts import access, devices, logins, throttle, tokens, users
+from app.accounts import devices, login_repository, repository, throttle, users
 from app.accounts.models import User, UserRecord
 from app.accounts.schemas import LoginTokens, TokenPair, UserRegister
-from app.accounts.security import AccessClaims, PasswordHasher, TokenCodec
+from app.accounts.security import (
+    AccessClaims,
+    PasswordHasher,
+    TokenCodec,
+    hash_refresh_token,
+    new_refresh_token,
+)
+from app.actor import Actor
 from app.config import Settings
 from app.database import transaction, utcnow
 from app.errors import Forbidden, InvalidInput, Unauthorized
@@ -32,7 +39,7 @@ class LoginAttempt:
 
 
 async def current_user(session: AsyncSession, claims: AccessClaims) -> UserRecord:
-    user = await users.get_admitted(session, access.params(claims))
+    user = await repository.admitted(session, Actor.of(claims))
     if user is None:
         raise Unauthorized()
     return user
@@ -55,7 +62,7 @@ async def login(
 ) -> LoginTokens:
     _check_login_input(credentials.username, credentials.password)
     email = credentials.username.lower()
-    user = await users.get_by_email(session, email)
+    user = await repository.by_email(session, email)
     key = throttle.Key(email, user.id if user else None, credentials.address)
     if user is not None and credentials.device_token:
         device = await devices.find(session, credentials.device_token, user.id, utcnow())
@@ -83,7 +90,7 @@ async def login(
             # The hash was verified with no lock held: a password change, deactivation or
             # deletion may have ended it meanwhile. Tokens go out only for the generation
             # the verified hash belonged to, and only while it is still the user's.
-            if await users.lock_generation(session, user.id) != user.credential_generation:
+            if await repository.lock_generation(session, user.id) != user.credential_generation:
                 raise Unauthorized(BAD_CREDENTIALS)
             await throttle.clear(session, key)
             pair = await _issue_tokens(
@@ -116,7 +123,7 @@ async def _issue_tokens(
     """A new login: its row, and its first pair for the user's credential generation."""
     now = utcnow()
     ends = now + settings.login_lifetime
-    login_id = await logins.start(session, user_id, now, ends)
+    login_id = await login_repository.start(session, user_id, now, ends)
     return await issue_pair(session, codec, settings, Issue(user_id, generation, login_id, ends))
 
 
@@ -136,9 +143,12 @@ async def issue_pair(
     """A new access token and a refresh token of the login, which lives
     REFRESH_TOKEN_EXPIRE_DAYS but never past the login's end."""
     now = utcnow()
-    refresh_token = await tokens.create(
+    # Only its hash is stored: the raw token exists in the response alone.
+    refresh_token = new_refresh_token()
+    await login_repository.add_token(
         session,
-        tokens.NewToken(issue.user_id, issue.login_id, issue.generation),
+        login_repository.NewToken(issue.user_id, issue.login_id, issue.generation),
+        hash_refresh_token(refresh_token),
         now,
         min(now + settings.refresh_token_ttl, issue.login_ends),
     )

@@ -24,34 +24,31 @@ it would serialise every login behind one proxy; it may be overshot by the verdi
 at that moment, which is no help to a spray of thousands.
 """
 
-import hashlib
 import ipaddress
 import math
-import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from fastapi import Request
-from sqlalchemy import ColumnElement, Integer, and_, bindparam, delete, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import ADDRESS_LENGTH, LoginFailure
+from app.accounts import throttle_repository
+from app.accounts.models import ADDRESS_LENGTH
+from app.accounts.throttle_repository import Key
 from app.config import Settings
-from app.database import dialect_name
 from app.errors import TooManyRequests
 
+__all__ = [
+    "THROTTLED",
+    "Key",
+    "address_bucket",
+    "check",
+    "clear",
+    "client_address",
+    "lock_account",
+    "record_failure",
+]
+
 THROTTLED = "Too many failed login attempts; try again later"
-
-
-@dataclass(frozen=True, slots=True)
-class Key:
-    """Whose password is checked, from where, and with which device token."""
-
-    email: str  # lower-cased: the one typed (a login) or the account's current one
-    user_id: uuid.UUID | None  # the account, when one has that email
-    address: str  # the client's (client_address)
-    device_id: uuid.UUID | None = None  # a valid device token of the account was presented
 
 
 def client_address(request: Request) -> str:
@@ -74,58 +71,19 @@ def address_bucket(host: str) -> str:
 
 
 async def lock_account(session: AsyncSession, key: Key) -> None:
-    if dialect_name(session) == "postgresql":
-        account = f"user:{key.user_id}" if key.user_id else f"email:{key.email}"
-        digest = hashlib.sha256(f"login:{account}".encode()).digest()
-        lock = int.from_bytes(digest[:8], "big", signed=True)
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
-
-
-def _account(key: Key) -> ColumnElement[bool]:
-    if key.user_id is not None:
-        return LoginFailure.user_id == bindparam("user_id")
-    return and_(LoginFailure.user_id.is_(None), LoginFailure.email == bindparam("email"))
-
-
-def _nth_latest(offset: str, *where: ColumnElement[bool]) -> ColumnElement[datetime]:
-    # The limit-th most recent failure inside the window (offset: limit - 1): the lock holds
-    # until that failure leaves the window.
-    return (
-        select(LoginFailure.failed_at)
-        .where(*where, LoginFailure.failed_at > bindparam("since"))
-        .order_by(LoginFailure.failed_at.desc())
-        .offset(bindparam(offset, type_=Integer))
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
-def _verdict(key: Key) -> Any:
-    if key.device_id is not None:
-        return select(_nth_latest("pair_offset", LoginFailure.device_id == bindparam("device")))
-    same_address = LoginFailure.client_address == bindparam("address")
-    return select(
-        _nth_latest("pair_offset", _account(key), same_address),
-        _nth_latest("address_offset", same_address),
-        _nth_latest("account_offset", _account(key), LoginFailure.device_id.is_(None)),
-    )
+    """Serialise the account's verdicts until the transaction ends (see the module docstring)."""
+    await throttle_repository.lock_account(session, key)
 
 
 async def check(session: AsyncSession, settings: Settings, key: Key, now: datetime) -> None:
-    """429 while any limit that applies to this client is reached. One statement for all."""
+    """429 while any limit that applies to this client is reached."""
     window = timedelta(seconds=settings.login_window_seconds)
-    params = {
-        "email": key.email,
-        "user_id": key.user_id,
-        "address": key.address,
-        "device": key.device_id,
-        "since": now - window,
-        "pair_offset": settings.login_max_failures - 1,
-        "address_offset": settings.login_max_address_failures - 1,
-        "account_offset": settings.login_max_account_failures - 1,
-    }
-    row = (await session.execute(_verdict(key), params)).one()
-    locked_since = [failed_at for failed_at in row if failed_at is not None]
+    limits = throttle_repository.Limits(
+        settings.login_max_failures,
+        settings.login_max_address_failures,
+        settings.login_max_account_failures,
+    )
+    locked_since = await throttle_repository.reached(session, key, now - window, limits)
     if locked_since:
         # Capped at the window: a failure stamped a moment after `now` (by a request that got
         # the lock first, or by a replica whose clock runs ahead) cannot lock for longer.
@@ -136,34 +94,12 @@ async def check(session: AsyncSession, settings: Settings, key: Key, now: dateti
 async def record_failure(
     session: AsyncSession, settings: Settings, key: Key, now: datetime
 ) -> None:
-    window = timedelta(seconds=settings.login_window_seconds)
     # Failures that left the window no longer count: drop the account's as we go.
-    await session.execute(
-        delete(LoginFailure).where(_account(key), LoginFailure.failed_at <= now - window),
-        {"email": key.email, "user_id": key.user_id},
-    )
-    await session.execute(
-        insert(LoginFailure).values(
-            id=uuid.uuid4(),
-            email=key.email,
-            user_id=key.user_id,
-            client_address=key.address,
-            device_id=key.device_id,
-            failed_at=now,
-        )
-    )
+    window = timedelta(seconds=settings.login_window_seconds)
+    await throttle_repository.record_failure(session, key, now, now - window)
 
 
 async def clear(session: AsyncSession, key: Key) -> None:
     """A success forgets this address's failures for the account, and the device token's:
     the owner's login cannot reset what an attacker elsewhere has run up."""
-    mine = and_(_account(key), LoginFailure.client_address == bindparam("address"))
-    if key.device_id is not None:
-        mine = or_(mine, LoginFailure.device_id == bindparam("device"))
-    params = {
-        "email": key.email,
-        "user_id": key.user_id,
-        "address": key.address,
-        "device": key.device_id,
-    }
-    await session.execute(delete(LoginFailure).where(mine), params)
+    await throttle_repository.clear(session, key)

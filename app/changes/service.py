@@ -53,7 +53,7 @@ from datetime import timedelta
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts import access
+from app.accounts import authorization
 from app.accounts.security import AccessClaims
 from app.actor import Actor
 from app.changes import repository
@@ -111,7 +111,7 @@ async def feed(
     )
     rows, last_row = split_page(read.rows, limit)
     if not read.rows:
-        await access.authorize(session, claims)
+        await authorization.authorize(session, claims)
     last = None if last_row is None else (rows[-1].txid, rows[-1].object_id)
     if position.starts_a_pass:
         # Found nothing: `since` stays the watermark. One read by a statement of its own,

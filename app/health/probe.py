@@ -16,7 +16,7 @@ from sqlalchemy.pool import NullPool
 from app.config import Settings
 
 # The request engine's own connection settings, so that the probe connects as requests do.
-from app.database import _TRANSACTION_POOLER_ARGS, _server_timeouts, database_url
+from app.engines import _TRANSACTION_POOLER_ARGS, _server_timeouts, database_url
 
 logger = logging.getLogger(__name__)
 _PING = text("SELECT 1")

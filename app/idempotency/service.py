@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts import access
+from app.accounts import authorization
 from app.accounts.security import AccessClaims
 from app.database import transaction, utcnow
 from app.errors import InvalidInput
@@ -58,7 +58,7 @@ async def once(
     savepoints: app.lists.ordering.place_nested)."""
     owner_id, key, request_hash = claims.user_id, keyed.key, keyed.fingerprint(body)
     async with transaction(session):
-        await access.authorize(session, claims)  # before any stored response is replayed
+        await authorization.authorize(session, claims)  # before any stored response is replayed
         record = await repository.remembered(session, owner_id, key)
         if record is not None and record.created_at < utcnow() - IDEMPOTENCY_TTL:
             await repository.forget(session, owner_id, key)

@@ -26,6 +26,7 @@ from app.lists.ordering import OrderedScope
 from app.lists.positions import next_position
 from app.lists.schemas import ListRead
 from app.pagination import after_params, keyset_after, split_page
+from app.versioning import Versioned, versioned
 
 _C, _TABLE = fields.C, fields.TABLE
 _READ_ALL = TypeAdapter(list[ListRead])
@@ -34,18 +35,12 @@ _THIS_ONE = _C.id == bindparam("list_id")
 ORDER = OrderedScope(_TABLE, "owner_id")
 
 
-@dataclass(frozen=True, slots=True)
-class VersionedList:
-    body: ListRead
-    version: int
-
-    @property
-    def etag(self) -> str:
-        return f'"{self.version}"'
+# A list and its version (the ETag every write checks).
+VersionedList = Versioned[ListRead]
 
 
 def _versioned(row: Any) -> VersionedList | None:
-    return None if row is None else VersionedList(ListRead.model_validate(row), row.version)
+    return versioned(ListRead, row)
 
 
 _GET = select(*fields.READ_COLUMNS).where(*_OWNED, _THIS_ONE)

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import client_ids, quotas
-from app.accounts import access
+from app.accounts import authorization
 from app.accounts.security import AccessClaims
 from app.actor import Actor
 from app.database import transaction, utcnow
@@ -52,7 +52,7 @@ async def refuse(
 ) -> NoReturn:
     """Why a statement on the user's list found nothing: 401, 404 (also another user's),
     412 for a failed If-Match, 409 for deleting the default list."""
-    await access.authorize(session, claims)
+    await authorization.authorize(session, claims)
     if if_match or deleting:
         is_default = await repository.is_default(session, Actor.of(claims), list_id)
         if deleting and is_default:
@@ -96,7 +96,7 @@ async def _create(
             session, actor, values, quota, now, list_id or uuid.uuid4()
         )
         if created is None:
-            await access.authorize(session, claims)
+            await authorization.authorize(session, claims)
             await quotas.check(session, claims.user_id, quotas.LISTS, quota)
             raise Unauthorized()  # unreachable unless the user changed in between
         return created
@@ -207,7 +207,7 @@ async def list_page(session: AsyncSession, claims: AccessClaims, query: ListList
         after = (position, last_id)
     found = await repository.page(session, Actor.of(claims), after, query.limit)
     if not found.items:
-        await access.authorize(session, claims)
+        await authorization.authorize(session, claims)
     last = found.last
     next_cursor = encode_cursor(_LISTS_CURSOR, last.position, last.id) if last else None
     return ListPage(items=found.items, next_cursor=next_cursor)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import client_ids
-from app.accounts import access
+from app.accounts import authorization
 from app.accounts.security import AccessClaims
 from app.actor import Actor
 from app.database import transaction, utcnow
@@ -83,7 +83,7 @@ async def _insert(
     async def append() -> VersionedTodo:
         todo = await repository.insert_at_end(session, actor, values, data.list_id, quota)
         if todo is None:
-            await access.authorize(session, claims)
+            await authorization.authorize(session, claims)
             await check(session, claims.user_id, TODOS, quota)
             await refuse_list(session, claims)
         return todo

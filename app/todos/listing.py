@@ -2,7 +2,7 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts import access
+from app.accounts import authorization
 from app.accounts.security import AccessClaims
 from app.actor import Actor
 from app.database import utcnow
@@ -27,7 +27,7 @@ async def list_page(session: AsyncSession, claims: AccessClaims, query: TodoList
         session, Actor.of(claims), query.sort, filters.params(query), after, query.limit
     )
     if not found.items:  # nothing of theirs, or a user who may no longer act
-        await access.authorize(session, claims)
+        await authorization.authorize(session, claims)
     last = found.last
     next_cursor = encode_todo_cursor(order, fingerprint, last) if last else None
     return TodoPage(items=found.items, next_cursor=next_cursor)

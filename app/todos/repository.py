@@ -10,7 +10,6 @@ live here alone; the actor's come from Actor.params().
 
 import random
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -40,6 +39,7 @@ from app.lists.ordering import OrderedScope
 from app.lists.positions import next_position
 from app.todos import fields
 from app.todos.schemas import TodoRead
+from app.versioning import Versioned, versioned
 
 _C, _TABLE = fields.C, fields.TABLE
 _READ_ALL = TypeAdapter(list[TodoRead])  # a page of rows in one call
@@ -49,20 +49,12 @@ _THIS_ONE = _C.id == bindparam("todo_id")
 ORDER = OrderedScope(_TABLE, "list_id")
 
 
-@dataclass(frozen=True, slots=True)
-class VersionedTodo:
-    """A todo as the client sees it, and its version: the strong ETag every write checks."""
-
-    body: TodoRead
-    version: int
-
-    @property
-    def etag(self) -> str:
-        return f'"{self.version}"'
+# A todo and its version (the ETag every write checks).
+VersionedTodo = Versioned[TodoRead]
 
 
 def _versioned(row: Any) -> VersionedTodo | None:
-    return None if row is None else VersionedTodo(TodoRead.model_validate(row), row.version)
+    return versioned(TodoRead, row)
 
 
 # Built once: constructing a statement costs more than running it.

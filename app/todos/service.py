@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts import access
+from app.accounts import authorization
 from app.accounts.security import AccessClaims
 from app.actor import Actor
 from app.database import utcnow
@@ -42,14 +42,14 @@ async def refuse(
     """Why a statement on the token user's todo found nothing: the user may not act (401),
     there is no such todo of theirs (404, also for someone else's), or If-Match failed.
     Without If-Match the statement could only have missed the todo: no need to look again."""
-    await access.authorize(session, claims)
+    await authorization.authorize(session, claims)
     if if_match and await repository.exists_for(session, Actor.of(claims), todo_id):
         raise PreconditionFailed()
     raise NotFound(NOT_FOUND_MESSAGE)
 
 
 async def refuse_list(session: AsyncSession, claims: AccessClaims) -> NoReturn:
-    await access.authorize(session, claims)
+    await authorization.authorize(session, claims)
     # A missing list and another user's are the same answer.
     raise InvalidInput(("body", "list_id"), NO_SUCH_LIST)
 
@@ -121,7 +121,7 @@ async def _write(
         if written is not None:
             return written
         if moving:
-            await access.authorize(session, claims)
+            await authorization.authorize(session, claims)
             if not await repository.owns_list(session, actor, values["list_id"]):
                 raise InvalidInput(("body", "list_id"), NO_SUCH_LIST)
     # Nothing was written: no such todo of theirs (or a user who may not act), a stale

@@ -16,7 +16,8 @@ from sqlalchemy import Engine, select
 from alembic import command
 from app.accounts.models import Login, RefreshToken, User
 from app.config import Settings
-from app.database import create_migration_engine, utcnow
+from app.database import utcnow
+from app.engines import create_migration_engine
 from app.main import create_app
 from app.migrations import alembic_config
 from tests.conftest import TEST_SECRET

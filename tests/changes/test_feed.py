@@ -16,7 +16,8 @@ from sqlalchemy import Engine, func, select, text, update
 from app.changes.models import Change
 from app.changes.tokens import ChangeTokens, FeedPosition
 from app.config import Settings
-from app.database import create_db_engine, create_sessionmaker, utcnow
+from app.database import create_sessionmaker, utcnow
+from app.engines import create_db_engine
 from app.purge import purge_expired
 from tests.changes.helpers import Replica, feed, page, server_state
 from tests.conftest import ApiUser, assert_bearer_401

@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from app.config import Settings
-from app.database import create_db_engine, create_migration_engine, create_sessionmaker, transaction
+from app.database import create_sessionmaker, transaction
+from app.engines import create_db_engine, create_migration_engine
 from app.migrations import upgrade_to_head
 from tests.conftest import TempPostgres
 from tests.pgbouncer import APP_POOL_SIZE, PgBouncer, pgbouncer

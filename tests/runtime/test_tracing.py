@@ -24,7 +24,7 @@ import pytest
 
 from app import tracing
 from app.config import Settings
-from app.database import create_migration_engine
+from app.engines import create_migration_engine
 from app.migrations import ROOT, upgrade_to_head
 from tests.conftest import TEST_SECRET, TempPostgres
 from tests.otlp import (

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine
 
 from alembic import command
 from app.config import Settings
-from app.database import create_migration_engine
+from app.engines import create_migration_engine
 from app.migrations import alembic_config
 from tests.conftest import TEST_SECRET
 

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.config import Settings
-from app.database import AUTOCOMMIT, create_db_engine, create_migration_engine
+from app.engines import AUTOCOMMIT, create_db_engine, create_migration_engine
 from app.migrations import upgrade_to_head
 
 # The outer transaction's isolation on PostgreSQL: what transaction(session) asks for. A
