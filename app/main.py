@@ -26,11 +26,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from app import demo, migrations, openapi, tracing
+from app import demo, migrations, openapi, stopping, tracing
 from app.accounts import users
 from app.accounts.auth_router import router as auth_router
 from app.accounts.security import PasswordHasher, TokenCodec
 from app.accounts.users_router import router as users_router
+from app.changes.notifications import Notifier
 from app.changes.router import router as changes_router
 from app.changes.tokens import ChangeTokens
 from app.config import Settings, get_settings
@@ -158,9 +159,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.collect()
         gc.freeze()
         purge = asyncio.create_task(purge_periodically(app.state.sessionmaker, settings))
+        # Here, after the fork: one notifier per worker process for all its waiting requests.
+        notifier = Notifier(settings, app.state.sessionmaker)
+        app.state.change_waiters = notifier.waiters
+        unregister = stopping.on_stop(notifier.stop_waiting)
         try:
             yield
         finally:
+            unregister()
+            await notifier.close()
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge

@@ -157,3 +157,31 @@ def expired_tombstones(retention: timedelta, now: datetime) -> Delete:
         .limit(PURGE_BATCH)
     )
     return delete(Change).where(Change.object_id.in_(old.scalar_subquery()))
+
+
+# The SQLite poll (app.changes.notifications): the clock every recorded change increments, and
+# which of the waiting users have a change stamped after a clock value. Not under the access
+# rule: it hands out nothing, it only says whom to wake, and the woken request's page is read
+# under it.
+_CLOCK = select(ChangeClock.value).where(ChangeClock.id == 1)
+_CHANGED_OWNERS = (
+    select(Change.owner_id)
+    .where(
+        Change.owner_id.in_(bindparam("owners", expanding=True)),
+        Change.txid > bindparam("after"),
+    )
+    .distinct()
+)
+
+
+async def change_clock(session: AsyncSession) -> int:
+    """SQLite: the change clock's value (0 before any change)."""
+    return (await session.scalar(_CLOCK)) or 0
+
+
+async def owners_changed_after(
+    session: AsyncSession, owners: Sequence[uuid.UUID], after: int
+) -> Sequence[uuid.UUID]:
+    """SQLite: which of `owners` have a change stamped after clock value `after`."""
+    result = await session.scalars(_CHANGED_OWNERS, {"owners": list(owners), "after": after})
+    return result.all()
