@@ -27,7 +27,8 @@ def _synced(client: TestClient, user: ApiUser) -> str:
         bodies.append(page(client, user, bodies[-1]["next_token"] if bodies else replica.token))
         return not bodies[-1]["changes"]
 
-    wait_until(quiet)
+    # As long as a transaction anywhere in the cluster stays open (other test runs too).
+    wait_until(quiet, timeout=180)
     token: str = bodies[-1]["next_token"]
     return token
 
