@@ -126,7 +126,9 @@ async def read(
         # after the page's, could pass a transaction that committed in between, unseen (the
         # guarantee test caught exactly that).
         mark = position.since if read.watermark is None else read.watermark
-        position = replace(position, mark=mark, mark_at=now)
+        # Found nothing: whatever the pass before saw is still all there was.
+        seen = position.seen if read.watermark is None else read.snapshot
+        position = replace(position, mark=mark, mark_at=now, mark_seen=seen)
     return Page(rows, _following(position, last), last is not None)
 
 
@@ -158,5 +160,7 @@ def _following(position: FeedPosition, last: tuple[int, uuid.UUID] | None) -> Fe
     """Where the next call goes on: further in this pass, or (its end) a new pass from the
     watermark its first page took."""
     if last is not None:
-        return replace(position, after=last)
-    return FeedPosition(since=position.mark or 0, since_at=position.mark_at or 0)
+        return replace(position, after=last, seen=None)
+    return FeedPosition(
+        since=position.mark or 0, since_at=position.mark_at or 0, seen=position.mark_seen
+    )

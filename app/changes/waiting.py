@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.security import AccessClaims
 from app.changes import service
-from app.changes.tokens import ChangeTokens
+from app.changes.tokens import ChangeTokens, FeedPosition
 
 RECHECK_SECONDS = 2.0
 # Per worker (pid label under gunicorn): how many feed requests wait, holding no connection.
@@ -115,12 +115,23 @@ async def feed(
     deadline = loop.time() + wait
     with waiters.subscribe(claims.user_id) as woken:
         page = await service.read(session, claims, position, limit)
-        while not page.changes and not waiters.stopping:
+        while not _news(page, position) and not waiters.stopping:
             # The connection goes back to the pool for the wait: hundreds of waiting
             # requests hold none. The next read takes one again.
             await session.close()
             remaining = deadline - loop.time()
             if remaining <= 0 or not await waiters.sleep(woken, remaining):
                 break
-            page = await service.read(session, claims, page.following, limit)
+            # From `since` again: the answer holds everything after it, repeats included.
+            page = await service.read(session, claims, position, limit)
+    if page.changes and not _news(page, position):
+        # Only repeats: nothing changed. The client's own token is as good as it gets.
+        page = service.Page((), position, more=False)
     return service.body(page, tokens, claims.user_id)
+
+
+def _news(page: service.Page, position: FeedPosition) -> bool:
+    """Whether the page holds a change the pass before did not deliver. On PostgreSQL the
+    feed repeats changes at or above its watermark while any transaction in the cluster
+    stays open (app.changes.service); the token's snapshot tells those apart."""
+    return page.more or any(not position.saw(change.txid) for change in page.changes)

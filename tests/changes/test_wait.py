@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
 
 from app.config import Settings
 from app.main import create_app
@@ -160,3 +161,33 @@ def test_stopping_answers_the_waiting_polls_at_once(settings: Settings, client: 
         response = polled.result(timeout=30)
     assert response.status_code == 200, response.text
     assert response.json()["changes"] == []
+
+
+def test_behind_an_open_transaction_repeats_do_not_answer_a_waiting_poll(
+    client: TestClient, user: ApiUser, db_engine: Engine, backend: str
+) -> None:
+    """PostgreSQL repeats changes at or above a token's watermark while a transaction that
+    began before them stays open (app.changes.service): the poll must wait all the same,
+    and answer with the next real change. (SQLite never repeats: the same poll, trivially.)"""
+    with db_engine.connect() as holder:
+        if backend == "postgres":  # an open transaction with an id: the watermark stays
+            holder.execute(text("SELECT pg_current_xact_id()"))
+        first = create_todo(client, user, title="before")
+        replica = Replica(user)
+        replica.sync(client)
+        # On PostgreSQL the token's pass repeats `first` for as long as `holder` is open.
+        assert replica.token is not None
+        repeated = [c["id"] for c in page(client, user, replica.token)["changes"]]
+        assert (first["id"] in repeated) == (backend == "postgres")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            polled = pool.submit(wait_feed, client, user, replica.token, 60)
+            wait_until(lambda: _waiting(client) == 1 or polled.done())
+            assert not polled.done(), polled.result().text
+            second = create_todo(client, user, title="after")
+            body = polled.result(timeout=60).json()
+        assert second["id"] in [c["id"] for c in body["changes"]]
+        # Nothing but repeats after its token, and a wait that runs out: an empty page.
+        quiet = wait_feed(client, user, body["next_token"], 1).json()
+        assert quiet["changes"] == []
+        assert quiet["has_more"] is False
+        holder.rollback()
