@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # Pooler), where consecutive transactions may run on different server connections
     # (app.engines.create_db_engine says what changes, and what it costs).
     db_pooler: Literal["none", "transaction"] = "none"
+    # PostgreSQL: the one connection per worker that LISTENs for committed changes (waiting
+    # feed requests, app.changes.waiting). Direct to PostgreSQL: LISTEN does not survive a
+    # transaction-mode pooler. Default: DATABASE_URL, unless DB_POOLER=transaction.
+    database_listen_url: str | None = None
 
     secret_key: SecretStr | None = None
     # Where a generated key is kept (created once, 0600), so every worker and restart shares
@@ -127,7 +131,11 @@ class Settings(BaseSettings):
     update_db: bool = False
 
     @field_validator(
-        "secret_key", "first_superuser_password", "migration_database_url", mode="before"
+        "secret_key",
+        "first_superuser_password",
+        "migration_database_url",
+        "database_listen_url",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -147,7 +155,7 @@ class Settings(BaseSettings):
         settings_rules.check_rate_limit_storage(value)
         return value
 
-    @field_validator("database_url", "migration_database_url")
+    @field_validator("database_url", "migration_database_url", "database_listen_url")
     @classmethod
     def _known_database(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
@@ -220,6 +228,13 @@ class Settings(BaseSettings):
         if self.migration_database_url is None:
             return self
         return self.model_copy(update={"database_url": self.migration_database_url})
+
+    @property
+    def listen_url(self) -> str | None:
+        """Where this worker LISTENs for changes; None: nowhere it would work (a pooler)."""
+        if self.database_listen_url is not None:
+            return self.database_listen_url
+        return None if self.db_pooler == "transaction" else self.database_url
 
     @property
     def refresh_token_ttl(self) -> timedelta:

@@ -3,8 +3,9 @@
 Startup: the settings (when create_app() was given none) → the engine, the readiness probe,
 the password hasher, the token codecs, the rate limiter → tracing's provider (after gunicorn's
 fork) → the schema (migrate, or RESET_DB's rebuild with demo data) and the first superuser →
-the purge loop. Shutdown undoes it in reverse. reset_database_once() is RESET_DB for a
-multi-process server, run by gunicorn's master before it forks (gunicorn_conf.py).
+the purge loop and the feed's notifier. Shutdown undoes it in reverse.
+reset_database_once() is RESET_DB for a multi-process server, run by gunicorn's master
+before it forks (gunicorn_conf.py).
 """
 
 import asyncio
@@ -21,9 +22,10 @@ from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from app import demo, migrations, tracing
+from app import demo, migrations, stopping, tracing
 from app.accounts import users
 from app.accounts.security import PasswordHasher, TokenCodec
+from app.changes.notifications import Notifier
 from app.changes.tokens import ChangeTokens
 from app.config import Settings, get_settings
 from app.database import create_sessionmaker, transaction
@@ -124,9 +126,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.collect()
         gc.freeze()
         purge = asyncio.create_task(purge_periodically(app.state.sessionmaker, settings))
+        # Here, after the fork: one notifier per worker process for all its waiting requests.
+        notifier = Notifier(settings, app.state.sessionmaker)
+        app.state.change_waiters = notifier.waiters
+        unregister = stopping.on_stop(notifier.stop_waiting)
         try:
             yield
         finally:
+            unregister()
+            await notifier.close()
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge

@@ -20,12 +20,17 @@ the connection asking (the Nth, not the N+1st, is refused), and its 503 is plain
 
 import asyncio
 import json
+import socket
+import sys
 import uuid
 from typing import Any
 
+from gunicorn.arbiter import Arbiter  # type: ignore[import-untyped]
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
+from app import stopping
 from app.config import get_settings
 from app.forwarded import UntrustedForwardedForWarning
 
@@ -149,4 +154,18 @@ class TodoUvicornWorker(UvicornWorker):  # type: ignore[misc]  # uvicorn-worker 
         self.config.loaded_app = UntrustedForwardedForWarning(
             self.config.loaded_app, self.cfg.forwarded_allow_ips
         )
-        await super()._serve()
+        # UvicornWorker._serve, with the server below.
+        server = StoppingServer(config=self.config)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+
+class StoppingServer(Server):
+    """uvicorn's server, telling the app it stops before it waits for requests in flight
+    (app.stopping): waiting feed requests answer then, not after GRACEFUL_TIMEOUT."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        stopping.begin()
+        await super().shutdown(sockets)

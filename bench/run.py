@@ -38,7 +38,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -88,8 +88,13 @@ DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 # ones), so concurrent appends meet in the same list (issue 24: within 20% of create_todo).
 ALL_SCENARIOS = (
     "health,get_todo,list_todos,create_todo,create_crowded,update_todo,update_noop,mixed,"
-    "changes,login"
+    "changes,changes_wait,login"
 )
+# changes_wait: get_todo's reads while LONG_POLLS feed requests wait for a change
+# (bench/long_polls.py, a process of its own): reported beside get_todo, their ratio is what
+# the waiting polls cost everyone else (API.md: "as fast as before").
+LONG_POLLS = 500
+WAITING_SEEN: list[int] = []  # how many the server reported waiting, per changes_wait run
 CROWDED_USERS = 6
 # BENCH_SCENARIOS=get_todo,list_todos: only those (and no login storm or scale runs), for A/B.
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", ALL_SCENARIOS).split(",")
@@ -197,6 +202,7 @@ def main() -> None:
             results["rate_limit_cost"] = _limiter_cost(results["scenarios"])
             if baseline:
                 results["baseline_change"] = _baseline_change(results["scenarios"])
+            results["waiting_cost"] = _waiting_cost(results["scenarios"])
             if not PARTIAL:
                 results["login_storm"] = login_storm(url, data, alone)
                 results["scale"] = scale(engine, url)
@@ -238,8 +244,9 @@ def _rounds(
             for variant, url in order[turn:] + order[:turn]:
                 if not _runs_on(variant, name):
                     continue
-                run = wrk(url, name, data=_data(name, data), delete=deletable.take(name))
-                samples[f"{name}/{variant}" if variant else name].append(run)
+                with _long_polls(url, data) if name == "changes_wait" else nullcontext():
+                    run = wrk(url, name, data=_data(name, data), delete=deletable.take(name))
+                samples.setdefault(f"{name}/{variant}" if variant else name, []).append(run)
                 _drain(url)
                 if variant in receivers:  # its workers still encoding a backlog of spans
                     _quiet(receivers[variant])
@@ -263,6 +270,16 @@ def _limiter_cost(scenarios: dict[str, Any]) -> dict[str, Any]:
         cost[name] = {"ratio_on": on, "ratio_off": off, "loss": loss,
                       "within_budget": loss <= LIMITER_BUDGET}  # fmt: skip
     return cost
+
+
+def _waiting_cost(scenarios: dict[str, Any]) -> dict[str, Any]:
+    """get_todo's ratio with LONG_POLLS feed requests waiting and without, and the share lost."""
+    if not {"get_todo", "changes_wait"} <= scenarios.keys():
+        return {}
+    alone, crowded = scenarios["get_todo"]["ratio"], scenarios["changes_wait"]["ratio"]
+    return {"long_polls": LONG_POLLS, "waiting_seen": WAITING_SEEN,
+            "ratio_without": alone, "ratio_with": crowded,
+            "loss": round(1 - crowded / alone, 4)}  # fmt: skip
 
 
 def _baseline_change(scenarios: dict[str, Any]) -> dict[str, Any]:
@@ -659,6 +676,11 @@ def report(results: dict[str, Any]) -> None:
             line += (f" (limits off: {change['ratio_limits_off']:.3f}, "
                      f"{change['change_limits_off']:+.1%})")  # fmt: skip
         print(f"{line}, {verdict} the {BASELINE_TOLERANCE:.0%} tolerance")
+    if waiting := results.get("waiting_cost"):
+        print(f"get_todo with {waiting['long_polls']} feed requests waiting "
+              f"(server saw {waiting['waiting_seen']}): ratio "
+              f"{waiting['ratio_with']:.3f}, without {waiting['ratio_without']:.3f}: "
+              f"{waiting['loss']:+.1%} lost")  # fmt: skip
     for variant, cost in results.get("tracing", {}).items():
         losses = ", ".join(f"{name} {loss:+.1%}" for name, loss in cost["loss"].items())
         print(f"tracing {variant}: throughput lost {losses}; "
@@ -773,7 +795,25 @@ def _pooled(env: dict[str, str], database_url: str) -> Iterator[dict[str, str]]:
     # costs per statement, not queueing for a scarce server connection.
     with pgbouncer(WORK, database_url, pool_size=WORKERS * 10) as bouncer:
         yield {**env, "DATABASE_URL": bouncer.url(database_url), "DB_POOLER": "transaction",
-               "MIGRATE_ON_STARTUP": "false"}  # fmt: skip
+               "DATABASE_LISTEN_URL": database_url, "MIGRATE_ON_STARTUP": "false"}  # fmt: skip
+
+
+@contextmanager
+def _long_polls(url: str, data: Path) -> Iterator[None]:
+    """LONG_POLLS feed requests waiting on `url` for as long as the block runs."""
+    command = [sys.executable, str(ROOT / "bench" / "long_polls.py"), url, str(data),
+               str(LONG_POLLS)]  # fmt: skip
+    holder = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603
+    try:
+        assert holder.stdout is not None
+        line = holder.stdout.readline()
+        if not line.startswith("ready"):
+            raise SystemExit(f"bench/long_polls.py did not get ready: {line!r}")
+        WAITING_SEEN.append(int(line.split()[1]))
+        yield
+    finally:
+        holder.terminate()
+        holder.wait(timeout=30)
 
 
 @contextmanager

@@ -476,3 +476,16 @@ def test_empty_environment_variables_fall_back_to_the_defaults(
     settings = Settings(_env_file=None)
     for name, field in Settings.model_fields.items():
         assert getattr(settings, name) == field.get_default(call_default_factory=True), name
+
+
+def test_changes_are_heard_on_database_url_unless_it_is_a_transaction_pooler() -> None:
+    direct = "postgresql://todo@db:5432/todo"
+    pooled = "postgresql://todo@pooler:6432/todo"
+    assert Settings(_env_file=None, database_url=direct).listen_url == direct
+    behind = {"database_url": pooled, "db_pooler": "transaction", "migrate_on_startup": False}
+    assert Settings(_env_file=None, **behind).listen_url is None  # type: ignore[arg-type]
+    told = Settings(_env_file=None, database_listen_url=direct, **behind)  # type: ignore[arg-type]
+    assert told.listen_url == direct
+    assert Settings(_env_file=None, database_listen_url=" ").database_listen_url is None
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, database_listen_url="mysql://db/todo")

@@ -25,6 +25,7 @@ ALLOWED = {
     "app/migration_guard.py": "infrastructure",
     "app/health/probe.py": "infrastructure",
     "app/purge.py": "infrastructure",
+    "app/changes/notifications.py": "infrastructure (the LISTEN connection's ping)",
     "app/demo.py": "infrastructure",
     # Shared placement and quota machinery: scope-generic statements both lists and todos use.
     "app/lists/ordering.py": "placement (lists and todos)",

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import Label
 
 from app.accounts import access
 from app.actor import Actor
@@ -50,6 +51,9 @@ class ChangeRow:
 class PageRows:
     rows: Sequence[ChangeRow]
     watermark: int | None  # read by a pass's first page, when it found anything
+    # PostgreSQL: that page's snapshot, (xmax, in-progress ids): what the pass saw, so that a
+    # later pass can tell a change it repeats from one committed since (app.changes.waiting).
+    snapshot: tuple[int, tuple[int, ...]] | None = None
 
 
 def _watermark(dialect: str) -> ColumnElement[int]:
@@ -82,7 +86,11 @@ def _page_statement(dialect: Dialect, first_page: bool) -> Select[*tuple[Any, ..
     """A keyset page of the changes in feed order, each with its object's columns (a deleted
     one has none). The watermark comes from the very statement that reads a pass's first page."""
     todos, lists = todo_fields.TABLE, list_fields.TABLE
-    watermark = [_watermark(dialect.name).label("watermark")] if first_page else []
+    watermark: list[Label[Any]] = (
+        [_watermark(dialect.name).label("watermark")] if first_page else []
+    )
+    if first_page and dialect.name == "postgresql":  # as text: "xmin:xmax:xip,xip,..."
+        watermark.append(cast(func.pg_current_snapshot(), String).label("snapshot"))
     stmt = (
         select(
             Change.kind,
@@ -139,7 +147,21 @@ async def page(
                 item = {name: row[i] for name, i in zip(names, at, strict=True)}
         changes.append(ChangeRow(kind, object_id, deleted, txid, item))
     watermark = rows[0].watermark if first_page and rows else None
-    return PageRows(changes, watermark)
+    snapshot = None
+    if watermark is not None and dialect.name == "postgresql":
+        snapshot = _snapshot(rows[0].snapshot)
+    return PageRows(changes, watermark, snapshot)
+
+
+# A snapshot with more transactions in progress than this is not kept (the token stays short):
+# a later pass then treats everything at or above the watermark as new, as the feed always has.
+_MOST_IN_PROGRESS = 32  # ids of up to 10 digits: the token stays far under 1024 characters
+
+
+def _snapshot(text: str) -> tuple[int, tuple[int, ...]] | None:
+    _xmin, xmax, xip = text.split(":")
+    running = tuple(int(x) for x in xip.split(",") if x)
+    return None if len(running) > _MOST_IN_PROGRESS else (int(xmax), running)
 
 
 # Tombstones outlive the retention by a day: a token issued just inside the retention must
@@ -157,3 +179,31 @@ def expired_tombstones(retention: timedelta, now: datetime) -> Delete:
         .limit(PURGE_BATCH)
     )
     return delete(Change).where(Change.object_id.in_(old.scalar_subquery()))
+
+
+# The SQLite poll (app.changes.notifications): the clock every recorded change increments, and
+# which of the waiting users have a change stamped after a clock value. Not under the access
+# rule: it hands out nothing, it only says whom to wake, and the woken request's page is read
+# under it.
+_CLOCK = select(ChangeClock.value).where(ChangeClock.id == 1)
+_CHANGED_OWNERS = (
+    select(Change.owner_id)
+    .where(
+        Change.owner_id.in_(bindparam("owners", expanding=True)),
+        Change.txid > bindparam("after"),
+    )
+    .distinct()
+)
+
+
+async def change_clock(session: AsyncSession) -> int:
+    """SQLite: the change clock's value (0 before any change)."""
+    return (await session.scalar(_CLOCK)) or 0
+
+
+async def owners_changed_after(
+    session: AsyncSession, owners: Sequence[uuid.UUID], after: int
+) -> Sequence[uuid.UUID]:
+    """SQLite: which of `owners` have a change stamped after clock value `after`."""
+    result = await session.scalars(_CHANGED_OWNERS, {"owners": list(owners), "after": after})
+    return result.all()

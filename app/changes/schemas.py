@@ -5,7 +5,7 @@ makes `change.item` a TodoRead or null) instead of guessing from the item's fiel
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, RootModel
+from pydantic import BaseModel, Field, RootModel, model_validator
 
 from app.lists.schemas import ListRead
 from app.todos.schemas import TodoRead
@@ -25,6 +25,19 @@ class ChangeQuery(BaseModel):
         "to this user: 422",
     )
     limit: int = Field(default=100, ge=1, le=1000, description="Changes in one answer, 1-1000")
+    wait: int | None = Field(
+        default=None,
+        ge=0,
+        le=60,
+        description="Seconds to wait for a change when there is none since the token (0-60)",
+    )
+
+    @model_validator(mode="after")
+    def _wait_needs_since(self) -> "ChangeQuery":
+        # From nothing the answer is everything there is: there is nothing to wait for.
+        if self.wait is not None and self.since is None:
+            raise ValueError("wait needs since: pass the next_token of an earlier answer")
+        return self
 
 
 class ListChange(BaseModel):

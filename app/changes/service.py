@@ -47,7 +47,7 @@ nothing for an owner that is gone), and its tokens' user no longer exists: 401.
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from pydantic import TypeAdapter
@@ -90,21 +90,32 @@ def _documents(rows: Sequence[repository.ChangeRow]) -> bytes:
     return _CHANGES.dump_json(_CHANGES.validate_python(changes))
 
 
-async def feed(
-    session: AsyncSession,
-    claims: AccessClaims,
-    tokens: ChangeTokens,
-    since: str | None,
-    limit: int,
-    retention: timedelta,
-) -> bytes:
-    """A page of the feed as the response's body: ChangePage's JSON, written by the database
-    the models GET writes, in one call a page (_documents)."""
+@dataclass(frozen=True, slots=True)
+class Page:
+    changes: Sequence[repository.ChangeRow]
+    following: FeedPosition  # where the next call goes on: its token
+    more: bool
+
+
+def position(
+    claims: AccessClaims, tokens: ChangeTokens, since: str | None, retention: timedelta
+) -> FeedPosition:
+    """Where `since` says the client is (from nothing: the start); 410 past the retention."""
     now = int(time.time())
     # From nothing: the client needs no tombstone, so nothing it needs can have been purged.
-    position = FeedPosition(0, now) if since is None else tokens.decode(since, claims.user_id)
-    if since is not None and position.since_at < now - retention.total_seconds():
+    if since is None:
+        return FeedPosition(0, now)
+    found = tokens.decode(since, claims.user_id)
+    if found.since_at < now - retention.total_seconds():
         raise Gone(EXPIRED)
+    return found
+
+
+async def read(
+    session: AsyncSession, claims: AccessClaims, position: FeedPosition, limit: int
+) -> Page:
+    """The page at `position`, and the position after it."""
+    now = int(time.time())
     # One more than the page: whether it is there tells whether another page follows.
     read = await repository.page(
         session, Actor.of(claims), position.since, position.after, limit + 1
@@ -118,22 +129,42 @@ async def feed(
         # after the page's, could pass a transaction that committed in between, unseen (the
         # guarantee test caught exactly that).
         mark = position.since if read.watermark is None else read.watermark
-        position = replace(position, mark=mark, mark_at=now)
-    following = _following(position, last)
+        # Found nothing: whatever the pass before saw is still all there was.
+        seen = position.seen if read.watermark is None else read.snapshot
+        position = replace(position, mark=mark, mark_at=now, mark_seen=seen)
+    return Page(rows, _following(position, last), last is not None)
+
+
+def body(page: Page, tokens: ChangeTokens, user_id: uuid.UUID) -> bytes:
+    """ChangePage's JSON, written with the models GET writes, in one call a page (_documents)."""
     # The token is base64url: nothing in it needs escaping.
-    token = tokens.encode(following, claims.user_id)
-    more = b"false" if last is None else b"true"
+    token = tokens.encode(page.following, user_id)
     return b'{"changes":%b,"next_token":"%b","has_more":%b}' % (
-        # Reordered only now: `last`, where the next page starts, is the keyset's last row.
-        _documents(parents_first(rows)),
+        # Reordered only now: where the next page starts is the keyset's last row.
+        _documents(parents_first(page.changes)),
         token.encode(),
-        more,
+        b"true" if page.more else b"false",
     )
+
+
+async def feed(
+    session: AsyncSession,
+    claims: AccessClaims,
+    tokens: ChangeTokens,
+    since: str | None,
+    limit: int,
+    retention: timedelta,
+) -> bytes:
+    """A page of the feed as the response's body (ChangePage's JSON)."""
+    page = await read(session, claims, position(claims, tokens, since, retention), limit)
+    return body(page, tokens, claims.user_id)
 
 
 def _following(position: FeedPosition, last: tuple[int, uuid.UUID] | None) -> FeedPosition:
     """Where the next call goes on: further in this pass, or (its end) a new pass from the
     watermark its first page took."""
     if last is not None:
-        return replace(position, after=last)
-    return FeedPosition(since=position.mark or 0, since_at=position.mark_at or 0)
+        return replace(position, after=last, seen=None)
+    return FeedPosition(
+        since=position.mark or 0, since_at=position.mark_at or 0, seen=position.mark_seen
+    )

@@ -44,6 +44,17 @@ class FeedPosition:
     after: tuple[int, uuid.UUID] | None = None  # the last (txid, object_id) delivered this pass
     mark: int | None = None  # the pass's watermark: the next pass's `since`
     mark_at: int | None = None
+    # What the pass before this one saw (PostgreSQL, app.changes.repository.PageRows): in a
+    # pass's first token only; `mark_seen` carries this pass's along to its last page.
+    seen: tuple[int, tuple[int, ...]] | None = None
+    mark_seen: tuple[int, tuple[int, ...]] | None = None
+
+    def saw(self, txid: int) -> bool:
+        """Whether the pass before delivered a change with this stamp (it was visible then)."""
+        if self.seen is None or not self.starts_a_pass:
+            return False
+        xmax, in_progress = self.seen
+        return txid < xmax and txid not in in_progress
 
     @property
     def starts_a_pass(self) -> bool:
@@ -59,9 +70,13 @@ class ChangeTokens:
 
     def encode(self, position: FeedPosition, user_id: uuid.UUID) -> str:
         fields: dict[str, object] = {"s": position.since, "t": position.since_at}
+        if position.seen is not None:
+            fields["v"] = [position.seen[0], list(position.seen[1])]
         if position.after is not None:
             fields |= {"a": [position.after[0], position.after[1].hex], "m": position.mark}
             fields["mt"] = position.mark_at
+            if position.mark_seen is not None:
+                fields["mv"] = [position.mark_seen[0], list(position.mark_seen[1])]
         plain = json.dumps(fields, separators=(",", ":")).encode()
         nonce = os.urandom(_NONCE_BYTES)
         sealed = nonce + self._cipher.encrypt(nonce, plain, user_id.bytes)
@@ -92,13 +107,23 @@ class ChangeTokens:
 
 def _position(fields: dict[str, object]) -> FeedPosition:
     since, since_at = _integer(fields["s"]), _integer(fields["t"])
+    seen = _seen(fields.get("v"))
     if "a" not in fields:
-        return FeedPosition(since, since_at)
+        return FeedPosition(since, since_at, seen=seen)
     last = fields["a"]
     if not isinstance(last, list) or len(last) != 2:
         raise ValueError("not a keyset position")
     after = (_integer(last[0]), uuid.UUID(hex=str(last[1])))
-    return FeedPosition(since, since_at, after, _integer(fields["m"]), _integer(fields["mt"]))
+    mark, mark_at = _integer(fields["m"]), _integer(fields["mt"])
+    return FeedPosition(since, since_at, after, mark, mark_at, seen, _seen(fields.get("mv")))
+
+
+def _seen(value: object) -> tuple[int, tuple[int, ...]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2 or not isinstance(value[1], list):
+        raise ValueError("not a snapshot")
+    return _integer(value[0]), tuple(_integer(x) for x in value[1])
 
 
 def _integer(value: object) -> int:

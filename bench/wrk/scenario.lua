@@ -74,7 +74,8 @@ function request()
   local e = entries[math.random(#entries)]
   if scenario == "health" then return wrk.format("GET", "/health")
   elseif scenario == "ceiling" then return wrk.format("GET", "/")
-  elseif scenario == "get_todo" then return get_todo(e)
+  -- changes_wait: the same reads, while bench/long_polls.py holds feed requests waiting.
+  elseif scenario == "get_todo" or scenario == "changes_wait" then return get_todo(e)
   elseif scenario == "list_todos" then return list_todos(e)
   elseif scenario == "changes" then return changes(e)
   elseif scenario == "create_todo" or scenario == "create_crowded" then return create_todo(e)

@@ -1,5 +1,7 @@
 """A feed client: keeps a local copy the way the contract tells a sync client to."""
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,3 +81,23 @@ def server_state(client: Any, user: ApiUser) -> dict[tuple[str, str], dict[str, 
             if cursor is None:
                 break
     return state
+
+
+def wait_feed(
+    client: Any, user: ApiUser, since: str | None, wait: Any, limit: int = 100
+) -> httpx.Response:
+    """GET /changes with `wait` (as given: the 422 tests pass bad values); an HTTP client's
+    own timeout must outlast the wait."""
+    params: dict[str, Any] = {"limit": limit, "wait": wait}
+    if since is not None:
+        params["since"] = since
+    response: httpx.Response = client.get(FEED, params=params, headers=user.headers)
+    return response
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    """Observe a state the test sets up (a request waiting), not a time that passes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the wait was not set up in time"
+        time.sleep(0.02)

@@ -165,8 +165,9 @@ def test_hpa_pdb_and_service_select_the_server_pods(rendered: list[Manifest]) ->
 
 def test_connections_fit_under_max_connections(rendered: list[Manifest]) -> None:
     settings = _settings(rendered)
-    # The request pool, and the readiness probe's own connection (app.health.probe).
-    per_worker = int(settings["DB_POOL_SIZE"]) + int(settings.get("DB_MAX_OVERFLOW", "0")) + 1
+    # The request pool, the readiness probe's own connection (app.health.probe) and the one
+    # that LISTENs for changes (app.changes.notifications).
+    per_worker = int(settings["DB_POOL_SIZE"]) + int(settings.get("DB_MAX_OVERFLOW", "0")) + 2
     most = _one(rendered, "HorizontalPodAutoscaler")["spec"]["maxReplicas"]
     # PostgreSQL's default max_connections (100) less superuser_reserved_connections (3) and
     # the migration Job's one.
