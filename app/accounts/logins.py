@@ -29,6 +29,7 @@ _LOCK = (
     .where(Login.id == bindparam("login_id"))
     .with_for_update()
 )
+_LOCK_ALL = select(Login.id).where(Login.user_id == bindparam("user_id")).with_for_update()
 # A family the release before this one started has tokens but no login row yet.
 _FAMILY_START = (
     select(RefreshToken.user_id, func.min(RefreshToken.created_at))
@@ -72,6 +73,12 @@ async def lock(
     )
     row = (await session.execute(_LOCK, {"login_id": login_id})).first()
     return None if row is None else LoginState(*row)
+
+
+async def lock_all(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Lock every login of the user (the account's deletion), after the user's row: each
+    refresh in flight finishes first, and no other starts until the transaction ends."""
+    await session.execute(_LOCK_ALL, {"user_id": user_id})
 
 
 async def end(session: AsyncSession, login_id: uuid.UUID, now: datetime) -> None:
