@@ -236,6 +236,10 @@ REFRESH = "/api/v1/auth/refresh"
 # The refresh token's row, held by the test: a refresh of it stops at marking it exchanged,
 # with its login's row locked already.
 _HOLD_TOKEN = text("SELECT id FROM refresh_tokens WHERE token_hash = :token_hash FOR UPDATE")
+# Lock waits as long as the test needs on a loaded machine: only a deadlock may end one.
+PATIENT = {"lock_timeout_ms": 60_000, "db_statement_timeout_ms": 60_000}
+# The user's logins, held by the test: a deletion stops at them, a refresh queues behind it.
+_HOLD_LOGINS = text("SELECT id FROM logins WHERE user_id = :user_id FOR UPDATE")
 
 
 def wait_until_waiting(db_engine: Engine, waiters: int, pending: Future[Response]) -> None:
@@ -259,10 +263,7 @@ def test_deleting_the_account_while_it_refreshes_neither_deadlocks_nor_fails(
     for it: a deadlock, one of them a 503. On PostgreSQL the test holds the token's row so the
     refresh stops there, and lets go once the deletion waits too; SQLite runs one at a time."""
     postgres = db_engine.dialect.name == "postgresql"
-    # Waits as long as the test needs on a loaded machine: only a deadlock may end one.
-    patient = create_app(
-        settings.model_copy(update={"lock_timeout_ms": 60_000, "db_statement_timeout_ms": 60_000})
-    )
+    patient = create_app(settings.model_copy(update=PATIENT))
     with (
         TestClient(patient) as racer,
         db_engine.connect() as holder,
@@ -293,5 +294,38 @@ def test_deleting_the_account_while_it_refreshes_neither_deadlocks_nor_fails(
     else:
         assert_bearer_401(refresh_response)
     assert_bearer_401(client.post(REFRESH, json={"refresh_token": user.refresh_token}))
+    assert stored_user(db_engine, user.id) is None
+    assert count_rows(db_engine, RefreshToken.user_id, user.id) == 0
+
+
+def test_a_refresh_behind_the_deletion_of_its_account_is_401(
+    client: TestClient, user: ApiUser, db_engine: Engine, settings: Settings
+) -> None:
+    """The deletion first: it waits for the login's row (the test holds it on PostgreSQL),
+    the refresh queues behind it, and finds neither login nor token once it is let go."""
+    postgres = db_engine.dialect.name == "postgresql"
+    patient = create_app(settings.model_copy(update=PATIENT))
+    with (
+        TestClient(patient) as racer,
+        db_engine.connect() as holder,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        transaction = holder.begin()
+        if postgres:
+            holder.execute(_HOLD_LOGINS, {"user_id": uuid.UUID(user.id)})
+        deleted = pool.submit(delete_me, racer, user)
+        if postgres:
+            wait_until_waiting(db_engine, 1, deleted)
+        else:
+            deleted.result(timeout=30)
+        refreshed = pool.submit(racer.post, REFRESH, json={"refresh_token": user.refresh_token})
+        if postgres:
+            wait_until_waiting(db_engine, 2, refreshed)
+        transaction.commit()
+        delete_response = deleted.result(timeout=60)
+        refresh_response = refreshed.result(timeout=60)
+
+    assert delete_response.status_code == 204, delete_response.text
+    assert_bearer_401(refresh_response)
     assert stored_user(db_engine, user.id) is None
     assert count_rows(db_engine, RefreshToken.user_id, user.id) == 0
