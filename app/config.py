@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     # Per worker: password checks and hashes that may wait for its hashing thread; past this,
     # a login, sign-up or password change is 503 at once instead of queueing for seconds.
     hash_queue_limit: int = Field(default=32, ge=1)
-    # How often each worker deletes expired login failures and idempotency records.
+    # How often each worker deletes expired login failures, idempotency records and ended logins.
     purge_interval_seconds: float = Field(default=300, gt=0)
 
     # Tombstones of deleted lists and todos are kept this long; an older feed token is 410.

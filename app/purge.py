@@ -1,8 +1,9 @@
 """Deleting rows nobody will ask for again, without an external cron.
 
-Login failures older than the throttle's window, idempotency records older than their TTL
-and change-feed tombstones older than CHANGES_RETENTION_DAYS are dead weight: the first two
-are dropped when their key comes back, but most keys never do.
+Login failures older than the throttle's window, idempotency records older than their TTL,
+change-feed tombstones older than CHANGES_RETENTION_DAYS and ended logins (with their refresh
+tokens) are dead weight: the first two are dropped when their key comes back, but most keys
+never do, and nothing ever dropped a login.
 Each worker runs purge_periodically() in the background; the deletes are bounded batches
 (short transactions, short locks), and running them in several workers at once is harmless.
 """
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Delete, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.accounts import login_repository
 from app.accounts.models import LoginFailure
 from app.changes.repository import expired_tombstones
 from app.config import Settings
@@ -50,7 +52,8 @@ def _expired_statements(settings: Settings, now: datetime) -> list[Delete]:
 async def purge_expired(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, now: datetime
 ) -> int:
-    """Delete expired login failures, idempotency records and tombstones; how many went."""
+    """Delete expired login failures, idempotency records and tombstones, and ended logins
+    with their tokens; how many went (the tokens not counted)."""
     deleted = 0
     for statement in _expired_statements(settings, now):
         for _ in range(MAX_BATCHES):
@@ -59,6 +62,12 @@ async def purge_expired(
             deleted += count
             if count < BATCH:
                 break
+    for _ in range(MAX_BATCHES):
+        async with sessionmaker() as session, transaction(session):
+            count = await login_repository.purge_ended(session, now, BATCH)
+        deleted += count
+        if count < BATCH:
+            break
     return deleted
 
 

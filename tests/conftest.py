@@ -7,6 +7,7 @@ commit for real (concurrency tests need that), and every table is emptied after 
 db_session instead (tests/support/sessions.py, docs/adr/0005-fast-tier-of-tests.md).
 """
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -327,6 +328,16 @@ def _needs_postgres(item: pytest.Item) -> bool:
             if callspec.params.get(name) in values:
                 return True
     return bool(set(getattr(item, "fixturenames", ())) & _POSTGRES_FIXTURES)
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that reached PostgreSQL, a collection: a connection it left unclosed
+    (garbage the collector finds: asyncpg's ResourceWarning, an error here) fails that test,
+    at its teardown, instead of whichever test the collector happens to run in next."""
+    yield
+    if request.node.get_closest_marker("postgres") is not None:
+        gc.collect()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -1,7 +1,8 @@
-"""Expired login failures and idempotency records go away by themselves (no external cron);
-the ones still in force stay."""
+"""Expired login failures, idempotency records and ended logins go away by themselves (no
+external cron); the ones still in force stay."""
 
 import asyncio
+import hashlib
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, insert, select, update
 
-from app.accounts.models import LoginFailure
+from app.accounts.models import Login, LoginFailure, RefreshToken
 from app.config import Settings
 from app.database import create_sessionmaker
 from app.engines import create_db_engine
@@ -17,9 +18,11 @@ from app.idempotency.models import IdempotencyKey
 from app.main import create_app
 from app.purge import BATCH, purge_expired
 from app.todos.models import Todo
-from tests.conftest import ApiUser
+from tests.conftest import ApiUser, login
 
 WINDOW = 900
+LOGOUT = "/api/v1/auth/logout"
+REFRESH = "/api/v1/auth/refresh"
 
 
 def seed(client: TestClient, user: ApiUser, db_engine: Engine, old: int, live: int) -> list[str]:
@@ -132,3 +135,56 @@ def test_every_worker_purges_by_itself_in_the_background(
 
 def test_the_purge_runs_every_five_minutes_by_default() -> None:
     assert Settings(_env_file=None).purge_interval_seconds == 300
+
+
+def _family(db_engine: Engine, raw: str) -> uuid.UUID:
+    digest = hashlib.sha256(raw.encode()).hexdigest()
+    with db_engine.connect() as connection:
+        family = connection.scalar(
+            select(RefreshToken.family_id).where(RefreshToken.token_hash == digest)
+        )
+    assert family is not None
+    return family
+
+
+def _logins_and_tokens(db_engine: Engine) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    """The logins stored, and the logins that still have refresh tokens stored."""
+    with db_engine.connect() as connection:
+        stored = set(connection.scalars(select(Login.id)).all())
+        families = set(connection.scalars(select(RefreshToken.family_id).distinct()).all())
+    return stored, families
+
+
+def test_purge_deletes_ended_logins_with_their_tokens_and_keeps_live_ones(
+    client: TestClient, user: ApiUser, db_engine: Engine, settings: Settings
+) -> None:
+    """Logged out, past its absolute end, or with every refresh token expired: nothing can
+    refresh that login again, so its row and its tokens go. A live login stays, and works."""
+    live = _family(db_engine, user.refresh_token)
+    logged_out, past_its_end, idle = (
+        str(login(client, user.email)["refresh_token"]) for _ in range(3)
+    )
+    ended_by = {raw: _family(db_engine, raw) for raw in (logged_out, past_its_end, idle)}
+    ended = set(ended_by.values())
+    assert client.post(LOGOUT, json={"refresh_token": logged_out}).status_code == 204
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    with db_engine.begin() as connection:
+        ends = update(Login).where(Login.id == ended_by[past_its_end])
+        connection.execute(ends.values(expires_at=past))
+        expires = update(RefreshToken).where(RefreshToken.family_id == ended_by[idle])
+        connection.execute(expires.values(expires_at=past))
+    assert _logins_and_tokens(db_engine) == (ended | {live}, ended | {live})
+
+    async def purge() -> int:
+        engine = create_db_engine(settings)
+        try:
+            return await purge_expired(create_sessionmaker(engine), settings, datetime.now(UTC))
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(purge()) == 3
+    assert _logins_and_tokens(db_engine) == ({live}, {live})
+    for raw in (logged_out, past_its_end, idle):
+        assert client.post(REFRESH, json={"refresh_token": raw}).status_code == 401
+    assert _logins_and_tokens(db_engine) == ({live}, {live})  # no 401 brought one back
+    assert client.post(REFRESH, json={"refresh_token": user.refresh_token}).status_code == 200

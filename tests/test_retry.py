@@ -57,9 +57,18 @@ async def _deadlock(settings: Settings, first: ApiUser, second: ApiUser, retry: 
                 await crossed(session, rows, name)
 
     try:
-        await asyncio.gather(run((first, second), "a"), run((second, first), "b"))
+        # Both to their end before the engine goes: gather() alone raises the victim's error
+        # while the other transaction still holds its connection, which it then hands back
+        # to the disposed pool, never to be closed (the garbage collector found it, and
+        # failed whichever test ran next).
+        outcomes = await asyncio.gather(
+            run((first, second), "a"), run((second, first), "b"), return_exceptions=True
+        )
     finally:
         await engine.dispose()
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
     return attempts
 
 

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -114,6 +114,45 @@ async def lock(
     )
     row = (await session.execute(_LOCK, {"login_id": login_id})).first()
     return None if row is None else LoginState(*row)
+
+
+_LOCK_ALL = select(Login.id).where(Login.user_id == bindparam("user_id")).with_for_update()
+# Ended for good: logged out or revoked, past its absolute end, or with no refresh token left
+# that could still be exchanged (the client stopped refreshing). Nothing brings one back.
+_ENDED = (
+    select(Login.id)
+    .where(
+        or_(
+            Login.revoked_at.is_not(None),
+            Login.expires_at <= bindparam("now"),
+            ~exists().where(
+                RefreshToken.family_id == Login.id,
+                RefreshToken.revoked_at.is_(None),
+                RefreshToken.expires_at > bindparam("now"),
+            ),
+        )
+    )
+    .limit(bindparam("limit"))
+    # A login some transaction holds (a refresh, a logout, a deletion) waits for the next
+    # round; the rest are locked as every change to a login is, before its tokens.
+    .with_for_update(skip_locked=True)
+)
+
+
+async def purge_ended(session: AsyncSession, now: datetime, limit: int) -> int:
+    """Delete up to `limit` ended logins with their refresh tokens; how many logins went.
+    The tokens go too: a login row is made again from its family's tokens (lock())."""
+    ended = (await session.execute(_ENDED, {"now": now, "limit": limit})).scalars().all()
+    if ended:
+        await session.execute(delete(RefreshToken).where(RefreshToken.family_id.in_(ended)))
+        await session.execute(delete(Login).where(Login.id.in_(ended)))
+    return len(ended)
+
+
+async def lock_all(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Lock every login of the user (the account's deletion), after the user's row: each
+    refresh in flight finishes first, and no other starts until the transaction ends."""
+    await session.execute(_LOCK_ALL, {"user_id": user_id})
 
 
 async def end(session: AsyncSession, login_id: uuid.UUID, now: datetime) -> None:

@@ -82,7 +82,17 @@ async def delete_me(
     session: AsyncSession, checker: Checker, user: UserRecord, current_password: str
 ) -> None:
     await _verify(session, checker, user, current_password)
-    await repository.delete_user(session, user.id)
+    async with transaction(session):
+        # In the order every ending of a user's logins takes (app.accounts.login_repository):
+        # the user's row, then the logins, then the rest. The DELETE alone locks the user's
+        # row FOR UPDATE and then, cascading, each login: a refresh holding its login and
+        # inserting a token (whose foreign key check wants the user's row in KEY SHARE mode)
+        # deadlocked with it. FOR NO KEY UPDATE first lets that refresh finish; once every
+        # login is locked, no refresh is left for the DELETE to wait on.
+        await repository.lock_generation(session, user.id)
+        await login_repository.lock_all(session, user.id)
+        # Todos, logins, refresh tokens and idempotency records go with it (ON DELETE CASCADE).
+        await repository.delete_user(session, user.id)
 
 
 async def _verify(

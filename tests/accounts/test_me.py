@@ -1,5 +1,6 @@
 """/api/v1/users/me: read, change and delete your own account."""
 
+import hashlib
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -11,6 +12,8 @@ from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.accounts.models import RefreshToken, User
+from app.config import Settings
+from app.main import create_app
 from app.todos.models import Todo
 from tests.conftest import PASSWORD, ApiUser, assert_bearer_401, login
 
@@ -227,3 +230,102 @@ def test_update_racing_the_deletion_of_the_user_is_401(
         response = patched.result(timeout=30)
 
     assert_bearer_401(response)
+
+
+REFRESH = "/api/v1/auth/refresh"
+# The refresh token's row, held by the test: a refresh of it stops at marking it exchanged,
+# with its login's row locked already.
+_HOLD_TOKEN = text("SELECT id FROM refresh_tokens WHERE token_hash = :token_hash FOR UPDATE")
+# Lock waits as long as the test needs on a loaded machine: only a deadlock may end one.
+PATIENT = {"lock_timeout_ms": 60_000, "db_statement_timeout_ms": 60_000}
+# The user's logins, held by the test: a deletion stops at them, a refresh queues behind it.
+_HOLD_LOGINS = text("SELECT id FROM logins WHERE user_id = :user_id FOR UPDATE")
+
+
+def wait_until_waiting(db_engine: Engine, waiters: int, pending: Future[Response]) -> None:
+    """Return once `waiters` transactions wait on locks (PostgreSQL), `pending` among them."""
+    deadline = time.monotonic() + 15
+    while True:
+        # A transaction of its own each time: one keeps its first view of pg_stat_activity.
+        with db_engine.connect() as observer:
+            if observer.scalar(_WAITING_ON_LOCKS) >= waiters:
+                return
+        assert not pending.done(), f"answered without waiting: {pending.result().text}"
+        assert time.monotonic() < deadline, "the request never waited on a lock"
+
+
+def test_deleting_the_account_while_it_refreshes_neither_deadlocks_nor_fails(
+    client: TestClient, user: ApiUser, db_engine: Engine, settings: Settings
+) -> None:
+    """A refresh holds its login's row and will insert a token (whose foreign key check takes
+    the user's row in share mode) while the account's deletion starts. A deletion that locks
+    the user's row first and the login's after waits for the refresh while the refresh waits
+    for it: a deadlock, one of them a 503. On PostgreSQL the test holds the token's row so the
+    refresh stops there, and lets go once the deletion waits too; SQLite runs one at a time."""
+    postgres = db_engine.dialect.name == "postgresql"
+    patient = create_app(settings.model_copy(update=PATIENT))
+    with (
+        TestClient(patient) as racer,
+        db_engine.connect() as holder,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        transaction = holder.begin()
+        if postgres:
+            digest = hashlib.sha256(user.refresh_token.encode()).hexdigest()
+            assert holder.execute(_HOLD_TOKEN, {"token_hash": digest}).first() is not None
+        refreshed = pool.submit(racer.post, REFRESH, json={"refresh_token": user.refresh_token})
+        if postgres:
+            wait_until_waiting(db_engine, 1, refreshed)
+        else:
+            refreshed.result(timeout=30)
+        deleted = pool.submit(delete_me, racer, user)
+        if postgres:
+            wait_until_waiting(db_engine, 2, deleted)
+        transaction.commit()
+        refresh_response = refreshed.result(timeout=60)
+        delete_response = deleted.result(timeout=60)
+
+    assert delete_response.status_code == 204, delete_response.text
+    # The refresh went first (its new pair) or after the deletion (401); it never failed.
+    assert refresh_response.status_code in {200, 401}, refresh_response.text
+    if refresh_response.status_code == 200:
+        late = refresh_response.json()["refresh_token"]
+        assert_bearer_401(client.post(REFRESH, json={"refresh_token": late}))
+    else:
+        assert_bearer_401(refresh_response)
+    assert_bearer_401(client.post(REFRESH, json={"refresh_token": user.refresh_token}))
+    assert stored_user(db_engine, user.id) is None
+    assert count_rows(db_engine, RefreshToken.user_id, user.id) == 0
+
+
+def test_a_refresh_behind_the_deletion_of_its_account_is_401(
+    client: TestClient, user: ApiUser, db_engine: Engine, settings: Settings
+) -> None:
+    """The deletion first: it waits for the login's row (the test holds it on PostgreSQL),
+    the refresh queues behind it, and finds neither login nor token once it is let go."""
+    postgres = db_engine.dialect.name == "postgresql"
+    patient = create_app(settings.model_copy(update=PATIENT))
+    with (
+        TestClient(patient) as racer,
+        db_engine.connect() as holder,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        transaction = holder.begin()
+        if postgres:
+            holder.execute(_HOLD_LOGINS, {"user_id": uuid.UUID(user.id)})
+        deleted = pool.submit(delete_me, racer, user)
+        if postgres:
+            wait_until_waiting(db_engine, 1, deleted)
+        else:
+            deleted.result(timeout=30)
+        refreshed = pool.submit(racer.post, REFRESH, json={"refresh_token": user.refresh_token})
+        if postgres:
+            wait_until_waiting(db_engine, 2, refreshed)
+        transaction.commit()
+        delete_response = deleted.result(timeout=60)
+        refresh_response = refreshed.result(timeout=60)
+
+    assert delete_response.status_code == 204, delete_response.text
+    assert_bearer_401(refresh_response)
+    assert stored_user(db_engine, user.id) is None
+    assert count_rows(db_engine, RefreshToken.user_id, user.id) == 0
