@@ -16,7 +16,7 @@ from app.accounts.models import (
 from app.changes.models import Change, ChangeClock
 from app.database import Base
 from app.lists.models import TodoList
-from app.todos.models import IdempotencyKey, Todo
+from app.todos.models import IdempotencyKey, Todo, TodoLabel
 
 __all__ = [
     "AccountUsage",
@@ -29,6 +29,7 @@ __all__ = [
     "LoginFailure",
     "RefreshToken",
     "Todo",
+    "TodoLabel",
     "TodoList",
     "User",
 ]

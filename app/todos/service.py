@@ -6,7 +6,8 @@ is due when a statement finds nothing (refuse: 401, 404 or 412).
 
 import hashlib
 import uuid
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +20,7 @@ from app.errors import InvalidInput, NotFound, PreconditionFailed
 from app.etags import matching_versions
 from app.lists.ordering import key_for_move, place, place_nested
 from app.quotas import TODOS, check
-from app.todos import idempotency, repository
+from app.todos import idempotency, labels_repository, repository
 from app.todos.idempotency import CreatedTodo
 from app.todos.models import Priority
 from app.todos.repository import VersionedTodo
@@ -32,6 +33,7 @@ from app.todos.schemas import (
 
 __all__ = ["CreatedTodo", "VersionedTodo"]
 
+T = TypeVar("T")
 NOT_FOUND_MESSAGE = "Todo not found"
 NO_SUCH_LIST = "No such list"
 _READ = TypeAdapter(TodoRead)
@@ -125,6 +127,8 @@ async def _insert(
             await access.authorize(session, claims)
             await check(session, claims.user_id, TODOS, quota)
             await refuse_list(session, claims)
+        if data.labels:  # in the transaction that inserted the todo (labels_repository)
+            await labels_repository.index(session, actor, todo.body.id, data.labels, new=True)
         return todo
 
     async def append_locked() -> VersionedTodo:
@@ -134,7 +138,8 @@ async def _insert(
 
     if nested:  # in the caller's transaction
         return await place_nested(session, append, append_locked)
-    return await place(session, append, append_locked)
+    # Without labels, one statement; with them, two that commit together.
+    return await place(session, _atomic(session, append, bool(data.labels)), append_locked)
 
 
 def _created(todo: VersionedTodo) -> CreatedTodo:
@@ -181,7 +186,12 @@ async def _write(
         now = utcnow()
 
         async def write() -> VersionedTodo | None:
-            return await repository.update_changed(session, actor, todo_id, values, versions, now)
+            written = await repository.update_changed(
+                session, actor, todo_id, values, versions, now
+            )
+            if written is not None and "labels" in values:  # in the same transaction
+                await labels_repository.index(session, actor, todo_id, written.body.labels)
+            return written
 
         async def write_locked() -> VersionedTodo | None:
             if not await repository.lock_owned_list(session, actor, values["list_id"]):
@@ -190,7 +200,8 @@ async def _write(
 
         # To another list: its end, computed in the UPDATE (see repository._insert_statement).
         moving = "list_id" in values
-        written = await (place(session, write, write_locked) if moving else write())
+        at_once = _atomic(session, write, "labels" in values)
+        written = await (place(session, at_once, write_locked) if moving else at_once())
         if written is not None:
             return written
         if moving:
@@ -241,6 +252,20 @@ async def delete_todo(
     versions = matching_versions(if_match)
     if not await repository.delete_owned(session, Actor.of(claims), todo_id, versions):
         await refuse(session, claims, todo_id, if_match=versions is not None)
+
+
+def _atomic(
+    session: AsyncSession, write: Callable[[], Awaitable[T]], needed: bool
+) -> Callable[[], Awaitable[T]]:
+    """`write` in a transaction of its own when it is more than one statement (`needed`)."""
+    if not needed:
+        return write
+
+    async def atomic() -> T:
+        async with transaction(session):
+            return await write()
+
+    return atomic
 
 
 def _column_values(fields: dict[str, Any]) -> dict[str, Any]:
