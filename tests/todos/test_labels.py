@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, Uuid, bindparam, text
 
+from app.todos.labels_repository import WALK_ABOVE
 from tests.conftest import ApiUser
 from tests.todos.helpers import assert_validation_error, create, list_todos, send
 
@@ -215,6 +216,24 @@ def test_labels_counts_spelling_and_order(client: TestClient, user: ApiUser) -> 
         {"name": "Banana", "count": 1},
         {"name": "Work", "count": 2},
     ]
+
+
+def test_a_common_labels_spelling_is_also_the_latest_todos(
+    client: TestClient, user: ApiUser, other_user: ApiUser
+) -> None:
+    """Past WALK_ABOVE todos a label's spelling is found another way (labels_repository):
+    still the most recently updated todo's, and never another user's."""
+    count = WALK_ABOVE + 2
+    todos = [create(client, user, labels=["Bulk" if i % 2 else "BULK"]) for i in range(count)]
+    create(client, user, labels=["few"])
+    assert _labels_of(client, user) == [
+        {"name": "Bulk", "count": count},
+        {"name": "few", "count": 1},
+    ]
+    send(client, user, "PATCH", todos[0]["id"], {"title": "touched"})
+    assert _labels_of(client, user)[0] == {"name": "BULK", "count": count}
+    create(client, other_user, labels=["bulk"])  # later, but someone else's
+    assert _labels_of(client, user)[0] == {"name": "BULK", "count": count}
 
 
 def test_another_users_labels_are_never_seen(
