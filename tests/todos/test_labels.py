@@ -136,6 +136,22 @@ def test_deleting_a_todo_removes_its_labels(
     assert _labels_of(client, user) == [{"name": "also", "count": 1}]
 
 
+def test_deleting_a_list_or_an_account_removes_its_todos_labels(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    work = client.post("/api/v1/lists", json={"name": "Work"}, headers=user.headers).json()
+    listed = create(client, user, labels=["listed"], list_id=work["id"])
+    kept = create(client, user, labels=["kept"])
+    assert client.delete(f"/api/v1/lists/{work['id']}", headers=user.headers).status_code == 204
+    assert _index_rows(db_engine, listed["id"]) == []
+    assert _labels_of(client, user) == [{"name": "kept", "count": 1}]
+    gone = client.request(
+        "DELETE", "/api/v1/users/me", json={"current_password": user.password}, headers=user.headers
+    )
+    assert gone.status_code == 204, gone.text
+    assert _index_rows(db_engine, kept["id"]) == []
+
+
 def test_label_filter_needs_every_label_ignoring_case(client: TestClient, user: ApiUser) -> None:
     create(client, user, title="work only", labels=["Work"])
     create(client, user, title="work urgent", labels=["urgent", "WORK"])
