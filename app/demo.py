@@ -1,5 +1,6 @@
 """Demo data for RESET_DB=1: one user with a handful of todos to click through on /docs."""
 
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -10,7 +11,8 @@ from app.accounts.security import PasswordHasher
 from app.database import utcnow
 from app.lists.models import TodoList
 from app.lists.positions import FIRST, key_after
-from app.todos.models import Priority, Todo
+from app.todos.models import Priority, Todo, TodoLabel
+from app.todos.schemas import label_key
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo credentials, development only
@@ -30,16 +32,24 @@ async def load(session: AsyncSession, hasher: PasswordHasher) -> None:
     ).scalar_one()
     position = FIRST
     samples = [
-        ("Buy milk", Priority.normal, now + timedelta(days=1), False),
-        ("Write the quarterly report", Priority.high, now + timedelta(days=3), False),
-        ("Renew passport", Priority.high, now - timedelta(days=2), False),
-        ("Water the plants", Priority.low, None, True),
-        ("Read a book", Priority.low, None, False),
+        ("Buy milk", Priority.normal, now + timedelta(days=1), False, ["Errands"]),
+        ("Write the quarterly report", Priority.high, now + timedelta(days=3), False, ["Work"]),
+        ("Renew passport", Priority.high, now - timedelta(days=2), False, ["Errands", "urgent"]),
+        ("Water the plants", Priority.low, None, True, ["Home"]),
+        ("Read a book", Priority.low, None, False, []),
     ]
-    for offset, (title, priority, due, done) in enumerate(samples):
+    for offset, (title, priority, due, done, labels) in enumerate(samples):
         created = now - timedelta(minutes=len(samples) - offset)
+        todo_id = uuid.uuid4()
+        # The labels twice, as app.todos.labels_repository writes them (ADR 0401).
+        session.add_all(
+            TodoLabel(todo_id=todo_id, name_key=label_key(name), user_id=user.id, name=name)
+            for name in labels
+        )
         session.add(
             Todo(
+                id=todo_id,
+                labels=labels,
                 owner_id=user.id,
                 title=title,
                 priority=priority,

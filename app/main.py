@@ -29,6 +29,7 @@ from app.metrics import render as render_metrics
 from app.middleware import PlainStartupRefusal, RequestContextMiddleware
 from app.ratelimit.middleware import RateLimitMiddleware
 from app.routing import MethodTable
+from app.todos.labels_router import router as labels_router
 from app.todos.router import router as todos_router
 from app.wiring import SettingsMiddleware, SwitchableRoute, configure
 
@@ -39,6 +40,7 @@ OPENAPI_TAGS = [
     {"name": "users", "description": "Your account; superusers manage everyone's."},
     {"name": "todos", "description": "Your todos."},
     {"name": "lists", "description": "Your lists of todos, in your order."},
+    {"name": "labels", "description": "The labels on your todos."},
     {"name": "changes", "description": "What changed in your lists and todos since a token."},
     {"name": "meta", "description": "Health, readiness, metrics, service information."},
 ]
@@ -87,7 +89,8 @@ def _add_routes(app: FastAPI) -> None:
     # traffic, come right after the two health probes. (The docs list their sections in
     # OPENAPI_TAGS order regardless.)
     app.include_router(health_router)
-    for router in (todos_router, lists_router, changes_router, auth_router, users_router):
+    routers = (todos_router, lists_router, labels_router, changes_router, auth_router, users_router)
+    for router in routers:
         # Any of them may answer 429 past the rate limit (app.ratelimit).
         app.include_router(router, prefix=API_PREFIX, responses=error_responses(429))
     _add_meta_routes(app)

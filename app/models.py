@@ -18,7 +18,7 @@ from app.client_ids import ClientId
 from app.database import Base
 from app.idempotency.models import IdempotencyKey
 from app.lists.models import TodoList
-from app.todos.models import Todo
+from app.todos.models import Todo, TodoLabel
 
 __all__ = [
     "AccountUsage",
@@ -32,6 +32,7 @@ __all__ = [
     "LoginFailure",
     "RefreshToken",
     "Todo",
+    "TodoLabel",
     "TodoList",
     "User",
 ]

@@ -30,6 +30,7 @@ OPERATION_IDS = {
     ("patch", "/api/v1/lists/{list_id}"): "rename_list",
     ("delete", "/api/v1/lists/{list_id}"): "delete_list",
     ("post", "/api/v1/lists/{list_id}/move"): "move_list",
+    ("get", "/api/v1/labels"): "list_labels",
     ("get", "/api/v1/changes"): "list_changes",
     ("post", "/api/v1/auth/register"): "register",
     ("post", "/api/v1/auth/token"): "login",

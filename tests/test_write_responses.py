@@ -32,6 +32,7 @@ FULL_TODO = {
     "completed": True,
     "priority": "high",
     "due_date": "2031-05-06T07:08:09Z",
+    "labels": ["Work", "urgent"],
 }
 
 
@@ -61,6 +62,9 @@ def _todo_writes(client: TestClient, user: ApiUser) -> Iterator[httpx2.Response]
     etag = client.get(url, headers=h).headers["etag"]
     yield client.put(url, json=FULL_TODO, headers={**h, "If-Match": etag})
     yield client.patch(url, json={"list_id": other["id"]}, headers=h)  # to another list
+    yield client.patch(
+        url, json={"labels": [" home ", "Work"], "list_id": todo["list_id"]}, headers=h
+    )
     yield client.post(f"{url}/move", json={"after": None}, headers=h)
 
 
@@ -149,8 +153,25 @@ def statements_run(client: TestClient) -> Iterator[list[str]]:
 def test_a_create_is_still_one_statement(client: TestClient, user: ApiUser) -> None:
     """RETURNING the stored row is part of the INSERT: no second round trip to read it."""
     client.post("/api/v1/todos", json={"title": "warm"}, headers=user.headers)  # a connection
+    unlabelled = {**FULL_TODO, "labels": []}
     with statements_run(client) as sent:
-        response = client.post("/api/v1/todos", json=FULL_TODO, headers=user.headers)
+        response = client.post("/api/v1/todos", json=unlabelled, headers=user.headers)
     assert response.status_code == 201, response.text
     assert len(sent) == 1, sent
     assert sent[0].lstrip().upper().startswith("INSERT INTO TODOS")
+
+
+def test_a_labelled_create_indexes_its_labels_in_the_same_transaction(
+    client: TestClient, user: ApiUser
+) -> None:
+    """todos.labels and todo_labels commit together (app.todos.labels_repository): the todo's
+    INSERT, then one executemany for its labels, after the transaction's BEGIN."""
+    client.post("/api/v1/todos", json={"title": "warm"}, headers=user.headers)  # a connection
+    with statements_run(client) as sent:
+        response = client.post("/api/v1/todos", json=FULL_TODO, headers=user.headers)
+    assert response.status_code == 201, response.text
+    writes = [s.lstrip().upper() for s in sent if not s.lstrip().upper().startswith("BEGIN")]
+    assert [w.split("(")[0].strip() for w in writes] == [
+        "INSERT INTO TODOS",
+        "INSERT INTO TODO_LABELS",
+    ], sent

@@ -15,10 +15,10 @@ from app.idempotency import service as idempotency
 from app.idempotency.service import Keyed, Stored
 from app.lists.ordering import place, place_nested
 from app.quotas import TODOS, check
-from app.todos import repository
+from app.todos import labels_repository, repository
 from app.todos.repository import VersionedTodo
 from app.todos.schemas import TodoCreate
-from app.todos.service import column_values, refuse_list, stored
+from app.todos.service import atomic, column_values, refuse_list, stored
 
 
 async def create(
@@ -86,6 +86,8 @@ async def _insert(
             await authorization.authorize(session, claims)
             await check(session, claims.user_id, TODOS, quota)
             await refuse_list(session, claims)
+        if data.labels:  # in the transaction that inserted the todo (labels_repository)
+            await labels_repository.index(session, actor, todo.body.id, data.labels, new=True)
         return todo
 
     async def append_locked() -> VersionedTodo:
@@ -95,4 +97,5 @@ async def _insert(
 
     if nested:  # in the caller's transaction
         return await place_nested(session, append, append_locked)
-    return await place(session, append, append_locked)
+    # Without labels, one statement; with them, two that commit together.
+    return await place(session, atomic(session, append, bool(data.labels)), append_locked)

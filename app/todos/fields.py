@@ -28,9 +28,11 @@ READ = (
     "updated_at",
     "list_id",
     "position",
+    "labels",
 )
 # TodoCreate's fields stored as the client sent them (list_id is a placement, not a value).
-WRITABLE = ("title", "description", "completed", "priority", "due_date")
+# Labels are also indexed in todo_labels, which the repository writes with them (labels_repository).
+WRITABLE = ("title", "description", "completed", "priority", "due_date", "labels")
 # Set by the service on create, besides the writable ones and the placement.
 SERVER_SET = ("id", "completed_at", "created_at", "updated_at", "version")
 

@@ -7,8 +7,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam
 
 from app.todos.fields import C
+from app.todos.labels_repository import having_label
 from app.todos.models import Priority
-from app.todos.schemas import TodoListQuery
+from app.todos.schemas import MAX_LABELS, TodoListQuery, label_key
+
+# label=: one condition per distinct label asked for, each with its own parameter.
+_LABEL_PARAMS = tuple(f"label_{i}" for i in range(MAX_LABELS))
 
 FILTERS: dict[str, ColumnElement[bool]] = {
     "completed": C.completed == bindparam("completed"),
@@ -20,6 +24,7 @@ FILTERS: dict[str, ColumnElement[bool]] = {
     "due_before": C.due_date < bindparam("due_before"),
     "due_after": C.due_date > bindparam("due_after"),
     "list_id": C.list_id == bindparam("list_id"),
+    **{name: having_label(name) for name in _LABEL_PARAMS},
 }
 
 
@@ -33,6 +38,9 @@ def params(query: TodoListQuery) -> dict[str, Any]:
         "due_after": query.due_after,
         "list_id": query.list_id,
     }
+    # Ignoring case: the same label asked for twice is one condition.
+    labels = dict.fromkeys(label_key(name) for name in query.label)
+    values.update(zip(_LABEL_PARAMS, labels, strict=False))
     return {name: value for name, value in values.items() if value is not None}
 
 

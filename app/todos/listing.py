@@ -7,14 +7,14 @@ from app.accounts.security import AccessClaims
 from app.actor import Actor
 from app.database import utcnow
 from app.errors import Unauthorized
-from app.todos import filters, listing_repository
+from app.todos import filters, labels_repository, listing_repository
 from app.todos.pagination import (
     SortOrder,
     decode_todo_cursor,
     encode_todo_cursor,
     query_signature,
 )
-from app.todos.schemas import TodoListQuery, TodoPage, TodoStats
+from app.todos.schemas import LabelCount, LabelList, TodoListQuery, TodoPage, TodoStats
 
 
 async def list_page(session: AsyncSession, claims: AccessClaims, query: TodoListQuery) -> TodoPage:
@@ -41,3 +41,10 @@ async def stats(session: AsyncSession, claims: AccessClaims) -> TodoStats:
     return TodoStats(
         total=total, completed=completed, open=total - completed, overdue=counts.overdue
     )
+
+
+async def labels(session: AsyncSession, claims: AccessClaims) -> LabelList:
+    found = await labels_repository.counts(session, Actor.of(claims))
+    if not found:  # no labels, or a user who may no longer act
+        await authorization.authorize(session, claims)
+    return LabelList(items=[LabelCount(name=label.name, count=label.count) for label in found])

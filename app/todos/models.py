@@ -13,8 +13,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import JSON
 
 from app.database import Base, UTCDateTime, utcnow
 
@@ -58,3 +61,31 @@ class Todo(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Bumped by every write, under the row lock the write holds (see todos.repository); the ETag.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # The labels as given (trimmed, in order), read with the row like any field; todo_labels
+    # indexes them for the label= filter and GET /labels (docs/adr/0402-labels-denormalised.md).
+    # JSONB on PostgreSQL: its equality lets a write of the same labels be a no-op. The server
+    # default: the release before inserts todos without labels (expand/contract).
+    labels: Mapped[list[str]] = mapped_column(
+        JSON().with_variant(JSONB(), "postgresql"), server_default=text("'[]'")
+    )
+
+
+class TodoLabel(Base):
+    """One label of a todo, casefolded: the index of `label=` and of GET /labels. Written by
+    the repository in the transaction that writes the todo's labels column."""
+
+    __tablename__ = "todo_labels"
+    __table_args__ = (
+        # The filter (a user's todos with this label) and the counts (a user's labels).
+        Index("ix_todo_labels_user_key", "user_id", "name_key", "todo_id"),
+    )
+
+    # Deleting a todo (or its list, or its user) deletes its labels.
+    todo_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("todos.id", ondelete="CASCADE"), primary_key=True
+    )
+    # str.casefold() of the trimmed name: up to 3 characters per character (e.g. "ΐ").
+    name_key: Mapped[str] = mapped_column(String(150), primary_key=True)
+    # The todo's owner, copied so that the index is owner-scoped like every todo index.
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    name: Mapped[str] = mapped_column(String(50))  # as spelled on the todo

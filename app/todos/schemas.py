@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -36,6 +37,31 @@ Title = Annotated[
     trimmed_length(200),
 ]
 Description = Annotated[str, StringConstraints(max_length=10_000, strict=True), NoNul]
+MAX_LABELS = 20
+Label = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=50, strict=True),
+    NoNulNotBlank,
+    trimmed_length(50),
+]
+
+
+def label_key(name: str) -> str:
+    """What makes two labels the same: their trimmed text, ignoring case (todo_labels.name_key)."""
+    return name.casefold()
+
+
+def _distinct(labels: list[str]) -> list[str]:
+    if len({label_key(name) for name in labels}) != len(labels):
+        raise ValueError("labels must differ from each other, ignoring case")
+    return labels
+
+
+Labels = Annotated[
+    list[Label],
+    Field(max_length=MAX_LABELS, description="Up to 20 labels, no two equal ignoring case"),
+    AfterValidator(_distinct),
+]
 DateTimeIn = UtcDateTime
 
 
@@ -73,6 +99,7 @@ class TodoReplace(RequestModel):
     completed: StrictBool = False
     priority: PriorityName = PriorityName.normal
     due_date: DateTimeIn | None = None
+    labels: Labels = Field(default_factory=list)
     # At the end of this list (default: the default list); a PUT without it leaves the todo
     # where it is.
     list_id: uuid.UUID | None = None
@@ -106,6 +133,7 @@ class TodoUpdate(RequestModel):
     completed: StrictBool = None  # type: ignore[assignment]
     priority: PriorityName = None  # type: ignore[assignment]
     due_date: DateTimeIn | None = None
+    labels: Labels = None  # type: ignore[assignment]  # the whole list: replaces it
     list_id: uuid.UUID = None  # type: ignore[assignment]  # another list: moves to its end
 
 
@@ -128,6 +156,7 @@ class TodoRead(BaseModel):
     updated_at: datetime
     list_id: uuid.UUID
     position: str
+    labels: list[str]
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -164,6 +193,12 @@ class TodoListQuery(BaseModel):
         "date never match",
     )
     list_id: uuid.UUID | None = Field(default=None, description="Only the todos in this list")
+    label: list[Label] = Field(
+        default_factory=list,
+        max_length=MAX_LABELS,
+        description="Only todos having every one of these labels, ignoring case (repeat the "
+        "parameter: label=a&label=b)",
+    )
     sort: TodoSort = Field(
         default=TodoSort.created_at_desc,
         description="The order: a field, ascending, or descending with a leading `-`; ties by "
@@ -181,3 +216,12 @@ class TodoStats(BaseModel):
     completed: int
     open: int
     overdue: int
+
+
+class LabelCount(BaseModel):
+    name: str = Field(description="As spelled on the most recently updated todo that has it")
+    count: int = Field(description="How many of the user's todos have it")
+
+
+class LabelList(BaseModel):
+    items: list[LabelCount]

@@ -5,7 +5,8 @@ is due when a statement finds nothing (refuse: 401, 404 or 412).
 """
 
 import uuid
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts import authorization
 from app.accounts.security import AccessClaims
 from app.actor import Actor
-from app.database import utcnow
+from app.database import transaction, utcnow
 from app.errors import InvalidInput, NotFound, PreconditionFailed
 from app.etags import matching_versions
 from app.idempotency import service as idempotency
 from app.idempotency.service import Keyed, Stored
 from app.lists.ordering import key_for_move, place, place_nested
-from app.todos import repository
+from app.todos import labels_repository, repository
 from app.todos.models import Priority
 from app.todos.repository import VersionedTodo
 from app.todos.schemas import (
@@ -31,6 +32,7 @@ from app.todos.schemas import (
 
 __all__ = ["VersionedTodo"]
 
+T = TypeVar("T")
 NOT_FOUND_MESSAGE = "Todo not found"
 NO_SUCH_LIST = "No such list"
 _READ = TypeAdapter(TodoRead)
@@ -108,7 +110,12 @@ async def _write(
         now = utcnow()
 
         async def write() -> VersionedTodo | None:
-            return await repository.update_changed(session, actor, todo_id, values, versions, now)
+            written = await repository.update_changed(
+                session, actor, todo_id, values, versions, now
+            )
+            if written is not None and "labels" in values:  # in the same transaction
+                await labels_repository.index(session, actor, todo_id, written.body.labels)
+            return written
 
         async def write_locked() -> VersionedTodo | None:
             if not await repository.lock_owned_list(session, actor, values["list_id"]):
@@ -117,7 +124,8 @@ async def _write(
 
         # To another list: its end, computed in the UPDATE (see repository._insert_statement).
         moving = "list_id" in values
-        written = await (place(session, write, write_locked) if moving else write())
+        at_once = atomic(session, write, "labels" in values)
+        written = await (place(session, at_once, write_locked) if moving else at_once())
         if written is not None:
             return written
         if moving:
@@ -176,6 +184,20 @@ async def delete_todo(
     versions = matching_versions(if_match)
     if not await repository.delete_owned(session, Actor.of(claims), todo_id, versions):
         await refuse(session, claims, todo_id, if_match=versions is not None)
+
+
+def atomic(
+    session: AsyncSession, write: Callable[[], Awaitable[T]], needed: bool
+) -> Callable[[], Awaitable[T]]:
+    """`write` in a transaction of its own when it is more than one statement (`needed`)."""
+    if not needed:
+        return write
+
+    async def at_once() -> T:
+        async with transaction(session):
+            return await write()
+
+    return at_once
 
 
 def column_values(fields: dict[str, Any]) -> dict[str, Any]:

@@ -152,6 +152,7 @@ def test_the_app_has_the_authenticated_routes_of_the_contract(app: FastAPI) -> N
     assert {
         "GET /api/v1/todos",
         "DELETE /api/v1/todos/{todo_id}",
+        "GET /api/v1/labels",
         "POST /api/v1/users/me/password",
         "PATCH /api/v1/users/{user_id}",
     } <= found

@@ -33,6 +33,7 @@ TODO_KEYS = {
     "updated_at",
     "list_id",
     "position",
+    "labels",
 }
 WRITES = [
     ("PATCH", {"title": "Changed"}),
