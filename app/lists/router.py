@@ -95,7 +95,9 @@ async def read_list(
     return todo_list.body
 
 
-@router.patch("/{list_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
+@router.patch(
+    "/{list_id:item_id}", responses={200: _WITH_ETAG, **error_responses(400, 404, 412, 413)}
+)
 async def rename_list(
     list_id: uuid.UUID,
     data: ListUpdate,
@@ -112,7 +114,7 @@ async def rename_list(
     "/{list_id:item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,  # no body, so no content-type
-    responses=error_responses(404, 409, 412),
+    responses=error_responses(400, 404, 409, 412),
 )
 async def delete_list(
     list_id: uuid.UUID, claims: Claims, session: SessionDep, if_match: IfMatch = None
@@ -122,7 +124,8 @@ async def delete_list(
 
 
 @router.post(
-    "/{list_id:item_id}/move", responses={200: _WITH_ETAG, **error_responses(404, 409, 412, 413)}
+    "/{list_id:item_id}/move",
+    responses={200: _WITH_ETAG, **error_responses(400, 404, 409, 412, 413)},
 )
 async def move_list(
     list_id: uuid.UUID,

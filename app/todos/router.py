@@ -138,7 +138,9 @@ async def read_todo(
     return todo.body
 
 
-@router.patch("/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
+@router.patch(
+    "/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(400, 404, 412, 413)}
+)
 async def update_todo(
     todo_id: uuid.UUID,
     data: TodoUpdate,
@@ -152,7 +154,9 @@ async def update_todo(
     return _with_etag(response, todo)
 
 
-@router.put("/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
+@router.put(
+    "/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(400, 404, 412, 413)}
+)
 async def replace_todo(
     todo_id: uuid.UUID,
     data: TodoCreate,
@@ -170,7 +174,7 @@ async def replace_todo(
     "/{todo_id:item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,  # no body, so no content-type
-    responses=error_responses(404, 412),
+    responses=error_responses(400, 404, 412),
 )
 async def delete_todo(
     todo_id: uuid.UUID, claims: Claims, session: SessionDep, if_match: IfMatch = None
@@ -180,7 +184,8 @@ async def delete_todo(
 
 
 @router.post(
-    "/{todo_id:item_id}/move", responses={200: _WITH_ETAG, **error_responses(404, 409, 412, 413)}
+    "/{todo_id:item_id}/move",
+    responses={200: _WITH_ETAG, **error_responses(400, 404, 409, 412, 413)},
 )
 async def move_todo(
     todo_id: uuid.UUID,
