@@ -33,7 +33,10 @@ _IDEMPOTENCY_CONFLICT = {
     },
 }
 
-IfMatch = Annotated[str | None, Header(description="An ETag from a previous response")]
+IfMatch = Annotated[
+    str | None,
+    Header(description='An ETag from a previous response, quoted ("7"), or *; else 400'),
+]
 IfNoneMatch = Annotated[
     str | None,
     Header(description="ETags of a copy the client has (W/ and * accepted): 304 if it is current"),
