@@ -28,11 +28,15 @@ TODO_KEYS = {
     "completed",
     "priority",
     "due_date",
+    "due_day",
+    "time_zone",
+    "remind_at",
     "completed_at",
     "created_at",
     "updated_at",
     "list_id",
     "position",
+    "version",
 }
 WRITES = [
     ("PATCH", {"title": "Changed"}),
