@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from app.database import UTCDateTime
 from app.models import Base
+from app.todos.dates import day_instants
 from app.todos.listing_repository import list_statement
 from tests.conftest import ApiUser
 from tests.todos.helpers import assert_validation_error, create, list_todos, send
@@ -252,3 +253,23 @@ def test_the_due_sort_and_filters_use_the_due_index(sort: str, filters: frozense
     steps = [row[-1] for row in plan]
     assert any("USING INDEX ix_todos_owner_due_at" in step for step in steps), steps
     assert not any("TEMP B-TREE" in step for step in steps), steps
+
+
+@pytest.mark.parametrize(
+    ("day", "zone", "starts", "hours"),
+    [
+        # Daylight saving starts and ends: a day of 23 hours, and one of 25.
+        (date(2026, 3, 29), "Europe/Berlin", datetime(2026, 3, 28, 23, tzinfo=UTC), 23),
+        (date(2026, 10, 25), "Europe/Berlin", datetime(2026, 10, 24, 22, tzinfo=UTC), 25),
+        # Santiago skips midnight: the day starts at its first wall-clock time, 01:00.
+        (date(2026, 9, 6), "America/Santiago", datetime(2026, 9, 6, 4, tzinfo=UTC), 23),
+        (date(2026, 4, 4), "America/Santiago", datetime(2026, 4, 4, 3, tzinfo=UTC), 25),
+        (date(2026, 4, 4), None, datetime(2026, 4, 4, tzinfo=UTC), 24),
+    ],
+)
+def test_a_day_starts_and_ends_on_its_zone_s_wall_clock(
+    day: date, zone: str | None, starts: datetime, hours: int
+) -> None:
+    instants = day_instants(day, zone)
+    assert instants["due_day_starts_at"] == starts
+    assert instants["due_day_ends_at"] - starts == timedelta(hours=hours)
