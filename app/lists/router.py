@@ -28,7 +28,7 @@ IfMatch = Annotated[
     Header(
         description='The ETag the client last read (`"3"`; several, comma-separated; `*`): '
         "the write happens only if the list is still such a version (strong comparison), "
-        "else 412 and nothing changes. Absent: unconditional"
+        "else 412 and nothing changes; not an entity-tag (unquoted `7`): 400. Absent: unconditional"
     ),
 ]
 IfNoneMatch = Annotated[
@@ -117,7 +117,9 @@ async def read_list(
     return todo_list.body
 
 
-@router.patch("/{list_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
+@router.patch(
+    "/{list_id:item_id}", responses={200: _WITH_ETAG, **error_responses(400, 404, 412, 413)}
+)
 async def rename_list(
     list_id: ListId,
     data: ListUpdate,
@@ -134,7 +136,7 @@ async def rename_list(
     "/{list_id:item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,  # no body, so no content-type
-    responses=error_responses(404, 409, 412),
+    responses=error_responses(400, 404, 409, 412),
 )
 async def delete_list(
     list_id: ListId, claims: Claims, session: SessionDep, if_match: IfMatch = None
@@ -146,7 +148,7 @@ async def delete_list(
 @router.post(
     "/{list_id:item_id}/move",
     response_model=ListRead,
-    responses={200: _WITH_ETAG, 422: KEY_CONFLICT, **error_responses(404, 409, 412, 413)},
+    responses={200: _WITH_ETAG, 422: KEY_CONFLICT, **error_responses(400, 404, 409, 412, 413)},
 )
 async def move_list(
     list_id: ListId,

@@ -16,6 +16,7 @@ from app.idempotency.service import Keyed, Stored
 from app.lists.ordering import place, place_nested
 from app.quotas import TODOS, check
 from app.todos import labels_repository, repository
+from app.todos.dates import day_instants
 from app.todos.repository import VersionedTodo
 from app.todos.schemas import TodoCreate
 from app.todos.service import atomic, column_values, refuse_list, stored
@@ -78,6 +79,7 @@ async def _insert(
         "updated_at": now,
         "version": 1,
         **column_values(data.model_dump(exclude={"id", "list_id"})),
+        **day_instants(data.due_day, data.time_zone),
     }
 
     async def append() -> VersionedTodo:

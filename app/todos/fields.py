@@ -23,21 +23,44 @@ READ = (
     "completed",
     "priority",
     "due_date",
+    "due_day",
+    "time_zone",
+    "remind_at",
     "completed_at",
     "created_at",
     "updated_at",
     "list_id",
     "position",
     "labels",
+    "version",  # the ETag's integer (issue 27)
 )
 # TodoCreate's fields stored as the client sent them (list_id is a placement, not a value).
 # Labels are also indexed in todo_labels, which the repository writes with them (labels_repository).
-WRITABLE = ("title", "description", "completed", "priority", "due_date", "labels")
-# Set by the service on create, besides the writable ones and the placement.
-SERVER_SET = ("id", "completed_at", "created_at", "updated_at", "version")
+WRITABLE = (
+    "title",
+    "description",
+    "completed",
+    "priority",
+    "due_date",
+    "due_day",
+    "time_zone",
+    "remind_at",
+    "labels",
+)
+# Set by the service on create, besides the writable ones and the placement; the day's
+# instants follow due_day and time_zone on every write (app.todos.dates).
+SERVER_SET = (
+    "id",
+    "completed_at",
+    "created_at",
+    "updated_at",
+    "version",
+    "due_day_starts_at",
+    "due_day_ends_at",
+)
 
 # Statements name the table's own columns, not the mapped attributes: an ORM-annotated
 # statement takes the ORM's compile and load path even when it runs as plain SQL, about 90
 # more Python calls per statement (measured; issue 13's note). The version is the ETag.
-READ_COLUMNS: tuple[Column[object], ...] = tuple(C[name] for name in (*READ, "version"))
+READ_COLUMNS: tuple[Column[object], ...] = tuple(C[name] for name in READ)
 INSERTED = (*SERVER_SET, *WRITABLE)

@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, bindparam
 
 from app.todos.fields import C
 from app.todos.labels_repository import having_label
-from app.todos.models import Priority
+from app.todos.models import Priority, due_at
 from app.todos.schemas import MAX_LABELS, TodoListQuery, label_key
 
 # label=: one condition per distinct label asked for, each with its own parameter.
@@ -20,9 +20,10 @@ FILTERS: dict[str, ColumnElement[bool]] = {
     # The pattern is escaped by params() (LIKE's own autoescape needs a literal).
     "q": C.title.icontains(bindparam("q"), escape="/")
     | C.description.icontains(bindparam("q"), escape="/"),
-    # A todo without a due date matches neither bound (NULL comparisons are never true).
-    "due_before": C.due_date < bindparam("due_before"),
-    "due_after": C.due_date > bindparam("due_after"),
+    # By when a todo is due, an all-day one at the start of its day (app.todos.models.due_at);
+    # a todo without a due matches neither bound (NULL comparisons are never true).
+    "due_before": due_at < bindparam("due_before"),
+    "due_after": due_at > bindparam("due_after"),
     "list_id": C.list_id == bindparam("list_id"),
     **{name: having_label(name) for name in _LABEL_PARAMS},
 }

@@ -218,6 +218,25 @@ async def update_changed(
     return _versioned((await session.execute(stmt, params)).first())
 
 
+# What a PATCH of one due field needs of the others (app.todos.service): locked until the
+# write commits, so the day's instants it derives are from the values the row keeps.
+DUE_FIELDS = ("due_day", "due_date", "time_zone")
+_LOCK_DUE = (
+    select(*(_C[name] for name in DUE_FIELDS))
+    .where(*_OWNED, _THIS_ONE)
+    .with_for_update(key_share=True)  # FOR NO KEY UPDATE: the lock the UPDATE itself takes
+)
+
+
+async def lock_due(
+    session: AsyncSession, actor: Actor, todo_id: uuid.UUID
+) -> dict[str, Any] | None:
+    """The todo's DUE_FIELDS, its row locked for the transaction; None if there is none."""
+    params = {**actor.params(), "todo_id": todo_id}
+    row = (await session.execute(_LOCK_DUE, params)).first()
+    return None if row is None else dict(zip(DUE_FIELDS, row, strict=True))
+
+
 _CURRENT_LIST = select(_C.list_id).where(*_OWNED, _THIS_ONE)
 
 

@@ -33,7 +33,7 @@ IfMatch = Annotated[
     Header(
         description='The ETag the client last read (`"3"`; several, comma-separated; `*`): '
         "the write happens only if the todo is still such a version (strong comparison), "
-        "else 412 and nothing changes. Absent: unconditional"
+        "else 412 and nothing changes; not an entity-tag (unquoted `7`): 400. Absent: unconditional"
     ),
 ]
 IfNoneMatch = Annotated[
@@ -134,7 +134,9 @@ async def read_todo(
     return todo.body
 
 
-@router.patch("/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
+@router.patch(
+    "/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(400, 404, 412, 413)}
+)
 async def update_todo(
     todo_id: TodoId,
     data: TodoUpdate,
@@ -148,7 +150,9 @@ async def update_todo(
     return _with_etag(response, todo)
 
 
-@router.put("/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
+@router.put(
+    "/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(400, 404, 412, 413)}
+)
 async def replace_todo(
     todo_id: TodoId,
     data: TodoReplace,
@@ -166,7 +170,7 @@ async def replace_todo(
     "/{todo_id:item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,  # no body, so no content-type
-    responses=error_responses(404, 412),
+    responses=error_responses(400, 404, 412),
 )
 async def delete_todo(
     todo_id: TodoId, claims: Claims, session: SessionDep, if_match: IfMatch = None
@@ -178,7 +182,7 @@ async def delete_todo(
 @router.post(
     "/{todo_id:item_id}/move",
     response_model=TodoRead,
-    responses={200: _WITH_ETAG, 422: KEY_CONFLICT, **error_responses(404, 409, 412, 413)},
+    responses={200: _WITH_ETAG, 422: KEY_CONFLICT, **error_responses(400, 404, 409, 412, 413)},
 )
 async def move_todo(
     todo_id: TodoId,

@@ -1,7 +1,7 @@
 import enum
 import uuid
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Self
 
 from pydantic import (
     AfterValidator,
@@ -12,10 +12,12 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from app.todos.dates import DueDay, TimeZone
 from app.todos.models import Priority
 from app.validation import NoNul, NoNulNotBlank, RequestModel, UtcDateTime, trimmed_length
 
@@ -99,10 +101,18 @@ class TodoReplace(RequestModel):
     completed: StrictBool = False
     priority: PriorityName = PriorityName.normal
     due_date: DateTimeIn | None = None
+    due_day: DueDay | None = None
+    time_zone: TimeZone | None = None
+    remind_at: DateTimeIn | None = None
     labels: Labels = Field(default_factory=list)
     # At the end of this list (default: the default list); a PUT without it leaves the todo
     # where it is.
     list_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _one_due(self) -> Self:
+        _check_one_due(self.due_day, self.due_date)
+        return self
 
 
 CLIENT_ID = (
@@ -133,8 +143,26 @@ class TodoUpdate(RequestModel):
     completed: StrictBool = None  # type: ignore[assignment]
     priority: PriorityName = None  # type: ignore[assignment]
     due_date: DateTimeIn | None = None
+    # Setting one of due_day and due_date while the other is stored is a 422, unless the same
+    # body sets the other to null (app.todos.dates).
+    due_day: DueDay | None = None
+    time_zone: TimeZone | None = None
+    remind_at: DateTimeIn | None = None
     labels: Labels = None  # type: ignore[assignment]  # the whole list: replaces it
     list_id: uuid.UUID = None  # type: ignore[assignment]  # another list: moves to its end
+
+    @model_validator(mode="after")
+    def _one_due(self) -> Self:
+        _check_one_due(self.due_day, self.due_date)
+        return self
+
+
+BOTH_DUES = "A todo has at most one of due_day and due_date: set the other to null"
+
+
+def _check_one_due(due_day: date | None, due_date: datetime | None) -> None:
+    if due_day is not None and due_date is not None:
+        raise ValueError(BOTH_DUES)
 
 
 class MoveTodo(RequestModel):
@@ -151,12 +179,16 @@ class TodoRead(BaseModel):
     completed: bool
     priority: PriorityName
     due_date: datetime | None
+    due_day: date | None
+    time_zone: str | None
+    remind_at: datetime | None
     completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
     list_id: uuid.UUID
     position: str
     labels: list[str]
+    version: int = Field(description='The integer in the ETag: "version": 7 is ETag "7"')
 
     @field_validator("priority", mode="before")
     @classmethod

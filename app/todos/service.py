@@ -21,9 +21,11 @@ from app.idempotency import service as idempotency
 from app.idempotency.service import Keyed, Stored
 from app.lists.ordering import key_for_move, place, place_nested
 from app.todos import labels_repository, repository
+from app.todos.dates import day_instants
 from app.todos.models import Priority
 from app.todos.repository import VersionedTodo
 from app.todos.schemas import (
+    BOTH_DUES,
     MoveTodo,
     TodoRead,
     TodoReplace,
@@ -104,8 +106,11 @@ async def _write(
     if_match: str | None,
 ) -> VersionedTodo:
     actor = Actor.of(claims)
-    values = column_values(changes)
     versions = matching_versions(if_match)
+    values = column_values(changes)
+    stored_needed = _stored_due_needed(changes)
+    if values and not stored_needed and ("due_day" in values or "time_zone" in values):
+        values.update(day_instants(values["due_day"], values["time_zone"]))
     if values:
         now = utcnow()
 
@@ -124,8 +129,11 @@ async def _write(
 
         # To another list: its end, computed in the UPDATE (see repository._insert_statement).
         moving = "list_id" in values
-        at_once = atomic(session, write, "labels" in values)
-        written = await (place(session, at_once, write_locked) if moving else at_once())
+        if stored_needed:  # in a transaction of its own, labels and all
+            written = await _write_due(session, actor, todo_id, values, write, write_locked)
+        else:
+            at_once = atomic(session, write, "labels" in values)
+            written = await (place(session, at_once, write_locked) if moving else at_once())
         if written is not None:
             return written
         if moving:
@@ -184,6 +192,43 @@ async def delete_todo(
     versions = matching_versions(if_match)
     if not await repository.delete_owned(session, Actor.of(claims), todo_id, versions):
         await refuse(session, claims, todo_id, if_match=versions is not None)
+
+
+def _stored_due_needed(changes: dict[str, Any]) -> bool:
+    """Whether a PATCH depends on due fields it leaves out: setting one of due_day and
+    due_date must find the other null (a todo has at most one), and the day's instants
+    follow from due_day and time_zone together."""
+    sent = changes.keys()
+    return (
+        (changes.get("due_day") is not None and "due_date" not in sent)
+        or (changes.get("due_date") is not None and "due_day" not in sent)
+        or (("due_day" in sent) != ("time_zone" in sent))
+    )
+
+
+async def _write_due(
+    session: AsyncSession,
+    actor: Actor,
+    todo_id: uuid.UUID,
+    values: dict[str, Any],
+    write: Callable[[], Awaitable[VersionedTodo | None]],
+    write_locked: Callable[[], Awaitable[VersionedTodo | None]],
+) -> VersionedTodo | None:
+    """A PATCH that depends on stored due fields (_stored_due_needed): they are read under
+    the row's lock and the write commits with it, so no write in between can make a todo
+    with both dues, or leave the day's instants computed from another zone's day."""
+    async with transaction(session):
+        stored = await repository.lock_due(session, actor, todo_id)
+        if stored is None:
+            return None  # the caller finds out why
+        merged = {**stored, **values}
+        if merged["due_day"] is not None and merged["due_date"] is not None:
+            field = "due_day" if values.get("due_day") is not None else "due_date"
+            raise InvalidInput(("body", field), BOTH_DUES)
+        values.update(day_instants(merged["due_day"], merged["time_zone"]))
+        if "list_id" in values:
+            return await place_nested(session, write, write_locked)
+        return await write()
 
 
 def atomic(

@@ -8,10 +8,10 @@ again, so that release works at once."""
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from app.changes.models import Change
 from app.changes.schemas import ListChange, TodoChange
@@ -38,26 +38,49 @@ def _written(engine: Engine) -> dict[uuid.UUID, str | None]:
     return dict(rows)
 
 
-# Todo fields added after the document-writing releases: their databases have no column for
-# them, and their documents never carried them.
-LATER_TODO_FIELDS = {"labels": []}
-_TODOS = sa.table("todos", *(sa.column(c.name, c.type) for c in Todo.__table__.c))
+# The fields of the documents those releases' triggers wrote: their TodoRead and ListRead.
+# Fields added since (issue 27's version, due_day, time_zone, remind_at) were never in one.
+_DOCUMENT_FIELDS = {
+    "todo": (
+        "id",
+        "title",
+        "description",
+        "completed",
+        "priority",
+        "due_date",
+        "completed_at",
+        "created_at",
+        "updated_at",
+        "list_id",
+        "position",
+    ),
+    "list": ("id", "name", "position", "is_default", "created_at", "updated_at"),
+}
 
 
 def _as_pydantic_writes_it(engine: Engine, object_id: uuid.UUID) -> str:
-    """The change as GET's schemas write the object (the feed's own model around it), less the
-    fields added since (LATER_TODO_FIELDS)."""
-    with Session(engine) as session:
-        known = [_TODOS.c[name] for name in TodoRead.model_fields if name not in LATER_TODO_FIELDS]
-        row = session.execute(sa.select(*known).where(_TODOS.c.id == object_id)).first()
-        if row is not None:
-            item = TodoRead.model_validate({**row._asdict(), **LATER_TODO_FIELDS})
-            change = TodoChange(type="todo", id=object_id, deleted=False, item=item)
-            return change.model_dump_json(exclude={"item": set(LATER_TODO_FIELDS)})
-        todo_list = session.get(TodoList, object_id)
-        assert todo_list is not None
-        listed = ListRead.model_validate(todo_list)
-        return ListChange(type="list", id=object_id, deleted=False, item=listed).model_dump_json()
+    """The change as GET's schemas write the object (the feed's own model around it), with
+    the fields those releases had, read from the columns they had."""
+    todos, lists = sa.inspect(Todo).local_table, sa.inspect(TodoList).local_table
+    with engine.connect() as connection:
+        for kind, table, schema in (("todo", todos, TodoRead), ("list", lists, ListRead)):
+            names = (*_DOCUMENT_FIELDS[kind], "version")
+            columns = [table.c[name] for name in names]
+            row = connection.execute(sa.select(*columns).where(table.c.id == object_id)).first()
+            if row is None:
+                continue
+            # Fields those releases never had: null, or an empty list (labels).
+            defaults = {
+                **dict.fromkeys(schema.model_fields),
+                **({"labels": []} if kind == "todo" else {}),
+            }
+            item: Any = schema.model_validate({**defaults, **row._mapping})
+            model = TodoChange if kind == "todo" else ListChange
+            change = model(type=kind, id=object_id, deleted=False, item=item)  # type: ignore[arg-type]
+            body = change.model_dump(mode="json")
+            body["item"] = {name: body["item"][name] for name in _DOCUMENT_FIELDS[kind]}
+            return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    raise AssertionError(f"no todo or list {object_id}")
 
 
 def _tombstone(kind: str, object_id: uuid.UUID) -> str:

@@ -54,24 +54,28 @@ POSITIVE_ALSO: dict[str, tuple[tuple[str, ...], str]] = {
         ("422",),
         "a name over 100 characters after trimming; an Idempotency-Key reused",
     ),
-    "rename_list": (("412", "422"), "an If-Match that is not the current ETag; a name over 100"),
+    "rename_list": (
+        ("400", "412", "422"),
+        "an If-Match that is not the current ETag (400: not an entity-tag); a name over 100",
+    ),
     # A cursor or a feed token is opaque: only one this server made is valid.
     "list_todos": (("422",), "a cursor the server did not make"),
     "list_users": (("422",), "a cursor the server did not make"),
     "list_lists": (("422",), "a cursor the server did not make"),
     "list_changes": (("422",), "a since token the server did not make"),
-    # If-Match naming anything but the current ETag is 412: the fuzzer cannot know it.
+    # If-Match naming anything but the current ETag is 412: the fuzzer cannot know it; one
+    # that is not an entity-tag at all (7 unquoted) is 400.
     # A list_id or `after` must be the user's (and `after` in the same list): 422.
-    "update_todo": (("412", "422"), "a stale If-Match; a foreign list_id"),
-    "replace_todo": (("412", "422"), "a stale If-Match; a foreign list_id"),
-    "delete_todo": (("412",), "an If-Match that is not the current ETag"),
+    "update_todo": (("400", "412", "422"), "a stale If-Match; a foreign list_id"),
+    "replace_todo": (("400", "412", "422"), "a stale If-Match; a foreign list_id"),
+    "delete_todo": (("400", "412"), "an If-Match that is not the current ETag"),
     "move_todo": (
-        ("412", "422"),
+        ("400", "412", "422"),
         "a stale If-Match; `after` or list_id not the user's; an Idempotency-Key reused",
     ),
-    "delete_list": (("412",), "an If-Match that is not the current ETag"),
+    "delete_list": (("400", "412"), "an If-Match that is not the current ETag"),
     "move_list": (
-        ("412", "422"),
+        ("400", "412", "422"),
         "a stale If-Match; `after` not one of the user's lists; an Idempotency-Key reused",
     ),
 }

@@ -28,12 +28,16 @@ TODO_KEYS = {
     "completed",
     "priority",
     "due_date",
+    "due_day",
+    "time_zone",
+    "remind_at",
     "completed_at",
     "created_at",
     "updated_at",
     "list_id",
     "position",
     "labels",
+    "version",
 }
 WRITES = [
     ("PATCH", {"title": "Changed"}),
