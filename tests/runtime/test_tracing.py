@@ -261,7 +261,7 @@ def test_behind_pgbouncer_a_stopping_worker_flushes_what_it_holds(
 
 def test_grpc_when_asked_and_a_callers_unsampled_trace_is_followed(tmp_path: Path) -> None:
     """OTLP over gRPC. A traceparent flagged not sampled (00) is followed: nothing of its
-    trace is exported (its request runs with the instrumentations suppressed, and still
+    trace is exported (its request runs without the instrumentations, and still
     answers), though its log lines carry its ids."""
     with grpc_receiver() as receiver:
         env = app_env(
