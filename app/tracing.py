@@ -6,9 +6,10 @@ app as it builds it (instrument(): FastAPI/ASGI, a server span per request, the 
 traceparent continued), with a provider that stands in for the real one until the lifespan
 sets it (app.tracing_provider). Each app's lifespan (in the worker: after gunicorn's fork, so
 the exporter's thread and connections belong to the process that uses them) builds that tracer
-provider with a batch processor and an OTLP exporter, instruments its engine (SQLAlchemy: a
-span per statement, parameters never included), and shuts it all down when the lifespan ends:
-a stopping worker exports what it still holds.
+provider with a batch processor and an OTLP exporter, instruments a copy of its engine that
+sampled requests use (SQLAlchemy: a span per statement, parameters never included;
+app.tracing_database), and shuts it all down when the lifespan ends: a stopping worker
+exports what it still holds.
 
 The SDK reads its own variables (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
 OTEL_TRACES_SAMPLER[_ARG], OTEL_BSP_*, OTEL_EXPORTER_OTLP_*); this module only chooses the
@@ -81,6 +82,7 @@ MODULES = (
     "opentelemetry.baggage.propagation",
     "app.tracing_sampling",
     "app.tracing_provider",
+    "app.tracing_database",
 )
 
 
@@ -117,9 +119,12 @@ class Tracing:
     def in_span(self, name: str, work: Callable[..., T], *args: Any) -> Callable[[], T]:
         """`work(*args)` to run on another thread (the hashing thread) inside a span of `name`
         that is a child of the span active here: a thread starts with no context of its own."""
-        from opentelemetry import context
+        from opentelemetry import context, trace
 
         parent = context.get_current()
+        if not trace.get_current_span(parent).is_recording():
+            # A request not sampled: a span here would start a trace of its own.
+            return lambda: work(*args)
 
         def traced() -> T:
             with self.tracer.start_as_current_span(name, context=parent):
@@ -184,10 +189,10 @@ def start(
     _prepare(environ)
     chosen = protocol(environ)
 
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    from app.tracing_database import trace_database
     from app.tracing_sampling import PresetTraceIds
 
     # shutdown_on_exit: an atexit hook as a second chance; the lifespan's shutdown is the first.
@@ -199,13 +204,10 @@ def start(
     # From now on the app's server spans go to this provider; after the lifespan, nowhere.
     late.set(provider)
     tracing._undo.append(lambda: late.set(None))
-    instrumentor = SQLAlchemyInstrumentor()
-    # skip_dep_check: the package declares sqlalchemy < 2.1 while it only listens to engine
-    # events that 2.1 still sends (tests/runtime/test_tracing.py sees the statements arrive).
-    instrumentor.instrument(
-        engine=engine.sync_engine, tracer_provider=provider, skip_dep_check=True
-    )
-    tracing._undo.append(instrumentor.uninstrument)
+    # The SQLAlchemy instrumentation, for sampled requests' sessions only. (Its package
+    # declares sqlalchemy < 2.1 while it only listens to engine events that 2.1 still sends:
+    # tests/runtime/test_tracing.py sees the statements arrive.)
+    tracing._undo.append(trace_database(app, engine, provider))
     logs.correlate(_span_ids_reader())
     tracing._undo.append(lambda: logs.correlate(None))
     return tracing

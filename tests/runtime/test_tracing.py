@@ -261,7 +261,7 @@ def test_behind_pgbouncer_a_stopping_worker_flushes_what_it_holds(
 
 def test_grpc_when_asked_and_a_callers_unsampled_trace_is_followed(tmp_path: Path) -> None:
     """OTLP over gRPC. A traceparent flagged not sampled (00) is followed: nothing of its
-    trace is exported (its request runs with the instrumentations suppressed, and still
+    trace is exported (its request runs without the instrumentations, and still
     answers), though its log lines carry its ids."""
     with grpc_receiver() as receiver:
         env = app_env(
@@ -284,12 +284,18 @@ def test_grpc_when_asked_and_a_callers_unsampled_trace_is_followed(tmp_path: Pat
             assert f'"trace_id": "{unsampled}"' in server.log()
 
 
+def traceparent(trace_id: str) -> dict[str, str]:
+    return {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+
+
 def test_the_sdks_sampler_decides_before_the_instrumentation_and_agrees_with_it(
     tmp_path: Path,
 ) -> None:
     """traceidratio 0.5 ignores the caller's flag and samples a trace whose id's low 64 bits
     are under 2**63: the decision made before the instrumentation runs must be the SDK's own.
-    A dropped request skips the instrumented stack (and still answers); a kept one is whole."""
+    A dropped request skips the instrumented stack and the instrumented engine (and still
+    answers): nothing of it is exported, not even a trace of its own for a statement, a
+    connection or a password hash; a kept one is whole, its statements included."""
     with http_receiver() as receiver:
         env = app_env(
             f"sqlite:///{tmp_path}/ratio.db",
@@ -305,18 +311,48 @@ def test_the_sdks_sampler_decides_before_the_instrumentation_and_agrees_with_it(
         dropped = [
             secrets.token_hex(8) + f"{secrets.randbits(63) | 1 << 63:016x}" for _ in range(3)
         ]
+        reads = set(kept[1:] + dropped[1:])  # the others ask for readiness
         with gunicorn(env, tmp_path, workers=2) as server, server.client() as client:
+            # Signed up, logged in and a todo written in dropped traces: none of it is sent.
+            email = f"ratio-{uuid.uuid4().hex[:8]}@example.com"
+            body = {"email": email, "password": PASSWORD}
+            unsent = traceparent(dropped[0])
+            signup = client.post("/api/v1/auth/register", json=body, headers=unsent)
+            assert signup.status_code == 201, signup.text
+            form = {"username": email, "password": PASSWORD}
+            login = client.post("/api/v1/auth/token", data=form, headers=unsent)
+            assert login.status_code == 200, login.text
+            bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            todo = {"title": "sampled or not"}
+            created = client.post("/api/v1/todos", json=todo, headers={**unsent, **bearer})
+            assert created.status_code == 201, created.text
+            todo_id = created.json()["id"]
             for trace_id in dropped + kept:
-                headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
-                assert client.get("/health/ready", headers=headers).status_code == 200
+                if trace_id in reads:
+                    headers = {**traceparent(trace_id), **bearer}
+                    read = client.get(f"/api/v1/todos/{todo_id}", headers=headers)
+                    assert read.status_code == 200, read.text
+                else:
+                    ready = client.get("/health/ready", headers=traceparent(trace_id))
+                    assert ready.status_code == 200
             spans = receiver.wait_for(lambda got: {s.trace_id for s in got} >= set(kept))
         for trace_id in kept:
             served = server_span(spans, trace_id)
-            assert served.name == "GET /health/ready"
             statements = [s for s in spans if s.trace_id == trace_id and s.kind == CLIENT_KIND]
             assert statements
             assert all(s.parent_span_id == served.span_id for s in statements)
-        assert not {s.trace_id for s in spans} & set(dropped)
+            if trace_id in reads:
+                assert served.name == "GET /api/v1/todos/{todo_id}"
+                texts = [s.attributes.get("db.query.text", "") for s in statements]
+                assert any("FROM todos" in text for text in texts), texts
+            else:
+                assert served.name == "GET /health/ready"
+        # Besides, only the readiness checks gunicorn() waited on (no traceparent: half of them
+        # sampled), each a request's trace: no span started a trace of its own.
+        others = {s.trace_id for s in spans} - set(kept)
+        assert not others & set(dropped)
+        for trace_id in others:
+            assert server_span(spans, trace_id).name == "GET /health/ready"
 
 
 OFF_PROBE = """
