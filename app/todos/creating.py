@@ -11,11 +11,12 @@ from app.accounts import access
 from app.accounts.security import AccessClaims
 from app.actor import Actor
 from app.database import transaction, utcnow
+from app.errors import InvalidInput
 from app.idempotency import service as idempotency
 from app.idempotency.service import Keyed, Stored
 from app.lists.ordering import place, place_nested
 from app.quotas import TODOS, check
-from app.todos import repository
+from app.todos import repository, subtasks
 from app.todos.repository import VersionedTodo
 from app.todos.schemas import TodoCreate
 from app.todos.service import column_values, refuse_list, stored
@@ -27,8 +28,11 @@ async def create(
     """At the end of the list; 403 once the account holds `quota` todos (app.quotas)."""
     if keyed is None:
         return await _create(session, claims, data, quota, nested=False)
-    # Without an id, the body as the release before hashed it (app.idempotency.fingerprint).
-    body = data.model_dump_json(exclude={"id"} if data.id is None else None)
+    # Without an id or a parent, the body as the release before hashed it
+    # (app.idempotency.fingerprint).
+    body = data.model_dump_json(
+        exclude=_unset_new_fields(data) | ({"id"} if data.id is None else set())
+    )
     return await idempotency.once(
         session, claims, keyed, body, lambda: _create(session, claims, data, quota, nested=True)
     )
@@ -50,7 +54,7 @@ async def _create(
         return stored(await _insert(session, claims, data, quota, object_id, nested=True))
 
     async def create_once() -> Stored:
-        body = data.model_dump_json()
+        body = data.model_dump_json(exclude=_unset_new_fields(data))
         return await client_ids.create_once(
             session, claims, object_id, "todo", body, existing, insert
         )
@@ -80,8 +84,10 @@ async def _insert(
         **column_values(data.model_dump(exclude={"id", "list_id"})),
     }
 
+    list_id = data.list_id
+
     async def append() -> VersionedTodo:
-        todo = await repository.insert_at_end(session, actor, values, data.list_id, quota)
+        todo = await repository.insert_at_end(session, actor, values, list_id, quota)
         if todo is None:
             await access.authorize(session, claims)
             await check(session, claims.user_id, TODOS, quota)
@@ -89,10 +95,25 @@ async def _insert(
         return todo
 
     async def append_locked() -> VersionedTodo:
-        if not await repository.lock_target_list(session, actor, data.list_id):
+        nonlocal list_id
+        if data.parent_id is not None:
+            # Under the parent's lock (app.todos.subtasks), into the parent's list.
+            list_id = await subtasks.parent_for_create(session, actor, data.parent_id, list_id)
+            if list_id is None:
+                await access.authorize(session, claims)
+                raise InvalidInput(subtasks.PARENT, subtasks.NO_SUCH_PARENT)
+        if not await repository.lock_target_list(session, actor, list_id):
             await refuse_list(session, claims)
         return await append()
 
+    # A subtask always takes the locks; a top-level todo first tries one statement.
+    optimistic = append if data.parent_id is None else None
     if nested:  # in the caller's transaction
-        return await place_nested(session, append, append_locked)
-    return await place(session, append, append_locked)
+        return await place_nested(session, optimistic, append_locked)
+    return await place(session, optimistic, append_locked)
+
+
+def _unset_new_fields(data: TodoCreate) -> set[str]:
+    """Fields newer than the release before, left at their defaults: out of the body's hash,
+    so that a retry across an upgrade is still the same request."""
+    return {"parent_id"} if data.parent_id is None else set()

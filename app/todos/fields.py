@@ -28,9 +28,10 @@ READ = (
     "updated_at",
     "list_id",
     "position",
+    "parent_id",
 )
 # TodoCreate's fields stored as the client sent them (list_id is a placement, not a value).
-WRITABLE = ("title", "description", "completed", "priority", "due_date")
+WRITABLE = ("title", "description", "completed", "priority", "due_date", "parent_id")
 # Set by the service on create, besides the writable ones and the placement.
 SERVER_SET = ("id", "completed_at", "created_at", "updated_at", "version")
 

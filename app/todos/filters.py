@@ -20,6 +20,10 @@ FILTERS: dict[str, ColumnElement[bool]] = {
     "due_before": C.due_date < bindparam("due_before"),
     "due_after": C.due_date > bindparam("due_after"),
     "list_id": C.list_id == bindparam("list_id"),
+    "parent_id": C.parent_id == bindparam("parent_id"),
+    # top_level=true and =false: conditions without a parameter of their own.
+    "top_level": C.parent_id.is_(None),
+    "subtasks": C.parent_id.is_not(None),
 }
 
 
@@ -32,6 +36,9 @@ def params(query: TodoListQuery) -> dict[str, Any]:
         "due_before": query.due_before,
         "due_after": query.due_after,
         "list_id": query.list_id,
+        "parent_id": query.parent_id,
+        "top_level": True if query.top_level else None,
+        "subtasks": True if query.top_level is False else None,
     }
     return {name: value for name, value in values.items() if value is not None}
 

@@ -14,10 +14,13 @@ from app.todos.pagination import (
     encode_todo_cursor,
     query_signature,
 )
-from app.todos.schemas import TodoListQuery, TodoPage, TodoStats
+from app.todos.schemas import TodoListQuery, TodoPage, TodoSort, TodoStats
 
 
 async def list_page(session: AsyncSession, claims: AccessClaims, query: TodoListQuery) -> TodoPage:
+    if query.parent_id is not None and "sort" not in query.model_fields_set:
+        # A todo's subtasks are read in their order unless another is asked for.
+        query = query.model_copy(update={"sort": TodoSort.position_asc})
     order = SortOrder.parse(query.sort)
     fingerprint = query_signature(query)
     after = None

@@ -65,6 +65,13 @@ class TodoSort(enum.StrEnum):
         return schema
 
 
+PARENT = (
+    "null, or a top-level todo of the same list: this todo is its subtask (one level). A "
+    "subtask of a subtask, a parent in another list, a missing or another user's todo, and a "
+    "todo that has subtasks becoming one are 422"
+)
+
+
 class TodoReplace(RequestModel):
     """The full writable representation: the body of PUT, where omitted fields reset."""
 
@@ -73,9 +80,10 @@ class TodoReplace(RequestModel):
     completed: StrictBool = False
     priority: PriorityName = PriorityName.normal
     due_date: DateTimeIn | None = None
-    # At the end of this list (default: the default list); a PUT without it leaves the todo
-    # where it is.
+    # At the end of this list (default: the default list, or the parent's); a PUT without it
+    # leaves the todo where it is.
     list_id: uuid.UUID | None = None
+    parent_id: uuid.UUID | None = Field(default=None, description=PARENT)
 
 
 CLIENT_ID = (
@@ -107,11 +115,19 @@ class TodoUpdate(RequestModel):
     priority: PriorityName = None  # type: ignore[assignment]
     due_date: DateTimeIn | None = None
     list_id: uuid.UUID = None  # type: ignore[assignment]  # another list: moves to its end
+    parent_id: uuid.UUID | None = Field(default=None, description=PARENT)
 
 
 class MoveTodo(RequestModel):
     after: uuid.UUID | None = Field(description="The todo to follow; null: first")
-    list_id: uuid.UUID | None = Field(default=None, description="Default: the todo's list")
+    list_id: uuid.UUID | None = Field(
+        default=None, description="Default: the todo's list (or the new parent's)"
+    )
+    parent_id: uuid.UUID | None = Field(
+        default=None,
+        description="Re-parents: a top-level todo of the list (`after` then one of its "
+        "subtasks), or null for the top level. Absent: the todo keeps its parent",
+    )
 
 
 class TodoRead(BaseModel):
@@ -128,6 +144,7 @@ class TodoRead(BaseModel):
     updated_at: datetime
     list_id: uuid.UUID
     position: str
+    parent_id: uuid.UUID | None
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -164,6 +181,13 @@ class TodoListQuery(BaseModel):
         "date never match",
     )
     list_id: uuid.UUID | None = Field(default=None, description="Only the todos in this list")
+    parent_id: uuid.UUID | None = Field(
+        default=None,
+        description="Only this todo's subtasks (sorted by position unless sort is given)",
+    )
+    top_level: bool | None = Field(
+        default=None, description="Only todos without a parent (true) or only subtasks (false)"
+    )
     sort: TodoSort = Field(
         default=TodoSort.created_at_desc,
         description="The order: a field, ascending, or descending with a leading `-`; ties by "

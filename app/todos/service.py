@@ -5,6 +5,7 @@ is due when a statement finds nothing (refuse: 401, 404 or 412).
 """
 
 import uuid
+from datetime import datetime
 from typing import Any, NoReturn
 
 from pydantic import TypeAdapter
@@ -19,7 +20,7 @@ from app.etags import matching_versions
 from app.idempotency import service as idempotency
 from app.idempotency.service import Keyed, Stored
 from app.lists.ordering import key_for_move, place, place_nested
-from app.todos import repository
+from app.todos import repository, subtasks
 from app.todos.models import Priority
 from app.todos.repository import VersionedTodo
 from app.todos.schemas import (
@@ -106,24 +107,19 @@ async def _write(
     versions = matching_versions(if_match)
     if values:
         now = utcnow()
-
-        async def write() -> VersionedTodo | None:
-            return await repository.update_changed(session, actor, todo_id, values, versions, now)
-
-        async def write_locked() -> VersionedTodo | None:
-            if not await repository.lock_owned_list(session, actor, values["list_id"]):
-                await refuse_list(session, claims)
-            return await write()
-
-        # To another list: its end, computed in the UPDATE (see repository._insert_statement).
-        moving = "list_id" in values
-        written = await (place(session, write, write_locked) if moving else write())
+        if subtasks.needs_family(values):
+            # A parent named, a list changed or a completion: the subtasks' rules, under locks.
+            written = await place(
+                session,
+                None,
+                lambda: _write_in_family(session, claims, todo_id, values, versions, now),
+            )
+        else:
+            written = await repository.update_changed(
+                session, actor, todo_id, values, versions, now
+            )
         if written is not None:
             return written
-        if moving:
-            await access.authorize(session, claims)
-            if not await repository.owns_list(session, actor, values["list_id"]):
-                raise InvalidInput(("body", "list_id"), NO_SUCH_LIST)
     # Nothing was written: no such todo of theirs (or a user who may not act), a stale
     # If-Match, or a write that changes no stored value (the UPDATE only matches a row it
     # changes), which answers with the todo as it is: same body, same ETag.
@@ -131,6 +127,35 @@ async def _write(
     if versions is not None and current.version not in versions:
         raise PreconditionFailed()
     return current
+
+
+async def _write_in_family(
+    session: AsyncSession,
+    claims: AccessClaims,
+    todo_id: uuid.UUID,
+    values: dict[str, Any],
+    versions: list[int] | None,
+    now: datetime,
+) -> VersionedTodo | None:
+    """The write in a transaction that holds the todo's and its named parent's locks (then
+    the target list's), after app.todos.subtasks' checks; None if nothing was written."""
+    actor = Actor.of(claims)
+    named = "parent_id" in values
+    locked = await subtasks.lock(session, actor, todo_id, values.get("parent_id"))
+    todo = locked.get(todo_id)
+    if todo is None:
+        return None  # the caller asks why
+    list_id: uuid.UUID = values.get("list_id", todo.list_id)
+    if "list_id" in values and not await repository.lock_owned_list(session, actor, list_id):
+        await refuse_list(session, claims)
+    parent_id = values["parent_id"] if named else todo.parent_id
+    await subtasks.check(session, todo_id, todo, locked, parent_id, list_id, named=named)
+    written = await repository.update_changed(session, actor, todo_id, values, versions, now)
+    if written is not None:
+        # Completed by this write: completed_at is this write's time (kept when it was done).
+        completing = written.body.completed and written.body.completed_at == now
+        await subtasks.after_write(session, actor, todo_id, todo, list_id, completing, now)
+    return written
 
 
 async def move_todo(
@@ -147,17 +172,29 @@ async def move_todo(
     versions = matching_versions(if_match)
 
     async def locked() -> VersionedTodo:
+        # The todo and a parent it names first, then the list (as every write takes them).
+        reparent = "parent_id" in data.model_fields_set
+        locked = await subtasks.lock(session, actor, todo_id, data.parent_id)
+        todo = locked.get(todo_id)
+        if todo is None:
+            await refuse(session, claims, todo_id)
+        parent_id = data.parent_id if reparent else todo.parent_id
         list_id = data.list_id
         if list_id is None:
-            list_id = await repository.current_list(session, actor, todo_id)
-            if list_id is None:
-                await refuse(session, claims, todo_id)
+            parent = locked.get(data.parent_id) if data.parent_id is not None else None
+            list_id = todo.list_id if parent is None else parent.list_id
         if not await repository.lock_owned_list(session, actor, list_id):
             await refuse_list(session, claims)
+        await subtasks.check(session, todo_id, todo, locked, parent_id, list_id, named=reparent)
+        await subtasks.check_after(session, actor, data.after, list_id, parent_id)
         key = await key_for_move(session, repository.ORDER, list_id, todo_id, data.after)
-        moved = await repository.place_at(session, actor, todo_id, list_id, key, versions, utcnow())
+        now = utcnow()
+        moved = await repository.place_at(
+            session, actor, todo_id, list_id, parent_id, key, versions, now
+        )
         if moved is None:
             await refuse(session, claims, todo_id, if_match=versions is not None)
+        await subtasks.after_write(session, actor, todo_id, todo, list_id, False, now)
         return moved
 
     if keyed is None:
@@ -166,7 +203,9 @@ async def move_todo(
     async def move_once() -> Stored:
         return stored(await place_nested(session, None, locked))
 
-    body = data.model_dump_json() + f"\nIf-Match: {if_match}"
+    # Without parent_id, the body as the release before hashed it.
+    unset = None if "parent_id" in data.model_fields_set else {"parent_id"}
+    body = data.model_dump_json(exclude=unset) + f"\nIf-Match: {if_match}"
     return await idempotency.once(session, claims, keyed, body, move_once)
 
 
