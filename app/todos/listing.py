@@ -14,20 +14,19 @@ from app.todos.pagination import (
     encode_todo_cursor,
     query_signature,
 )
-from app.todos.schemas import TodoListQuery, TodoPage, TodoSort, TodoStats
+from app.todos.schemas import TodoListQuery, TodoPage, TodoStats
 
 
 async def list_page(session: AsyncSession, claims: AccessClaims, query: TodoListQuery) -> TodoPage:
-    if query.parent_id is not None and "sort" not in query.model_fields_set:
-        # A todo's subtasks are read in their order unless another is asked for.
-        query = query.model_copy(update={"sort": TodoSort.position_asc})
-    order = SortOrder.parse(query.sort)
+    sort = query.effective_sort()
+    query = query.model_copy(update={"sort": sort})  # the cursor's signature names it
+    order = SortOrder.parse(sort)
     fingerprint = query_signature(query)
     after = None
     if query.cursor is not None:
         after = decode_todo_cursor(query.cursor, order, fingerprint)
     found = await listing_repository.page(
-        session, Actor.of(claims), query.sort, filters.params(query), after, query.limit
+        session, Actor.of(claims), sort, filters.params(query), after, query.limit
     )
     if not found.items:  # nothing of theirs, or a user who may no longer act
         await access.authorize(session, claims)

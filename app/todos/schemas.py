@@ -188,11 +188,18 @@ class TodoListQuery(BaseModel):
     top_level: bool | None = Field(
         default=None, description="Only todos without a parent (true) or only subtasks (false)"
     )
-    sort: TodoSort = Field(
-        default=TodoSort.created_at_desc,
+    sort: TodoSort | None = Field(
+        default=None,
         description="The order: a field, ascending, or descending with a leading `-`; ties by "
-        "id in the same direction, todos without a due date last both ways",
+        "id in the same direction, todos without a due date last both ways. Default: "
+        "`-created_at`, or `position` with parent_id",
     )
+
+    def effective_sort(self) -> TodoSort:
+        if self.sort is not None:
+            return self.sort
+        # A todo's subtasks are read in their order unless another is asked for.
+        return TodoSort.created_at_desc if self.parent_id is None else TodoSort.position_asc
 
 
 class TodoPage(BaseModel):
