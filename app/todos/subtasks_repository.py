@@ -85,13 +85,18 @@ async def complete_subtasks(
     await session.execute(_COMPLETE, params)
 
 
+# Locked: a subtask re-parented meanwhile (under its own lock) is waited for and then no
+# longer matches, so it stays with its new parent instead of following this one.
 _IN_ORDER = (
-    select(_C.id).where(*_OWNED, _C.parent_id == bindparam("of_parent")).order_by(_C.position)
+    select(_C.id)
+    .where(*_OWNED, _C.parent_id == bindparam("of_parent"))
+    .order_by(_C.position)
+    .with_for_update()
 )
 _LIST_END = select(func.max(_C.position)).where(_C.list_id == bindparam("list_id"))
 _RELOCATE = (
     update(_TABLE)
-    .where(_C.id == bindparam("item"))
+    .where(_C.id == bindparam("item"), _C.parent_id == bindparam("of_parent"))
     .values(
         list_id=bindparam("new_list_id"),
         position=bindparam("key"),
@@ -113,5 +118,7 @@ async def carry_subtasks(
     rewrites = []
     for item in ids:
         key = key_after(key)
-        rewrites.append({"item": item, "key": key, "new_list_id": list_id, "now": now})
+        rewrites.append(
+            {"item": item, "of_parent": parent_id, "key": key, "new_list_id": list_id, "now": now}
+        )
     await session.execute(_RELOCATE, rewrites)

@@ -335,3 +335,40 @@ def test_a_under_b_while_b_goes_under_c_one_of_them_is_refused(
         if parent is not None:
             assert found[parent] is None
     assert found in ({a: b, b: None, c: None}, {a: None, b: c, c: None})
+
+
+def test_a_subtask_re_parented_while_its_parent_changes_list_stays_with_its_new_parent(
+    client: TestClient, user: ApiUser, db_engine: Engine, backend: str
+) -> None:
+    """The parent's move read its subtasks, then moved them by id: one re-parented in
+    between went along into a list its new parent is not in."""
+    other = create_list(client, user, "Other")
+    parent, new_parent = create_todo(client, user), create_todo(client, user)
+    child = create_todo(client, user, parent_id=parent["id"])
+    with db_engine.connect() as holder:
+        if backend != "sqlite":
+            # The subtask's row held: both writes reach it, then race for it.
+            holder.execute(
+                text("SELECT 1 FROM todos WHERE id = :id FOR UPDATE"),
+                {"id": uuid.UUID(child["id"])},
+            )
+            holder_pid = holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            moving = pool.submit(_patch, client, user, parent["id"], {"list_id": other["id"]})
+            leaving = pool.submit(
+                _patch, client, user, child["id"], {"parent_id": new_parent["id"]}
+            )
+            if backend != "sqlite":
+                deadline = time.monotonic() + 30
+                while _lock_waiters(db_engine, holder_pid) < 2:
+                    assert time.monotonic() < deadline, "the writes never waited for the subtask"
+                    assert not moving.done()
+                    assert not leaving.done()
+                    time.sleep(0.02)
+                holder.commit()
+            moved, left = moving.result(timeout=30), leaving.result(timeout=30)
+    assert moved.status_code == 200, moved.text
+    assert left.status_code in (200, 422), left.text
+    found = _get(client, user, child["id"])
+    assert found["list_id"] == _get(client, user, found["parent_id"])["list_id"]
+    assert found["parent_id"] == (new_parent["id"] if left.status_code == 200 else parent["id"])
