@@ -32,10 +32,14 @@ def test_reset_db_rebuilds_with_demo_data(
         headers = {"Authorization": f"Bearer {tokens['access_token']}"}
         params = {"sort": "position"}
         todos = fresh.get("/api/v1/todos", params=params, headers=headers).json()["items"]
-        assert len(todos) == 5
+        assert len(todos) == 7
         (inbox,) = fresh.get("/api/v1/lists", headers=headers).json()["items"]
         assert {todo["list_id"] for todo in todos} == {inbox["id"]}
-        assert len({todo["position"] for todo in todos}) == 5
+        assert len({todo["position"] for todo in todos}) == 7
+        parents = {todo["parent_id"] for todo in todos} - {None}
+        assert [todo["title"] for todo in todos if todo["id"] in parents] == [
+            "Write the quarterly report"
+        ]
     with db_engine.connect() as connection:
         emails = connection.scalars(select(User.email)).all()
     assert emails == [DEMO_EMAIL]
