@@ -9,6 +9,7 @@ from app.config import get_settings
 from app.engines import create_migration_engine
 from app.migration_guard import FINGERPRINT_TABLE
 from app.models import Base
+from app.schema_compare import include_object
 
 config = context.config
 target_metadata = Base.metadata
@@ -24,6 +25,7 @@ def run_on(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         include_name=_ours,
+        include_object=include_object(connection.dialect.name),
         # No batch mode, on SQLite either: a batch copies the table and the copy has none of
         # the original's triggers (the change feed's recording, account usage, the list fill),
         # silently (issue 24: a field's downgrade lost them). SQLite adds, drops and renames

@@ -80,3 +80,25 @@ async def load(session: AsyncSession, hasher: PasswordHasher) -> None:
             position=position,
         )
     )
+    position = key_after(position)
+    # Subtasks of the report, so that parent_id shows on /docs (flushed after their parent).
+    await session.flush()
+    report = (
+        await session.execute(
+            select(Todo.id).where(Todo.owner_id == user.id, Todo.title == samples[1][0])
+        )
+    ).scalar_one()
+    for offset, title in enumerate(("Collect the numbers", "Draft the summary")):
+        created = now - timedelta(seconds=30 - offset)
+        session.add(
+            Todo(
+                owner_id=user.id,
+                title=title,
+                created_at=created,
+                updated_at=created,
+                list_id=inbox,
+                position=position,
+                parent_id=report,
+            )
+        )
+        position = key_after(position)

@@ -32,15 +32,19 @@ def test_reset_db_rebuilds_with_demo_data(
         headers = {"Authorization": f"Bearer {tokens['access_token']}"}
         params = {"sort": "position"}
         todos = fresh.get("/api/v1/todos", params=params, headers=headers).json()["items"]
-        assert len(todos) == 6
+        assert len(todos) == 8
         (inbox,) = fresh.get("/api/v1/lists", headers=headers).json()["items"]
         assert {todo["list_id"] for todo in todos} == {inbox["id"]}
-        assert len({todo["position"] for todo in todos}) == 6
-        # The demo's labels are indexed too (ADR 0401): the filter finds them.
+        assert len({todo["position"] for todo in todos}) == 8
+        # The demo's labels are indexed too (ADR 0402): the filter finds them.
         errands = {"label": "errands", **params}
         found = fresh.get("/api/v1/todos", params=errands, headers=headers).json()["items"]
         assert [todo["title"] for todo in found] == ["Buy milk", "Renew passport"]
-        assert todos[-1]["due_day"] is not None  # an all-day one too
+        assert any(todo["due_day"] is not None for todo in todos)  # an all-day one too
+        parents = {todo["parent_id"] for todo in todos} - {None}
+        assert [todo["title"] for todo in todos if todo["id"] in parents] == [
+            "Write the quarterly report"
+        ]
     with db_engine.connect() as connection:
         emails = connection.scalars(select(User.email)).all()
     assert emails == [DEMO_EMAIL]

@@ -11,11 +11,12 @@ from app.accounts import authorization
 from app.accounts.security import AccessClaims
 from app.actor import Actor
 from app.database import transaction, utcnow
+from app.errors import InvalidInput
 from app.idempotency import service as idempotency
 from app.idempotency.service import Keyed, Stored
 from app.lists.ordering import place, place_nested
 from app.quotas import TODOS, check
-from app.todos import labels_repository, repository
+from app.todos import labels_repository, repository, subtasks
 from app.todos.dates import day_instants
 from app.todos.repository import VersionedTodo
 from app.todos.schemas import TodoCreate
@@ -28,8 +29,11 @@ async def create(
     """At the end of the list; 403 once the account holds `quota` todos (app.quotas)."""
     if keyed is None:
         return await _create(session, claims, data, quota, nested=False)
-    # Without an id, the body as the release before hashed it (app.idempotency.fingerprint).
-    body = data.model_dump_json(exclude={"id"} if data.id is None else None)
+    # Without an id or a parent, the body as the release before hashed it
+    # (app.idempotency.fingerprint).
+    body = data.model_dump_json(
+        exclude=_unset_new_fields(data) | ({"id"} if data.id is None else set())
+    )
     return await idempotency.once(
         session, claims, keyed, body, lambda: _create(session, claims, data, quota, nested=True)
     )
@@ -51,7 +55,7 @@ async def _create(
         return stored(await _insert(session, claims, data, quota, object_id, nested=True))
 
     async def create_once() -> Stored:
-        body = data.model_dump_json()
+        body = data.model_dump_json(exclude=_unset_new_fields(data))
         return await client_ids.create_once(
             session, claims, object_id, "todo", body, existing, insert
         )
@@ -82,8 +86,10 @@ async def _insert(
         **day_instants(data.due_day, data.time_zone),
     }
 
+    list_id = data.list_id
+
     async def append() -> VersionedTodo:
-        todo = await repository.insert_at_end(session, actor, values, data.list_id, quota)
+        todo = await repository.insert_at_end(session, actor, values, list_id, quota)
         if todo is None:
             await authorization.authorize(session, claims)
             await check(session, claims.user_id, TODOS, quota)
@@ -93,11 +99,32 @@ async def _insert(
         return todo
 
     async def append_locked() -> VersionedTodo:
-        if not await repository.lock_target_list(session, actor, data.list_id):
+        nonlocal list_id
+        if data.parent_id is not None:
+            # Under the parent's lock (app.todos.subtasks), into the parent's list.
+            list_id = await subtasks.parent_for_create(session, actor, data.parent_id, list_id)
+            if list_id is None:
+                await authorization.authorize(session, claims)
+                raise InvalidInput(subtasks.PARENT, subtasks.NO_SUCH_PARENT)
+        if not await repository.lock_target_list(session, actor, list_id):
             await refuse_list(session, claims)
         return await append()
 
+    # A subtask always takes the locks; a top-level todo first tries one statement.
+    top_level = data.parent_id is None
     if nested:  # in the caller's transaction
-        return await place_nested(session, append, append_locked)
+        return await place_nested(session, append if top_level else None, append_locked)
     # Without labels, one statement; with them, two that commit together.
-    return await place(session, atomic(session, append, bool(data.labels)), append_locked)
+    at_once = atomic(session, append, bool(data.labels))
+    return await place(session, at_once if top_level else None, append_locked)
+
+
+def _unset_new_fields(data: TodoCreate) -> set[str]:
+    """Fields newer than the release before, left at their defaults: out of the body's hash,
+    so that a retry across an upgrade is still the same request."""
+    unset = {name for name in _NEWER_NULLABLE if getattr(data, name) is None}
+    return unset | ({"labels"} if not data.labels else set())
+
+
+# TodoCreate's fields the release before did not have (issue 27), nullable.
+_NEWER_NULLABLE = ("parent_id", "due_day", "time_zone", "remind_at")

@@ -32,6 +32,7 @@ READ = (
     "list_id",
     "position",
     "labels",
+    "parent_id",
     "version",  # the ETag's integer (issue 27)
 )
 # TodoCreate's fields stored as the client sent them (list_id is a placement, not a value).
@@ -46,6 +47,7 @@ WRITABLE = (
     "time_zone",
     "remind_at",
     "labels",
+    "parent_id",
 )
 # Set by the service on create, besides the writable ones and the placement; the day's
 # instants follow due_day and time_zone on every write (app.todos.dates).

@@ -26,6 +26,10 @@ FILTERS: dict[str, ColumnElement[bool]] = {
     "due_after": due_at > bindparam("due_after"),
     "list_id": C.list_id == bindparam("list_id"),
     **{name: having_label(name) for name in _LABEL_PARAMS},
+    "parent_id": C.parent_id == bindparam("parent_id"),
+    # top_level=true and =false: conditions without a parameter of their own.
+    "top_level": C.parent_id.is_(None),
+    "subtasks": C.parent_id.is_not(None),
 }
 
 
@@ -38,6 +42,9 @@ def params(query: TodoListQuery) -> dict[str, Any]:
         "due_before": query.due_before,
         "due_after": query.due_after,
         "list_id": query.list_id,
+        "parent_id": query.parent_id,
+        "top_level": True if query.top_level else None,
+        "subtasks": True if query.top_level is False else None,
     }
     # Ignoring case: the same label asked for twice is one condition.
     labels = dict.fromkeys(label_key(name) for name in query.label)

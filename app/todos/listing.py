@@ -18,13 +18,15 @@ from app.todos.schemas import LabelCount, LabelList, TodoListQuery, TodoPage, To
 
 
 async def list_page(session: AsyncSession, claims: AccessClaims, query: TodoListQuery) -> TodoPage:
-    order = SortOrder.parse(query.sort)
+    sort = query.effective_sort()
+    query = query.model_copy(update={"sort": sort})  # the cursor's signature names it
+    order = SortOrder.parse(sort)
     fingerprint = query_signature(query)
     after = None
     if query.cursor is not None:
         after = decode_todo_cursor(query.cursor, order, fingerprint)
     found = await listing_repository.page(
-        session, Actor.of(claims), query.sort, filters.params(query), after, query.limit
+        session, Actor.of(claims), sort, filters.params(query), after, query.limit
     )
     if not found.items:  # nothing of theirs, or a user who may no longer act
         await authorization.authorize(session, claims)

@@ -25,9 +25,9 @@ _READ_ALL = TypeAdapter(list[TodoRead])  # a page of rows in one call
 _OWNED = (_C.owner_id == bindparam("user_id"), access.ADMITTED)
 
 
-# The shapes in use: 64 filter sets x 12 orders x 3 cursor kinds, each also by how many labels
-# label= names (up to 20); one outside the cache costs its construction, not a wrong answer.
-@lru_cache(maxsize=2048)
+# The shapes in use: up to 512 filter sets x 12 orders x 3 cursor kinds, each also by how many
+# labels label= names (up to 20); one outside the cache costs its construction, not a wrong answer.
+@lru_cache(maxsize=4096)
 def list_statement(
     sort: str, null_tail: bool | None, filters: frozenset[str]
 ) -> Select[*tuple[Any, ...]]:

@@ -42,6 +42,9 @@ class Todo(Base):
         Index("ix_todos_owner_priority", "owner_id", "priority", "id"),
         Index("ix_todos_owner_title", "owner_id", "title", "id"),
         Index("ix_todos_owner_position", "owner_id", "position", "id"),
+        # parent_id= (a todo's subtasks, in position order) and top_level=true (parent_id
+        # IS NULL) walk this index; also the FK's cascade and "has it subtasks?".
+        Index("ix_todos_owner_parent_position", "owner_id", "parent_id", "position", "id"),
         # One position per list: the arbiter of concurrent placements, and (list_id first)
         # the index of list_id= walks in position order and of the list's cascade.
         UniqueConstraint("list_id", "position", name="uq_todos_list_position"),
@@ -53,6 +56,10 @@ class Todo(Base):
     # without them, and a trigger fills them in (see the lists migration).
     list_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
     position: Mapped[str | None] = mapped_column(String(64))
+    # A subtask's parent: a top-level todo of the same user in the same list (one level;
+    # app.todos.subtasks keeps that under the parent's row lock). Deleting the parent deletes
+    # its subtasks, also when the release before deletes it. Nullable: expand/contract.
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("todos.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     completed: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -253,6 +253,7 @@ def _move_statement(if_match: bool) -> ReturningUpdate[*tuple[Any, ...]]:
         .where(*_OWNED, _THIS_ONE, *version_matches(_C.version, if_match))
         .values(
             list_id=bindparam("new_list_id"),
+            parent_id=bindparam("new_parent_id"),
             position=bindparam("new_position"),
             updated_at=bindparam("now"),
             version=_C.version + 1,
@@ -266,12 +267,13 @@ async def place_at(
     actor: Actor,
     todo_id: uuid.UUID,
     list_id: uuid.UUID,
+    parent_id: uuid.UUID | None,
     position: str,
     versions: list[int] | None,
     now: datetime,
 ) -> VersionedTodo | None:
     params = {**actor.params(), "todo_id": todo_id, "versions": versions}
-    params.update(new_list_id=list_id, new_position=position, now=now)
+    params.update(new_list_id=list_id, new_parent_id=parent_id, new_position=position, now=now)
     stmt = _move_statement(versions is not None)
     return _versioned((await session.execute(stmt, params)).first())
 

@@ -93,6 +93,13 @@ class TodoSort(enum.StrEnum):
         return schema
 
 
+PARENT = (
+    "null, or a top-level todo of the same list: this todo is its subtask (one level). A "
+    "subtask of a subtask, a parent in another list, a missing or another user's todo, and a "
+    "todo that has subtasks becoming one are 422"
+)
+
+
 class TodoReplace(RequestModel):
     """The full writable representation: the body of PUT, where omitted fields reset."""
 
@@ -105,9 +112,10 @@ class TodoReplace(RequestModel):
     time_zone: TimeZone | None = None
     remind_at: DateTimeIn | None = None
     labels: Labels = Field(default_factory=list)
-    # At the end of this list (default: the default list); a PUT without it leaves the todo
-    # where it is.
+    # At the end of this list (default: the default list, or the parent's); a PUT without it
+    # leaves the todo where it is.
     list_id: uuid.UUID | None = None
+    parent_id: uuid.UUID | None = Field(default=None, description=PARENT)
 
     @model_validator(mode="after")
     def _one_due(self) -> Self:
@@ -150,6 +158,7 @@ class TodoUpdate(RequestModel):
     remind_at: DateTimeIn | None = None
     labels: Labels = None  # type: ignore[assignment]  # the whole list: replaces it
     list_id: uuid.UUID = None  # type: ignore[assignment]  # another list: moves to its end
+    parent_id: uuid.UUID | None = Field(default=None, description=PARENT)
 
     @model_validator(mode="after")
     def _one_due(self) -> Self:
@@ -167,7 +176,14 @@ def _check_one_due(due_day: date | None, due_date: datetime | None) -> None:
 
 class MoveTodo(RequestModel):
     after: uuid.UUID | None = Field(description="The todo to follow; null: first")
-    list_id: uuid.UUID | None = Field(default=None, description="Default: the todo's list")
+    list_id: uuid.UUID | None = Field(
+        default=None, description="Default: the todo's list (or the new parent's)"
+    )
+    parent_id: uuid.UUID | None = Field(
+        default=None,
+        description="Re-parents: a top-level todo of the list (`after` then one of its "
+        "subtasks), or null for the top level. Absent: the todo keeps its parent",
+    )
 
 
 class TodoRead(BaseModel):
@@ -188,6 +204,7 @@ class TodoRead(BaseModel):
     list_id: uuid.UUID
     position: str
     labels: list[str]
+    parent_id: uuid.UUID | None
     version: int = Field(description='The integer in the ETag: "version": 7 is ETag "7"')
 
     @field_validator("priority", mode="before")
@@ -231,11 +248,25 @@ class TodoListQuery(BaseModel):
         description="Only todos having every one of these labels, ignoring case (repeat the "
         "parameter: label=a&label=b)",
     )
-    sort: TodoSort = Field(
-        default=TodoSort.created_at_desc,
-        description="The order: a field, ascending, or descending with a leading `-`; ties by "
-        "id in the same direction, todos without a due date last both ways",
+    parent_id: uuid.UUID | None = Field(
+        default=None,
+        description="Only this todo's subtasks (sorted by position unless sort is given)",
     )
+    top_level: bool | None = Field(
+        default=None, description="Only todos without a parent (true) or only subtasks (false)"
+    )
+    sort: TodoSort | None = Field(
+        default=None,
+        description="The order: a field, ascending, or descending with a leading `-`; ties by "
+        "id in the same direction, todos without a due date last both ways. Default: "
+        "`-created_at`, or `position` with parent_id",
+    )
+
+    def effective_sort(self) -> TodoSort:
+        if self.sort is not None:
+            return self.sort
+        # A todo's subtasks are read in their order unless another is asked for.
+        return TodoSort.created_at_desc if self.parent_id is None else TodoSort.position_asc
 
 
 class TodoPage(BaseModel):

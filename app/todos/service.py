@@ -6,6 +6,7 @@ is due when a statement finds nothing (refuse: 401, 404 or 412).
 
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import TypeAdapter
@@ -20,7 +21,7 @@ from app.etags import matching_versions
 from app.idempotency import service as idempotency
 from app.idempotency.service import Keyed, Stored
 from app.lists.ordering import key_for_move, place, place_nested
-from app.todos import labels_repository, repository
+from app.todos import labels_repository, repository, subtasks
 from app.todos.dates import day_instants
 from app.todos.models import Priority
 from app.todos.repository import VersionedTodo
@@ -122,24 +123,22 @@ async def _write(
                 await labels_repository.index(session, actor, todo_id, written.body.labels)
             return written
 
-        async def write_locked() -> VersionedTodo | None:
-            if not await repository.lock_owned_list(session, actor, values["list_id"]):
-                await refuse_list(session, claims)
-            return await write()
-
-        # To another list: its end, computed in the UPDATE (see repository._insert_statement).
-        moving = "list_id" in values
-        if stored_needed:  # in a transaction of its own, labels and all
-            written = await _write_due(session, actor, todo_id, values, write, write_locked)
+        if subtasks.needs_family(values):
+            # A parent named, a list changed or a completion: the subtasks' rules, under locks
+            # (the stored dues read under the same lock when the write needs them).
+            written = await place(
+                session,
+                None,
+                lambda: _write_in_family(
+                    session, claims, todo_id, values, now, write, stored_needed
+                ),
+            )
+        elif stored_needed:  # in a transaction of its own, labels and all
+            written = await _write_due(session, actor, todo_id, values, write)
         else:
-            at_once = atomic(session, write, "labels" in values)
-            written = await (place(session, at_once, write_locked) if moving else at_once())
+            written = await atomic(session, write, "labels" in values)()
         if written is not None:
             return written
-        if moving:
-            await authorization.authorize(session, claims)
-            if not await repository.owns_list(session, actor, values["list_id"]):
-                raise InvalidInput(("body", "list_id"), NO_SUCH_LIST)
     # Nothing was written: no such todo of theirs (or a user who may not act), a stale
     # If-Match, or a write that changes no stored value (the UPDATE only matches a row it
     # changes), which answers with the todo as it is: same body, same ETag.
@@ -147,6 +146,36 @@ async def _write(
     if versions is not None and current.version not in versions:
         raise PreconditionFailed()
     return current
+
+
+async def _write_in_family(
+    session: AsyncSession,
+    claims: AccessClaims,
+    todo_id: uuid.UUID,
+    values: dict[str, Any],
+    now: datetime,
+    write: Callable[[], Awaitable[VersionedTodo | None]],
+    stored_needed: bool,
+) -> VersionedTodo | None:
+    """The write in a transaction that holds the todo's and its named parent's locks (then
+    the target list's), after app.todos.subtasks' checks; None if nothing was written."""
+    actor = Actor.of(claims)
+    named = "parent_id" in values
+    locked = await subtasks.lock(session, actor, todo_id, values.get("parent_id"))
+    todo = locked.get(todo_id)
+    if todo is None or (stored_needed and not await _merge_due(session, actor, todo_id, values)):
+        return None  # the caller asks why
+    list_id: uuid.UUID = values.get("list_id", todo.list_id)
+    if "list_id" in values and not await repository.lock_owned_list(session, actor, list_id):
+        await refuse_list(session, claims)
+    parent_id = values["parent_id"] if named else todo.parent_id
+    await subtasks.check(session, todo_id, todo, locked, parent_id, list_id, named=named)
+    written = await write()
+    if written is not None:
+        # Completed by this write: completed_at is this write's time (kept when it was done).
+        completing = written.body.completed and written.body.completed_at == now
+        await subtasks.after_write(session, actor, todo_id, todo, list_id, completing, now)
+    return written
 
 
 async def move_todo(
@@ -163,17 +192,29 @@ async def move_todo(
     versions = matching_versions(if_match)
 
     async def locked() -> VersionedTodo:
+        # The todo and a parent it names first, then the list (as every write takes them).
+        reparent = "parent_id" in data.model_fields_set
+        locked = await subtasks.lock(session, actor, todo_id, data.parent_id)
+        todo = locked.get(todo_id)
+        if todo is None:
+            await refuse(session, claims, todo_id)
+        parent_id = data.parent_id if reparent else todo.parent_id
         list_id = data.list_id
         if list_id is None:
-            list_id = await repository.current_list(session, actor, todo_id)
-            if list_id is None:
-                await refuse(session, claims, todo_id)
+            parent = locked.get(data.parent_id) if data.parent_id is not None else None
+            list_id = todo.list_id if parent is None else parent.list_id
         if not await repository.lock_owned_list(session, actor, list_id):
             await refuse_list(session, claims)
+        await subtasks.check(session, todo_id, todo, locked, parent_id, list_id, named=reparent)
+        await subtasks.check_after(session, actor, data.after, list_id, parent_id)
         key = await key_for_move(session, repository.ORDER, list_id, todo_id, data.after)
-        moved = await repository.place_at(session, actor, todo_id, list_id, key, versions, utcnow())
+        now = utcnow()
+        moved = await repository.place_at(
+            session, actor, todo_id, list_id, parent_id, key, versions, now
+        )
         if moved is None:
             await refuse(session, claims, todo_id, if_match=versions is not None)
+        await subtasks.after_write(session, actor, todo_id, todo, list_id, False, now)
         return moved
 
     if keyed is None:
@@ -182,7 +223,9 @@ async def move_todo(
     async def move_once() -> Stored:
         return stored(await place_nested(session, None, locked))
 
-    body = data.model_dump_json() + f"\nIf-Match: {if_match}"
+    # Without parent_id, the body as the release before hashed it.
+    unset = None if "parent_id" in data.model_fields_set else {"parent_id"}
+    body = data.model_dump_json(exclude=unset) + f"\nIf-Match: {if_match}"
     return await idempotency.once(session, claims, keyed, body, move_once)
 
 
@@ -206,28 +249,35 @@ def _stored_due_needed(changes: dict[str, Any]) -> bool:
     )
 
 
+async def _merge_due(
+    session: AsyncSession, actor: Actor, todo_id: uuid.UUID, values: dict[str, Any]
+) -> bool:
+    """`values` completed from the stored due fields (_stored_due_needed), read under the
+    row's lock: no write in between can make a todo with both dues, or leave the day's
+    instants computed from another zone's day. False: no such todo of the actor's."""
+    stored = await repository.lock_due(session, actor, todo_id)
+    if stored is None:
+        return False
+    merged = {**stored, **values}
+    if merged["due_day"] is not None and merged["due_date"] is not None:
+        field = "due_day" if values.get("due_day") is not None else "due_date"
+        raise InvalidInput(("body", field), BOTH_DUES)
+    values.update(day_instants(merged["due_day"], merged["time_zone"]))
+    return True
+
+
 async def _write_due(
     session: AsyncSession,
     actor: Actor,
     todo_id: uuid.UUID,
     values: dict[str, Any],
     write: Callable[[], Awaitable[VersionedTodo | None]],
-    write_locked: Callable[[], Awaitable[VersionedTodo | None]],
 ) -> VersionedTodo | None:
-    """A PATCH that depends on stored due fields (_stored_due_needed): they are read under
-    the row's lock and the write commits with it, so no write in between can make a todo
-    with both dues, or leave the day's instants computed from another zone's day."""
+    """A PATCH that depends on stored due fields, and the write, in one transaction (a change
+    of list goes through _write_in_family, which merges them too)."""
     async with transaction(session):
-        stored = await repository.lock_due(session, actor, todo_id)
-        if stored is None:
+        if not await _merge_due(session, actor, todo_id, values):
             return None  # the caller finds out why
-        merged = {**stored, **values}
-        if merged["due_day"] is not None and merged["due_date"] is not None:
-            field = "due_day" if values.get("due_day") is not None else "due_date"
-            raise InvalidInput(("body", field), BOTH_DUES)
-        values.update(day_instants(merged["due_day"], merged["time_zone"]))
-        if "list_id" in values:
-            return await place_nested(session, write, write_locked)
         return await write()
 
 

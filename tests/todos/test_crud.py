@@ -22,6 +22,7 @@ from tests.todos.helpers import (
 )
 
 TODO_KEYS = {
+    "parent_id",
     "id",
     "title",
     "description",
