@@ -551,6 +551,11 @@ class Rig:
                 METRICS_PORT=str(metrics_port),
                 MIGRATE_ON_STARTUP="false",
                 DB_POOLER="transaction",
+                # LISTEN needs a connection of its own: PgBouncer in transaction mode hands
+                # the one that ran it to other clients, so waiting feed requests would only
+                # recheck every 2 s (app.changes.notifications), as the Deployment's
+                # DATABASE_LISTEN_URL avoids.
+                DATABASE_LISTEN_URL=self.direct_url,
                 DB_POOL_SIZE=str(APP_POOL_SIZE),
                 DB_MAX_OVERFLOW="0",
                 DB_CONNECT_TIMEOUT="2",

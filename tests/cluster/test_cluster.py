@@ -5,7 +5,8 @@ service every day, done to real processes on this machine (tests/cluster/rig.py)
 2. a replica lost: its whole process group SIGKILLed (a node gone);
 3. PostgreSQL restarted (fast) behind PgBouncer while the replicas serve;
 4. a login storm on one replica while the others serve reads;
-5. the replicas share one Redis: one rate-limit count, whichever replica answers.
+5. the replicas share one Redis: one rate-limit count, whichever replica answers;
+6. a feed request waiting on one replica answers with a write made through another.
 
 After each: every acknowledged write is in the database exactly once and no acknowledged
 delete came back (tests/cluster/workload.py), and what each replica counted in /metrics equals
@@ -20,20 +21,39 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import bcrypt
+import httpx2 as httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.migrations import ROOT
 from tests.cluster.report import STORM_ANSWERS, Scenario, why_failed
-from tests.cluster.rig import BCRYPT_ROUNDS, REPLICAS, RIG_QUOTA, STORMED, Replica, Rig
+from tests.cluster.rig import (
+    BCRYPT_ROUNDS,
+    REPLICAS,
+    RIG_QUOTA,
+    STORMED,
+    WORKERS,
+    Replica,
+    Rig,
+)
 from tests.cluster.workload import ACTORS, Actor, client, load, sign_up, verify_writes
 from tests.conftest import PASSWORD
-from tests.load import NO_RESPONSE, SERVED_BY, Record, Recorder, clean_503, listing
+from tests.load import (
+    NO_RESPONSE,
+    SERVED_BY,
+    Record,
+    Recorder,
+    clean_503,
+    listing,
+    stored_rows,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
@@ -455,3 +475,82 @@ def test_the_replicas_share_one_rate_limit_count(rig: Rig) -> None:
         seen.append((response.headers[SERVED_BY], left))
     assert len({replica for replica, _ in seen}) == REPLICAS, seen
     assert [left for _, left in seen] == [RIG_QUOTA - 1 - i for i in range(len(seen))], seen
+
+
+# -- 6. a waiting poll on one replica hears a write through another ---------------------------
+
+FEED_WAIT = 20  # the poll's wait=; it must answer with the change, not run out
+LISTENER = "todo-api listener"  # app.changes.notifications names its connections so
+
+
+def _waiting_polls(replica: Replica) -> float:
+    """Feed requests waiting on `replica`, from its METRICS_PORT (every worker's gauge)."""
+    response = httpx.get(f"http://127.0.0.1:{replica.metrics_port}/metrics", timeout=10)
+    response.raise_for_status()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        if family.name == "todo_changes_waiting"
+        for sample in family.samples
+    )
+
+
+def _observe(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """A state the test sets up, observed (bounded), not a time that passes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.05)
+
+
+def test_a_poll_on_one_replica_wakes_on_a_write_through_another(rig: Rig) -> None:
+    """wait= on replica A, a create on replica B (both directly, not through HAProxy): A's
+    workers LISTEN on DATABASE_LISTEN_URL past PgBouncer, so the commit on B wakes the poll.
+    Without it the poll would still answer, after a recheck (2 s): the listeners are checked
+    in pg_stat_activity, and the answer must be the change, not the timeout's empty page."""
+    a, b = rig.replicas["app1"], rig.replicas["app2"]
+
+    def listeners() -> int:
+        sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"
+        rows = stored_rows(rig.direct_url, sql, {"name": LISTENER}, application_name="rig")
+        return int(rows[0][0])
+
+    # Every worker of every replica (one listener each), back after earlier scenarios.
+    _observe(lambda: listeners() == REPLICAS * WORKERS, "one listener per worker")
+    email = f"waiter-{os.getpid()}-{time.monotonic_ns()}@example.com"
+    with client(rig.lb.base_url) as http:
+        body = {"email": email, "password": PASSWORD}
+        assert http.post("/api/v1/auth/register", json=body).status_code == 201
+        form = {"username": email, "password": PASSWORD}
+        token = http.post("/api/v1/auth/token", data=form).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    with client(a.base_url, headers) as http:
+        synced = http.get("/api/v1/changes")
+    assert synced.status_code == 200, synced.text
+    assert synced.json()["has_more"] is False
+    seen = {c["id"] for c in synced.json()["changes"]}  # a new user's Inbox
+    since = synced.json()["next_token"]
+    before = _waiting_polls(a)
+
+    def poll() -> httpx.Response:
+        with httpx.Client(base_url=a.base_url, headers=headers, timeout=FEED_WAIT + 30) as http:
+            return http.get("/api/v1/changes", params={"since": since, "wait": FEED_WAIT})
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        polled = pool.submit(poll)
+        _observe(lambda: _waiting_polls(a) > before, "the poll waiting on replica A")
+        with client(b.base_url, headers) as http:
+            created = http.post(
+                "/api/v1/todos",
+                json={"title": "written through B"},
+                headers={"Idempotency-Key": str(uuid.uuid4())},
+            )
+        assert created.status_code == 201, created.text
+        answer = polled.result(timeout=FEED_WAIT + 30)
+    assert answer.status_code == 200, answer.text
+    changes = answer.json()["changes"]
+    assert changes, f"the empty timeout answer, not the change: {answer.text}"
+    # The feed may repeat what it answered at the watermark (docs/adr/0412), nothing else.
+    assert [(c["id"], c["item"]["title"]) for c in changes if c["id"] not in seen] == [
+        (created.json()["id"], "written through B")
+    ]
