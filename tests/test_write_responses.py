@@ -32,6 +32,8 @@ FULL_TODO = {
     "completed": True,
     "priority": "high",
     "due_date": "2031-05-06T07:08:09Z",
+    # Its only occurrence is the due: a PUT with completed true completes it (API.md v1.3).
+    "recurrence": "FREQ=DAILY;COUNT=1",
 }
 
 

@@ -28,11 +28,21 @@ READ = (
     "updated_at",
     "list_id",
     "position",
+    "recurrence",
+    "last_completed_at",
 )
 # TodoCreate's fields stored as the client sent them (list_id is a placement, not a value).
-WRITABLE = ("title", "description", "completed", "priority", "due_date")
+WRITABLE = ("title", "description", "completed", "priority", "due_date", "recurrence")
 # Set by the service on create, besides the writable ones and the placement.
-SERVER_SET = ("id", "completed_at", "created_at", "updated_at", "version")
+SERVER_SET = (
+    "id",
+    "completed_at",
+    "created_at",
+    "updated_at",
+    "version",
+    "recurrence_anchor",
+    "last_completed_at",
+)
 
 # Statements name the table's own columns, not the mapped attributes: an ORM-annotated
 # statement takes the ORM's compile and load path even when it runs as plain SQL, about 90

@@ -58,6 +58,13 @@ class Todo(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Bumped by every write, under the row lock the write holds (see todos.repository); the ETag.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # A recurring todo (issue 27; app/todos/recurrence.py): its RRULE, the due its series
+    # started from (DTSTART, as an instant; COUNT counts from it), set by the server whenever
+    # the rule or the due is set by a client, and when it was last completed. Nullable
+    # (expand/contract): the release before knows none of them.
+    recurrence: Mapped[str | None] = mapped_column(String(200))
+    recurrence_anchor: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class IdempotencyKey(Base):

@@ -38,7 +38,7 @@ from app.etags import version_matches
 from app.lists.models import TodoList
 from app.lists.ordering import OrderedScope
 from app.lists.positions import next_position
-from app.todos import fields
+from app.todos import fields, recurring
 from app.todos.schemas import TodoRead
 
 _C, _TABLE = fields.C, fields.TABLE
@@ -224,6 +224,21 @@ async def update_changed(
     params["append_suffix"] = append_suffix()
     stmt = _update_statement(frozenset(values), versions is not None)
     return _versioned((await session.execute(stmt, params)).first())
+
+
+_LOCK_SERIES = (
+    select(*(_C[name] for name in recurring.STORED)).where(*_OWNED, _THIS_ONE).with_for_update()
+)
+
+
+async def lock_series(
+    session: AsyncSession, actor: Actor, todo_id: uuid.UUID
+) -> dict[str, Any] | None:
+    """The todo's recurring.STORED fields, its row locked until the transaction ends; None if
+    the user has no such todo or may not act."""
+    params = {**actor.params(), "todo_id": todo_id}
+    row = (await session.execute(_LOCK_SERIES, params)).first()
+    return None if row is None else dict(row._mapping)
 
 
 _CURRENT_LIST = select(_C.list_id).where(*_OWNED, _THIS_ONE)

@@ -16,6 +16,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from app.todos.models import Priority
+from app.todos.recurrence import Recurrence
 from app.validation import NoNul, NoNulNotBlank, RequestModel, UtcDateTime, trimmed_length
 
 
@@ -73,6 +74,8 @@ class TodoCreate(RequestModel):
     completed: StrictBool = False
     priority: PriorityName = PriorityName.normal
     due_date: DateTimeIn | None = None
+    # Needs a due (the service's 422, naming recurrence, as for a PATCH that leaves it none).
+    recurrence: Recurrence | None = None
     # At the end of this list (default: the default list); a PUT without it leaves the todo
     # where it is.
     list_id: uuid.UUID | None = None
@@ -90,6 +93,7 @@ class TodoUpdate(RequestModel):
     completed: StrictBool = None  # type: ignore[assignment]
     priority: PriorityName = None  # type: ignore[assignment]
     due_date: DateTimeIn | None = None
+    recurrence: Recurrence | None = None
     list_id: uuid.UUID = None  # type: ignore[assignment]  # another list: moves to its end
 
 
@@ -112,6 +116,8 @@ class TodoRead(BaseModel):
     updated_at: datetime
     list_id: uuid.UUID
     position: str
+    recurrence: str | None
+    last_completed_at: datetime | None
 
     @field_validator("priority", mode="before")
     @classmethod

@@ -33,6 +33,8 @@ TODO_KEYS = {
     "updated_at",
     "list_id",
     "position",
+    "recurrence",
+    "last_completed_at",
 }
 WRITES = [
     ("PATCH", {"title": "Changed"}),
