@@ -10,6 +10,7 @@ from app.accounts.security import PasswordHasher
 from app.database import utcnow
 from app.lists.models import TodoList
 from app.lists.positions import FIRST, key_after
+from app.todos.dates import day_instants
 from app.todos.models import Priority, Todo
 
 DEMO_EMAIL = "demo@example.com"
@@ -53,3 +54,19 @@ async def load(session: AsyncSession, hasher: PasswordHasher) -> None:
             )
         )
         position = key_after(position)
+    # An all-day todo, due when its day starts in Berlin (app.todos.dates).
+    day, zone = (now + timedelta(days=2)).date(), "Europe/Berlin"
+    session.add(
+        Todo(
+            owner_id=user.id,
+            title="Call the bank",
+            priority=Priority.normal,
+            due_day=day,
+            time_zone=zone,
+            **day_instants(day, zone),
+            created_at=now,
+            updated_at=now,
+            list_id=inbox,
+            position=position,
+        )
+    )

@@ -32,10 +32,11 @@ def test_reset_db_rebuilds_with_demo_data(
         headers = {"Authorization": f"Bearer {tokens['access_token']}"}
         params = {"sort": "position"}
         todos = fresh.get("/api/v1/todos", params=params, headers=headers).json()["items"]
-        assert len(todos) == 5
+        assert len(todos) == 6
         (inbox,) = fresh.get("/api/v1/lists", headers=headers).json()["items"]
         assert {todo["list_id"] for todo in todos} == {inbox["id"]}
-        assert len({todo["position"] for todo in todos}) == 5
+        assert len({todo["position"] for todo in todos}) == 6
+        assert todos[-1]["due_day"] is not None  # an all-day one too
     with db_engine.connect() as connection:
         emails = connection.scalars(select(User.email)).all()
     assert emails == [DEMO_EMAIL]

@@ -32,8 +32,15 @@ FULL_TODO = {
     "completed": True,
     "priority": "high",
     "due_date": "2031-05-06T07:08:09Z",
+    "time_zone": "Europe/Berlin",
+    "remind_at": "2031-05-06T06:00:00Z",
     # Its only occurrence is the due: a PUT with completed true completes it (API.md v1.3).
     "recurrence": "FREQ=DAILY;COUNT=1",
+}
+# A todo has one of due_date and due_day (issue 27): the other writable fields, all-day.
+FULL_ALL_DAY_TODO = {
+    **{name: value for name, value in FULL_TODO.items() if name != "due_date"},
+    "due_day": "2031-05-06",
 }
 
 
@@ -89,27 +96,31 @@ def test_every_write_answers_with_the_stored_object(
         assert_as_stored(client, user, response)
 
 
-def _as_sent(body: dict[str, Any]) -> dict[str, Any]:
-    """The response's values of the fields FULL_TODO sends, datetimes as instants."""
-    values = {name: body[name] for name in FULL_TODO}
+def _as_sent(body: dict[str, Any], full: dict[str, Any]) -> dict[str, Any]:
+    """The response's values of the fields `full` sends, datetimes as instants."""
+    values = {name: body[name] for name in full}
     for name, value in values.items():
-        if isinstance(FULL_TODO[name], str) and FULL_TODO[name].endswith("Z"):
+        if isinstance(full[name], str) and full[name].endswith("Z"):
             values[name] = datetime.fromisoformat(value)
     return values
 
 
+def test_the_full_bodies_hold_every_writable_field() -> None:
+    assert set(FULL_TODO) | set(FULL_ALL_DAY_TODO) == set(TodoCreate.model_fields) - {"list_id"}
+
+
+@pytest.mark.parametrize("full", [FULL_TODO, FULL_ALL_DAY_TODO], ids=["due_date", "due_day"])
 def test_every_writable_field_is_stored_by_a_create_and_a_put(
-    client: TestClient, user: ApiUser
+    client: TestClient, user: ApiUser, full: dict[str, Any]
 ) -> None:
-    assert set(FULL_TODO) == set(TodoCreate.model_fields) - {"list_id"}
-    sent = _as_sent(FULL_TODO)
-    created = client.post("/api/v1/todos", json=FULL_TODO, headers=user.headers)
+    sent = _as_sent(full, full)
+    created = client.post("/api/v1/todos", json=full, headers=user.headers)
     assert_as_stored(client, user, created)
-    assert _as_sent(created.json()) == sent
+    assert _as_sent(created.json(), full) == sent
     plain = create_todo(client, user)
-    replaced = client.put(f"/api/v1/todos/{plain['id']}", json=FULL_TODO, headers=user.headers)
+    replaced = client.put(f"/api/v1/todos/{plain['id']}", json=full, headers=user.headers)
     assert_as_stored(client, user, replaced)
-    assert _as_sent(replaced.json()) == sent
+    assert _as_sent(replaced.json(), full) == sent
 
 
 @pytest.fixture

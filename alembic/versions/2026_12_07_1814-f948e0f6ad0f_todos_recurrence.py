@@ -1,7 +1,7 @@
 """todos recurrence: a todo's RRULE, its series' anchor and when it was last completed
 
 Revision ID: f948e0f6ad0f
-Revises: b24e6a0f3c71
+Revises: 1ab93f0eca11
 Create Date: 2026-12-07 18:14:11.513175
 
 Expand only: three nullable columns the release before neither reads nor writes. While it
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "f948e0f6ad0f"
-down_revision: str | None = "b24e6a0f3c71"
+down_revision: str | None = "1ab93f0eca11"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -10,6 +10,6 @@ TABLE = cast(Table, TodoList.__table__)
 C = TABLE.c
 
 # ListRead's fields, in its order.
-READ = ("id", "name", "position", "is_default", "created_at", "updated_at")
+READ = ("id", "name", "position", "is_default", "created_at", "updated_at", "version")
 WRITABLE = ("name",)
-READ_COLUMNS: tuple[Column[object], ...] = tuple(C[name] for name in (*READ, "version"))
+READ_COLUMNS: tuple[Column[object], ...] = tuple(C[name] for name in READ)

@@ -21,7 +21,10 @@ _LOCATION = {
     "schema": {"type": "string"},
 }
 
-IfMatch = Annotated[str | None, Header(description="An ETag from a previous response")]
+IfMatch = Annotated[
+    str | None,
+    Header(description='An ETag from a previous response, quoted ("7"), or *; else 400'),
+]
 IfNoneMatch = Annotated[
     str | None,
     Header(description="ETags of a copy the client has (W/ and * accepted): 304 if it is current"),
@@ -95,7 +98,9 @@ async def read_list(
     return todo_list.body
 
 
-@router.patch("/{list_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
+@router.patch(
+    "/{list_id:item_id}", responses={200: _WITH_ETAG, **error_responses(400, 404, 412, 413)}
+)
 async def rename_list(
     list_id: uuid.UUID,
     data: ListUpdate,
@@ -112,7 +117,7 @@ async def rename_list(
     "/{list_id:item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,  # no body, so no content-type
-    responses=error_responses(404, 409, 412),
+    responses=error_responses(400, 404, 409, 412),
 )
 async def delete_list(
     list_id: uuid.UUID, claims: Claims, session: SessionDep, if_match: IfMatch = None
@@ -122,7 +127,8 @@ async def delete_list(
 
 
 @router.post(
-    "/{list_id:item_id}/move", responses={200: _WITH_ETAG, **error_responses(404, 409, 412, 413)}
+    "/{list_id:item_id}/move",
+    responses={200: _WITH_ETAG, **error_responses(400, 404, 409, 412, 413)},
 )
 async def move_list(
     list_id: uuid.UUID,

@@ -35,6 +35,7 @@ class ListRead(BaseModel):
     is_default: bool
     created_at: datetime
     updated_at: datetime
+    version: int = Field(description='The integer in the ETag: "version": 7 is ETag "7"')
 
 
 class ListListQuery(BaseModel):

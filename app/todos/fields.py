@@ -23,6 +23,9 @@ READ = (
     "completed",
     "priority",
     "due_date",
+    "due_day",
+    "time_zone",
+    "remind_at",
     "completed_at",
     "created_at",
     "updated_at",
@@ -30,16 +33,31 @@ READ = (
     "position",
     "recurrence",
     "last_completed_at",
+    "version",  # the ETag's integer (issue 27)
 )
 # TodoCreate's fields stored as the client sent them (list_id is a placement, not a value).
-WRITABLE = ("title", "description", "completed", "priority", "due_date", "recurrence")
-# Set by the service on create, besides the writable ones and the placement.
+WRITABLE = (
+    "title",
+    "description",
+    "completed",
+    "priority",
+    "due_date",
+    "due_day",
+    "time_zone",
+    "remind_at",
+    "recurrence",
+)
+# Set by the service on create, besides the writable ones and the placement; the day's
+# instants follow due_day and time_zone on every write (app.todos.dates), the series' anchor
+# the recurrence and the due (app.todos.recurring).
 SERVER_SET = (
     "id",
     "completed_at",
     "created_at",
     "updated_at",
     "version",
+    "due_day_starts_at",
+    "due_day_ends_at",
     "recurrence_anchor",
     "last_completed_at",
 )
@@ -47,5 +65,5 @@ SERVER_SET = (
 # Statements name the table's own columns, not the mapped attributes: an ORM-annotated
 # statement takes the ORM's compile and load path even when it runs as plain SQL, about 90
 # more Python calls per statement (measured; issue 13's note). The version is the ETag.
-READ_COLUMNS: tuple[Column[object], ...] = tuple(C[name] for name in (*READ, "version"))
+READ_COLUMNS: tuple[Column[object], ...] = tuple(C[name] for name in READ)
 INSERTED = (*SERVER_SET, *WRITABLE)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam
 
 from app.todos.fields import C
-from app.todos.models import Priority
+from app.todos.models import Priority, due_at
 from app.todos.schemas import TodoListQuery
 
 FILTERS: dict[str, ColumnElement[bool]] = {
@@ -16,9 +16,10 @@ FILTERS: dict[str, ColumnElement[bool]] = {
     # The pattern is escaped by params() (LIKE's own autoescape needs a literal).
     "q": C.title.icontains(bindparam("q"), escape="/")
     | C.description.icontains(bindparam("q"), escape="/"),
-    # A todo without a due date matches neither bound (NULL comparisons are never true).
-    "due_before": C.due_date < bindparam("due_before"),
-    "due_after": C.due_date > bindparam("due_after"),
+    # By when a todo is due, an all-day one at the start of its day (app.todos.models.due_at);
+    # a todo without a due matches neither bound (NULL comparisons are never true).
+    "due_before": due_at < bindparam("due_before"),
+    "due_after": due_at > bindparam("due_after"),
     "list_id": C.list_id == bindparam("list_id"),
 }
 

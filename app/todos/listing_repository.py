@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Row, Select, bindparam, case, func, select
+from sqlalchemy import Row, Select, and_, bindparam, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import access
@@ -15,7 +15,8 @@ from app.actor import Actor
 from app.pagination import after_params, split_page
 from app.todos import fields
 from app.todos.filters import FILTERS
-from app.todos.pagination import SortOrder
+from app.todos.models import due_at
+from app.todos.pagination import DUE_KEY, SortOrder
 from app.todos.schemas import TodoRead
 
 _C = fields.C
@@ -25,11 +26,15 @@ _OWNED = (_C.owner_id == bindparam("user_id"), access.ADMITTED)
 
 
 @lru_cache(maxsize=1024)  # every shape there is: 64 filter sets x 12 orders x 3 cursor kinds
-def _list_statement(
+def list_statement(
     sort: str, null_tail: bool | None, filters: frozenset[str]
 ) -> Select[*tuple[Any, ...]]:
     order = SortOrder.parse(sort)
-    stmt = select(*fields.READ_COLUMNS).where(*_OWNED, *(FILTERS[name] for name in sorted(filters)))
+    # By due: the sort value too, for the cursor (an all-day todo has no due_date).
+    extra = [due_at.label(DUE_KEY)] if order.field == "due_date" else []
+    stmt = select(*fields.READ_COLUMNS, *extra).where(
+        *_OWNED, *(FILTERS[name] for name in sorted(filters))
+    )
     if null_tail is not None:
         stmt = stmt.where(order.after(null_tail))
     return stmt.order_by(*order.order_by()).limit(bindparam("limit"))
@@ -57,7 +62,7 @@ async def page(
     if after is not None:
         null_tail = after[0] is None
         params.update(after_params(after))
-    stmt = _list_statement(sort, null_tail, frozenset(filters))
+    stmt = list_statement(sort, null_tail, frozenset(filters))
     result = await session.execute(stmt, params)
     columns = tuple(result.keys())
     rows, last = split_page(result.all(), limit)
@@ -76,11 +81,15 @@ class Counts:
 
 
 _OPEN = _C.completed.is_(False)
+_NOW = bindparam("now", type_=_C.due_date.type)
+# Past its due: an all-day todo once its day is over in its zone (the next day has started
+# there), any other once its due_date has passed (ADR 0401).
+_PAST_DUE = or_(_C.due_day_ends_at <= _NOW, and_(_C.due_day_ends_at.is_(None), _C.due_date < _NOW))
 _STATS = select(
     access.ADMITTED,
     func.count(),
     func.coalesce(func.sum(case((_C.completed, 1), else_=0)), 0),
-    func.coalesce(func.sum(case((_OPEN & (_C.due_date < bindparam("now")), 1), else_=0)), 0),
+    func.coalesce(func.sum(case((_OPEN & _PAST_DUE, 1), else_=0)), 0),
 ).where(_C.owner_id == bindparam("user_id"))
 
 

@@ -1,10 +1,11 @@
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -58,6 +60,16 @@ class Todo(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Bumped by every write, under the row lock the write holds (see todos.repository); the ETag.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # An all-day due (issue 27): the day, in time_zone (null: UTC), and two instants derived
+    # from them on every write, for SQL to filter, sort and count by (ADR 0401): when the day
+    # starts (when the todo is due) and when it ends (when it is overdue). All three are null
+    # for a todo with a due_date, whose due is that instant. Nullable (expand/contract): the
+    # release before knows none of them, and its writes leave them null.
+    due_day: Mapped[date | None] = mapped_column(Date)
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_day_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_day_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A recurring todo (issue 27; app/todos/recurrence.py): its RRULE, the due its series
     # started from (DTSTART, as an instant; COUNT counts from it), set by the server whenever
     # the rule or the due is set by a client, and when it was last completed. Nullable
@@ -65,6 +77,12 @@ class Todo(Base):
     recurrence: Mapped[str | None] = mapped_column(String(200))
     recurrence_anchor: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# When a todo is due, whichever kind of due it has: what due_before/due_after, sort=due_date
+# and the stats use. An index on the very expression serves them (ADR 0401).
+due_at = func.coalesce(Todo.__table__.c.due_day_starts_at, Todo.__table__.c.due_date)
+Index("ix_todos_owner_due_at", Todo.__table__.c.owner_id, due_at, Todo.__table__.c.id)
 
 
 class IdempotencyKey(Base):

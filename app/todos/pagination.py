@@ -15,7 +15,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, and_, bindparam, or_
 
 from app.pagination import bad_cursor, decode_cursor, encode_cursor, keyset_after, parse_aware
-from app.todos.models import Priority, Todo
+from app.todos.models import Priority, Todo, due_at
 from app.todos.schemas import TodoListQuery
 from app.validation import reject_nul
 
@@ -24,12 +24,15 @@ _C = cast(Table, Todo.__table__).c
 _COLUMNS: dict[str, ColumnElement[Any]] = {
     "created_at": _C.created_at,
     "updated_at": _C.updated_at,
-    "due_date": _C.due_date,
+    # When the todo is due, whichever kind of due it has (ADR 0401): its own index.
+    "due_date": due_at,
     "priority": _C.priority,
     "title": _C.title,
     "position": _C.position,
 }
 _NULLABLE = frozenset({"due_date"})
+# The list statement's label for a sort value that is no column of TodoRead's (see cursor_value).
+DUE_KEY = "due_key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +75,8 @@ def query_signature(query: TodoListQuery) -> str:
 
 
 def encode_todo_cursor(order: SortOrder, fingerprint: str, last: Any) -> str:
-    """A cursor after `last`, a row with the sort column and the id."""
-    value = getattr(last, order.field)
+    """A cursor after `last`, a row with the sort value and the id."""
+    value = getattr(last, DUE_KEY if order.field == "due_date" else order.field)
     return encode_cursor(
         fingerprint, value.isoformat() if isinstance(value, datetime) else value, last.id
     )

@@ -226,19 +226,24 @@ async def update_changed(
     return _versioned((await session.execute(stmt, params)).first())
 
 
-_LOCK_SERIES = (
-    select(*(_C[name] for name in recurring.STORED)).where(*_OWNED, _THIS_ONE).with_for_update()
+# What a write that depends on stored fields reads of them (app.todos.stored_writes): the
+# due fields (a PATCH of one due needs the others) and a recurring todo's series. Locked until
+# the write commits, so what it derives is from the values the row keeps.
+STORED_FIELDS = tuple(dict.fromkeys(("due_day", "due_date", "time_zone", *recurring.STORED)))
+_LOCK_STORED = (
+    select(*(_C[name] for name in STORED_FIELDS))
+    .where(*_OWNED, _THIS_ONE)
+    .with_for_update(key_share=True)  # FOR NO KEY UPDATE: the lock the UPDATE itself takes
 )
 
 
-async def lock_series(
+async def lock_stored(
     session: AsyncSession, actor: Actor, todo_id: uuid.UUID
 ) -> dict[str, Any] | None:
-    """The todo's recurring.STORED fields, its row locked until the transaction ends; None if
-    the user has no such todo or may not act."""
+    """The todo's STORED_FIELDS, its row locked for the transaction; None if there is none."""
     params = {**actor.params(), "todo_id": todo_id}
-    row = (await session.execute(_LOCK_SERIES, params)).first()
-    return None if row is None else dict(row._mapping)
+    row = (await session.execute(_LOCK_STORED, params)).first()
+    return None if row is None else dict(zip(STORED_FIELDS, row, strict=True))
 
 
 _CURRENT_LIST = select(_C.list_id).where(*_OWNED, _THIS_ONE)

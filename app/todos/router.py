@@ -33,7 +33,10 @@ _IDEMPOTENCY_CONFLICT = {
     },
 }
 
-IfMatch = Annotated[str | None, Header(description="An ETag from a previous response")]
+IfMatch = Annotated[
+    str | None,
+    Header(description='An ETag from a previous response, quoted ("7"), or *; else 400'),
+]
 IfNoneMatch = Annotated[
     str | None,
     Header(description="ETags of a copy the client has (W/ and * accepted): 304 if it is current"),
@@ -138,7 +141,9 @@ async def read_todo(
     return todo.body
 
 
-@router.patch("/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
+@router.patch(
+    "/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(400, 404, 412, 413)}
+)
 async def update_todo(
     todo_id: uuid.UUID,
     data: TodoUpdate,
@@ -152,7 +157,9 @@ async def update_todo(
     return _with_etag(response, todo)
 
 
-@router.put("/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(404, 412, 413)})
+@router.put(
+    "/{todo_id:item_id}", responses={200: _WITH_ETAG, **error_responses(400, 404, 412, 413)}
+)
 async def replace_todo(
     todo_id: uuid.UUID,
     data: TodoCreate,
@@ -170,7 +177,7 @@ async def replace_todo(
     "/{todo_id:item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,  # no body, so no content-type
-    responses=error_responses(404, 412),
+    responses=error_responses(400, 404, 412),
 )
 async def delete_todo(
     todo_id: uuid.UUID, claims: Claims, session: SessionDep, if_match: IfMatch = None
@@ -180,7 +187,8 @@ async def delete_todo(
 
 
 @router.post(
-    "/{todo_id:item_id}/move", responses={200: _WITH_ETAG, **error_responses(404, 409, 412, 413)}
+    "/{todo_id:item_id}/move",
+    responses={200: _WITH_ETAG, **error_responses(400, 404, 409, 412, 413)},
 )
 async def move_todo(
     todo_id: uuid.UUID,

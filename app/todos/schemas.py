@@ -1,7 +1,7 @@
 import enum
 import uuid
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Self
 
 from pydantic import (
     BaseModel,
@@ -11,10 +11,12 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from app.todos.dates import DueDay, TimeZone
 from app.todos.models import Priority
 from app.todos.recurrence import Recurrence
 from app.validation import NoNul, NoNulNotBlank, RequestModel, UtcDateTime, trimmed_length
@@ -74,11 +76,19 @@ class TodoCreate(RequestModel):
     completed: StrictBool = False
     priority: PriorityName = PriorityName.normal
     due_date: DateTimeIn | None = None
+    due_day: DueDay | None = None
+    time_zone: TimeZone | None = None
+    remind_at: DateTimeIn | None = None
     # Needs a due (the service's 422, naming recurrence, as for a PATCH that leaves it none).
     recurrence: Recurrence | None = None
     # At the end of this list (default: the default list); a PUT without it leaves the todo
     # where it is.
     list_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _one_due(self) -> Self:
+        _check_one_due(self.due_day, self.due_date)
+        return self
 
 
 class TodoUpdate(RequestModel):
@@ -93,8 +103,26 @@ class TodoUpdate(RequestModel):
     completed: StrictBool = None  # type: ignore[assignment]
     priority: PriorityName = None  # type: ignore[assignment]
     due_date: DateTimeIn | None = None
+    # Setting one of due_day and due_date while the other is stored is a 422, unless the same
+    # body sets the other to null (app.todos.dates).
+    due_day: DueDay | None = None
+    time_zone: TimeZone | None = None
+    remind_at: DateTimeIn | None = None
     recurrence: Recurrence | None = None
     list_id: uuid.UUID = None  # type: ignore[assignment]  # another list: moves to its end
+
+    @model_validator(mode="after")
+    def _one_due(self) -> Self:
+        _check_one_due(self.due_day, self.due_date)
+        return self
+
+
+BOTH_DUES = "A todo has at most one of due_day and due_date: set the other to null"
+
+
+def _check_one_due(due_day: date | None, due_date: datetime | None) -> None:
+    if due_day is not None and due_date is not None:
+        raise ValueError(BOTH_DUES)
 
 
 class MoveTodo(RequestModel):
@@ -111,6 +139,9 @@ class TodoRead(BaseModel):
     completed: bool
     priority: PriorityName
     due_date: datetime | None
+    due_day: date | None
+    time_zone: str | None
+    remind_at: datetime | None
     completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -118,6 +149,7 @@ class TodoRead(BaseModel):
     position: str
     recurrence: str | None
     last_completed_at: datetime | None
+    version: int = Field(description='The integer in the ETag: "version": 7 is ETag "7"')
 
     @field_validator("priority", mode="before")
     @classmethod

@@ -6,8 +6,6 @@ is due when a statement finds nothing (refuse: 401, 404 or 412).
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any, NoReturn
 
 from pydantic import TypeAdapter
@@ -21,7 +19,8 @@ from app.errors import InvalidInput, NotFound, PreconditionFailed
 from app.etags import matching_versions
 from app.lists.ordering import key_for_move, place, place_nested
 from app.quotas import TODOS, check
-from app.todos import idempotency, recurring, repository
+from app.todos import idempotency, recurring, repository, stored_writes
+from app.todos.dates import day_instants
 from app.todos.idempotency import CreatedTodo
 from app.todos.models import Priority
 from app.todos.repository import VersionedTodo
@@ -119,6 +118,7 @@ async def _insert(
         "updated_at": now,
         "version": 1,
         **_column_values(data.model_dump(exclude={"list_id"})),
+        **day_instants(data.due_day, data.time_zone),
     }
     recurring.on_create(values)
 
@@ -178,8 +178,11 @@ async def _write(
     if_match: str | None,
 ) -> VersionedTodo:
     actor = Actor.of(claims)
-    values = _column_values(changes)
     versions = matching_versions(if_match)
+    values = _column_values(changes)
+    stored_needed = stored_writes.needed(changes)
+    if values and not stored_needed and ("due_day" in values or "time_zone" in values):
+        values.update(day_instants(values["due_day"], values["time_zone"]))
     if values:
         now = utcnow()
 
@@ -193,8 +196,10 @@ async def _write(
 
         # To another list: its end, computed in the UPDATE (see repository._insert_statement).
         moving = "list_id" in values
-        if recurring.involved(values):
-            written = await _write_series(session, actor, todo_id, values, now, write, write_locked)
+        if stored_needed:
+            written = await stored_writes.write(
+                session, actor, todo_id, values, now, write, write_locked
+            )
         else:
             written = await (place(session, write, write_locked) if moving else write())
         if written is not None:
@@ -210,27 +215,6 @@ async def _write(
     if versions is not None and current.version not in versions:
         raise PreconditionFailed()
     return current
-
-
-async def _write_series(
-    session: AsyncSession,
-    actor: Actor,
-    todo_id: uuid.UUID,
-    values: dict[str, Any],
-    now: datetime,
-    write: Callable[[], Awaitable[VersionedTodo | None]],
-    write_locked: Callable[[], Awaitable[VersionedTodo | None]],
-) -> VersionedTodo | None:
-    """A write that may complete a recurring todo or start its series (app.todos.recurring):
-    the stored fields are read under the row's lock, and the write commits with it."""
-    async with transaction(session):
-        stored = await repository.lock_series(session, actor, todo_id)
-        if stored is None:
-            return None  # the caller finds out why
-        recurring.settle(stored, values, now)
-        if "list_id" in values:
-            return await place_nested(session, write, write_locked)
-        return await write()
 
 
 async def move_todo(

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from tests.conftest import ApiUser, assert_bearer_401, deactivate
 from tests.lists.helpers import create_list
 
-LIST_KEYS = {"id", "name", "position", "is_default", "created_at", "updated_at"}
+LIST_KEYS = {"id", "name", "position", "is_default", "created_at", "updated_at", "version"}
 
 
 def lists_of(client: TestClient, user: ApiUser) -> list[dict[str, Any]]:

@@ -50,20 +50,24 @@ POSITIVE_ALSO: dict[str, tuple[tuple[str, ...], str]] = {
     # A list's name is 1 to 100 characters after trimming (API.md), which JSON Schema cannot
     # state: the schema gives no maxLength, and a longer name is 422.
     "create_list": (("422",), "a name over 100 characters after trimming"),
-    "rename_list": (("412", "422"), "an If-Match that is not the current ETag; a name over 100"),
+    "rename_list": (
+        ("400", "412", "422"),
+        "an If-Match that is not the current ETag (400: not an entity-tag); a name over 100",
+    ),
     # A cursor or a feed token is opaque: only one this server made is valid.
     "list_todos": (("422",), "a cursor the server did not make"),
     "list_users": (("422",), "a cursor the server did not make"),
     "list_lists": (("422",), "a cursor the server did not make"),
     "list_changes": (("422",), "a since token the server did not make"),
-    # If-Match naming anything but the current ETag is 412: the fuzzer cannot know it.
+    # If-Match naming anything but the current ETag is 412: the fuzzer cannot know it; one
+    # that is not an entity-tag at all (7 unquoted) is 400.
     # A list_id or `after` must be the user's (and `after` in the same list): 422.
-    "update_todo": (("412", "422"), "a stale If-Match; a foreign list_id"),
-    "replace_todo": (("412", "422"), "a stale If-Match; a foreign list_id"),
-    "delete_todo": (("412",), "an If-Match that is not the current ETag"),
-    "move_todo": (("412", "422"), "a stale If-Match; `after` or list_id not the user's"),
-    "delete_list": (("412",), "an If-Match that is not the current ETag"),
-    "move_list": (("412", "422"), "a stale If-Match; `after` not one of the user's lists"),
+    "update_todo": (("400", "412", "422"), "a stale If-Match; a foreign list_id"),
+    "replace_todo": (("400", "412", "422"), "a stale If-Match; a foreign list_id"),
+    "delete_todo": (("400", "412"), "an If-Match that is not the current ETag"),
+    "move_todo": (("400", "412", "422"), "a stale If-Match; `after` or list_id not the user's"),
+    "delete_list": (("400", "412"), "an If-Match that is not the current ETag"),
+    "move_list": (("400", "412", "422"), "a stale If-Match; `after` not one of the user's lists"),
 }
 DEFAULT_EXPECTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 # Operations that would end the run's own login (its bearer token) part-way through:

@@ -29,11 +29,7 @@ EDITS = [
     ),
     ("app/todos/schemas.py", "    position: str\n", "    effort_points: int | None\n"),
     ("app/todos/fields.py", '    "position",\n', '    "effort_points",\n'),
-    (
-        "app/todos/fields.py",
-        'WRITABLE = ("title", "description", "completed", "priority", "due_date"',
-        ', "effort_points"',
-    ),
+    ("app/todos/fields.py", "WRITABLE = (\n", '    "effort_points",\n'),
 ]
 
 # Drives a service from whichever checkout is first on sys.path, against DATABASE_URL.

@@ -28,6 +28,9 @@ TODO_KEYS = {
     "completed",
     "priority",
     "due_date",
+    "due_day",
+    "time_zone",
+    "remind_at",
     "completed_at",
     "created_at",
     "updated_at",
@@ -35,6 +38,7 @@ TODO_KEYS = {
     "position",
     "recurrence",
     "last_completed_at",
+    "version",
 }
 WRITES = [
     ("PATCH", {"title": "Changed"}),

@@ -22,7 +22,8 @@ DAILY = {"due_date": "2026-12-07T08:00:00Z", "recurrence": "FREQ=DAILY"}
 
 def put_body(todo: dict[str, Any], **changes: Any) -> dict[str, Any]:
     """The todo's writable representation, as a client that read it sends it back."""
-    fields = ("title", "description", "completed", "priority", "due_date", "recurrence")
+    fields = ("title", "description", "completed", "priority", "due_date", "due_day")
+    fields += ("time_zone", "remind_at", "recurrence")
     return {name: todo[name] for name in fields} | changes
 
 
@@ -88,6 +89,51 @@ def test_setting_the_due_starts_the_series_again(client: TestClient, user: ApiUs
     assert done["completed"] is True
 
 
+def test_a_daily_todo_stays_at_its_local_time_across_a_daylight_saving_change(
+    client: TestClient, user: ApiUser
+) -> None:
+    # 09:00 in Berlin on the day before the clocks go forward (08:00Z), then 09:00 CEST.
+    todo = create(
+        client,
+        user,
+        due_date="2026-03-28T08:00:00Z",
+        time_zone="Europe/Berlin",
+        recurrence="FREQ=DAILY",
+    )
+    moved = send(client, user, "PATCH", todo["id"], {"completed": True}).json()
+    assert moved["due_date"] == "2026-03-29T07:00:00Z"
+    assert moved["time_zone"] == "Europe/Berlin"
+
+
+def test_an_all_day_todo_moves_to_the_next_day_of_its_rule(
+    client: TestClient, user: ApiUser
+) -> None:
+    # The 31st of each month, in New York: April has none.
+    rule = "FREQ=MONTHLY;BYMONTHDAY=31"
+    todo = create(client, user, due_day="2027-03-31", time_zone="America/New_York", recurrence=rule)
+    etag = fetch(client, user, todo["id"]).headers["ETag"]
+    response = send(client, user, "PATCH", todo["id"], {"completed": True}, if_match=etag)
+    assert response.status_code == 200, response.text
+    moved = response.json()
+    assert (moved["completed"], moved["due_day"], moved["due_date"]) == (False, "2027-05-31", None)
+    assert moved["version"] == todo["version"] + 1
+    # Due at the start of that day in New York (EDT, UTC-4): what due_before/after use.
+    listed = client.get(
+        "/api/v1/todos",
+        params={"due_after": "2027-05-31T03:59:59Z", "due_before": "2027-05-31T04:00:01Z"},
+        headers=user.headers,
+    ).json()["items"]
+    assert [item["id"] for item in listed] == [todo["id"]]
+
+
+def test_a_leap_day_todo_waits_for_the_next_leap_year(client: TestClient, user: ApiUser) -> None:
+    todo = create(client, user, due_day="2028-02-29", recurrence="FREQ=YEARLY;COUNT=2")
+    moved = send(client, user, "PUT", todo["id"], put_body(todo, completed=True)).json()
+    assert (moved["completed"], moved["due_day"]) == (False, "2032-02-29")
+    done = send(client, user, "PUT", todo["id"], put_body(moved, completed=True)).json()
+    assert (done["completed"], done["due_day"]) == (True, "2032-02-29")
+
+
 def test_until_ends_the_series(client: TestClient, user: ApiUser) -> None:
     rule = "FREQ=WEEKLY;UNTIL=20261215T000000Z"
     todo = create(client, user, due_date="2026-12-07T08:00:00Z", recurrence=rule)
@@ -145,10 +191,17 @@ def test_a_rule_needs_a_due(client: TestClient, user: ApiUser) -> None:
     _names_recurrence(send(client, user, "PATCH", plain["id"], {"recurrence": "FREQ=DAILY"}))
     body = {"title": "t", "recurrence": "FREQ=DAILY"}
     _names_recurrence(send(client, user, "PUT", plain["id"], body))
-    # Clearing the due of a recurring todo, too.
+    # Clearing the due of a recurring todo, too, whichever kind it is.
     todo = create(client, user, **DAILY)
     _names_recurrence(send(client, user, "PATCH", todo["id"], {"due_date": None}))
     assert fetch(client, user, todo["id"]).json() == todo
+    all_day = create(client, user, due_day="2026-12-07", recurrence="FREQ=DAILY")
+    _names_recurrence(send(client, user, "PATCH", all_day["id"], {"due_day": None}))
+    # From one kind of due to the other keeps the rule.
+    swapped = send(
+        client, user, "PATCH", all_day["id"], {"due_day": None, "due_date": DAILY["due_date"]}
+    )
+    assert swapped.status_code == 200, swapped.text
 
 
 @pytest.mark.parametrize(
