@@ -2,6 +2,7 @@
 next occurrence and keeps it open, conditionally on If-Match, reported by the feed; with no
 occurrence left it completes; a rule needs a due, and a bad one is a 422 naming it."""
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -154,6 +155,40 @@ def test_a_stale_if_match_moves_nothing(client: TestClient, user: ApiUser) -> No
         send(client, user, "PATCH", todo["id"], {"completed": True}, if_match=etag)
     )
     assert fetch(client, user, todo["id"]).json() == first.json()
+
+
+def test_concurrent_completions_with_one_etag_move_the_due_once(
+    client: TestClient, user: ApiUser
+) -> None:
+    todo = create(client, user, **DAILY)
+    etag = fetch(client, user, todo["id"]).headers["ETag"]
+    writers = 6
+
+    def complete(_: int) -> Any:
+        return send(client, user, "PATCH", todo["id"], {"completed": True}, if_match=etag)
+
+    with ThreadPoolExecutor(max_workers=writers) as pool:
+        responses = list(pool.map(complete, range(writers)))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] + [412] * (writers - 1), statuses
+    assert fetch(client, user, todo["id"]).json()["due_date"] == "2026-12-08T08:00:00Z"
+
+
+def test_concurrent_completions_without_if_match_each_move_it_on(
+    client: TestClient, user: ApiUser
+) -> None:
+    todo = create(client, user, **DAILY)
+    writers = 6
+
+    def complete(_: int) -> Any:
+        return send(client, user, "PATCH", todo["id"], {"completed": True})
+
+    with ThreadPoolExecutor(max_workers=writers) as pool:
+        responses = list(pool.map(complete, range(writers)))
+    assert [response.status_code for response in responses] == [200] * writers
+    # Each read the due under the row's lock: six distinct occurrences, none skipped.
+    dues = sorted(response.json()["due_date"] for response in responses)
+    assert dues == [f"2026-12-{8 + n:02d}T08:00:00Z" for n in range(writers)]
 
 
 def test_removing_the_rule_makes_it_a_plain_todo(client: TestClient, user: ApiUser) -> None:
