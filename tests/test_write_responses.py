@@ -35,6 +35,8 @@ FULL_TODO = {
     "labels": ["Work", "urgent"],
     "time_zone": "Europe/Berlin",
     "remind_at": "2031-05-06T06:00:00Z",
+    # Its only occurrence is the due: a PUT with completed true completes it (API.md v1.3).
+    "recurrence": "FREQ=DAILY;COUNT=1",
 }
 # A todo has one of due_date and due_day (issue 27): the other writable fields, all-day.
 FULL_ALL_DAY_TODO = {

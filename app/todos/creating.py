@@ -16,7 +16,7 @@ from app.idempotency import service as idempotency
 from app.idempotency.service import Keyed, Stored
 from app.lists.ordering import place, place_nested
 from app.quotas import TODOS, check
-from app.todos import labels_repository, repository, subtasks
+from app.todos import labels_repository, recurring, repository, subtasks
 from app.todos.dates import day_instants
 from app.todos.repository import VersionedTodo
 from app.todos.schemas import TodoCreate
@@ -85,6 +85,7 @@ async def _insert(
         **column_values(data.model_dump(exclude={"id", "list_id"})),
         **day_instants(data.due_day, data.time_zone),
     }
+    recurring.on_create(values)
 
     list_id = data.list_id
 
@@ -127,4 +128,4 @@ def _unset_new_fields(data: TodoCreate) -> set[str]:
 
 
 # TodoCreate's fields the release before did not have (issue 27), nullable.
-_NEWER_NULLABLE = ("parent_id", "due_day", "time_zone", "remind_at")
+_NEWER_NULLABLE = ("parent_id", "due_day", "time_zone", "remind_at", "recurrence")

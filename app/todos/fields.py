@@ -33,6 +33,8 @@ READ = (
     "position",
     "labels",
     "parent_id",
+    "recurrence",
+    "last_completed_at",
     "version",  # the ETag's integer (issue 27)
 )
 # TodoCreate's fields stored as the client sent them (list_id is a placement, not a value).
@@ -48,9 +50,11 @@ WRITABLE = (
     "remind_at",
     "labels",
     "parent_id",
+    "recurrence",
 )
 # Set by the service on create, besides the writable ones and the placement; the day's
-# instants follow due_day and time_zone on every write (app.todos.dates).
+# instants follow due_day and time_zone on every write (app.todos.dates), the series' anchor
+# the recurrence and the due (app.todos.recurring).
 SERVER_SET = (
     "id",
     "completed_at",
@@ -59,6 +63,8 @@ SERVER_SET = (
     "version",
     "due_day_starts_at",
     "due_day_ends_at",
+    "recurrence_anchor",
+    "last_completed_at",
 )
 
 # Statements name the table's own columns, not the mapped attributes: an ORM-annotated

@@ -80,6 +80,13 @@ class Todo(Base):
     remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     due_day_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     due_day_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A recurring todo (issue 27; app/todos/recurrence.py): its RRULE, the due its series
+    # started from (DTSTART, as an instant; COUNT counts from it), set by the server whenever
+    # the rule or the due is set by a client, and when it was last completed. Nullable
+    # (expand/contract): the release before knows none of them.
+    recurrence: Mapped[str | None] = mapped_column(String(200))
+    recurrence_anchor: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # The labels as given (trimmed, in order), read with the row like any field; todo_labels
     # indexes them for the label= filter and GET /labels (docs/adr/0402-labels-denormalised.md).

@@ -37,7 +37,7 @@ from app.etags import version_matches
 from app.lists.models import TodoList
 from app.lists.ordering import OrderedScope
 from app.lists.positions import next_position
-from app.todos import fields
+from app.todos import fields, recurring
 from app.todos.schemas import TodoRead
 from app.versioning import Versioned, versioned
 
@@ -218,23 +218,24 @@ async def update_changed(
     return _versioned((await session.execute(stmt, params)).first())
 
 
-# What a PATCH of one due field needs of the others (app.todos.service): locked until the
-# write commits, so the day's instants it derives are from the values the row keeps.
-DUE_FIELDS = ("due_day", "due_date", "time_zone")
-_LOCK_DUE = (
-    select(*(_C[name] for name in DUE_FIELDS))
+# What a write that depends on stored fields reads of them (app.todos.stored_writes): the
+# due fields (a PATCH of one due needs the others) and a recurring todo's series. Locked until
+# the write commits, so what it derives is from the values the row keeps.
+STORED_FIELDS = tuple(dict.fromkeys(("due_day", "due_date", "time_zone", *recurring.STORED)))
+_LOCK_STORED = (
+    select(*(_C[name] for name in STORED_FIELDS))
     .where(*_OWNED, _THIS_ONE)
     .with_for_update(key_share=True)  # FOR NO KEY UPDATE: the lock the UPDATE itself takes
 )
 
 
-async def lock_due(
+async def lock_stored(
     session: AsyncSession, actor: Actor, todo_id: uuid.UUID
 ) -> dict[str, Any] | None:
-    """The todo's DUE_FIELDS, its row locked for the transaction; None if there is none."""
+    """The todo's STORED_FIELDS, its row locked for the transaction; None if there is none."""
     params = {**actor.params(), "todo_id": todo_id}
-    row = (await session.execute(_LOCK_DUE, params)).first()
-    return None if row is None else dict(zip(DUE_FIELDS, row, strict=True))
+    row = (await session.execute(_LOCK_STORED, params)).first()
+    return None if row is None else dict(zip(STORED_FIELDS, row, strict=True))
 
 
 _CURRENT_LIST = select(_C.list_id).where(*_OWNED, _THIS_ONE)

@@ -19,6 +19,7 @@ from pydantic_core import CoreSchema
 
 from app.todos.dates import DueDay, TimeZone
 from app.todos.models import Priority
+from app.todos.recurrence import Recurrence
 from app.validation import NoNul, NoNulNotBlank, RequestModel, UtcDateTime, trimmed_length
 
 
@@ -112,6 +113,8 @@ class TodoReplace(RequestModel):
     time_zone: TimeZone | None = None
     remind_at: DateTimeIn | None = None
     labels: Labels = Field(default_factory=list)
+    # Needs a due (the service's 422, naming recurrence, as for a PATCH that leaves it none).
+    recurrence: Recurrence | None = None
     # At the end of this list (default: the default list, or the parent's); a PUT without it
     # leaves the todo where it is.
     list_id: uuid.UUID | None = None
@@ -157,6 +160,7 @@ class TodoUpdate(RequestModel):
     time_zone: TimeZone | None = None
     remind_at: DateTimeIn | None = None
     labels: Labels = None  # type: ignore[assignment]  # the whole list: replaces it
+    recurrence: Recurrence | None = None
     list_id: uuid.UUID = None  # type: ignore[assignment]  # another list: moves to its end
     parent_id: uuid.UUID | None = Field(default=None, description=PARENT)
 
@@ -205,6 +209,8 @@ class TodoRead(BaseModel):
     position: str
     labels: list[str]
     parent_id: uuid.UUID | None
+    recurrence: str | None
+    last_completed_at: datetime | None
     version: int = Field(description='The integer in the ETag: "version": 7 is ETag "7"')
 
     @field_validator("priority", mode="before")

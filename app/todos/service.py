@@ -21,12 +21,11 @@ from app.etags import matching_versions
 from app.idempotency import service as idempotency
 from app.idempotency.service import Keyed, Stored
 from app.lists.ordering import key_for_move, place, place_nested
-from app.todos import labels_repository, repository, subtasks
+from app.todos import labels_repository, repository, stored_writes, subtasks
 from app.todos.dates import day_instants
 from app.todos.models import Priority
 from app.todos.repository import VersionedTodo
 from app.todos.schemas import (
-    BOTH_DUES,
     MoveTodo,
     TodoRead,
     TodoReplace,
@@ -109,7 +108,7 @@ async def _write(
     actor = Actor.of(claims)
     versions = matching_versions(if_match)
     values = column_values(changes)
-    stored_needed = _stored_due_needed(changes)
+    stored_needed = stored_writes.needed(changes)
     if values and not stored_needed and ("due_day" in values or "time_zone" in values):
         values.update(day_instants(values["due_day"], values["time_zone"]))
     if values:
@@ -134,7 +133,7 @@ async def _write(
                 ),
             )
         elif stored_needed:  # in a transaction of its own, labels and all
-            written = await _write_due(session, actor, todo_id, values, write)
+            written = await stored_writes.write(session, actor, todo_id, values, now, write)
         else:
             written = await atomic(session, write, "labels" in values)()
         if written is not None:
@@ -163,7 +162,9 @@ async def _write_in_family(
     named = "parent_id" in values
     locked = await subtasks.lock(session, actor, todo_id, values.get("parent_id"))
     todo = locked.get(todo_id)
-    if todo is None or (stored_needed and not await _merge_due(session, actor, todo_id, values)):
+    if todo is None or (
+        stored_needed and not await stored_writes.merge(session, actor, todo_id, values, now)
+    ):
         return None  # the caller asks why
     list_id: uuid.UUID = values.get("list_id", todo.list_id)
     if "list_id" in values and not await repository.lock_owned_list(session, actor, list_id):
@@ -235,50 +236,6 @@ async def delete_todo(
     versions = matching_versions(if_match)
     if not await repository.delete_owned(session, Actor.of(claims), todo_id, versions):
         await refuse(session, claims, todo_id, if_match=versions is not None)
-
-
-def _stored_due_needed(changes: dict[str, Any]) -> bool:
-    """Whether a PATCH depends on due fields it leaves out: setting one of due_day and
-    due_date must find the other null (a todo has at most one), and the day's instants
-    follow from due_day and time_zone together."""
-    sent = changes.keys()
-    return (
-        (changes.get("due_day") is not None and "due_date" not in sent)
-        or (changes.get("due_date") is not None and "due_day" not in sent)
-        or (("due_day" in sent) != ("time_zone" in sent))
-    )
-
-
-async def _merge_due(
-    session: AsyncSession, actor: Actor, todo_id: uuid.UUID, values: dict[str, Any]
-) -> bool:
-    """`values` completed from the stored due fields (_stored_due_needed), read under the
-    row's lock: no write in between can make a todo with both dues, or leave the day's
-    instants computed from another zone's day. False: no such todo of the actor's."""
-    stored = await repository.lock_due(session, actor, todo_id)
-    if stored is None:
-        return False
-    merged = {**stored, **values}
-    if merged["due_day"] is not None and merged["due_date"] is not None:
-        field = "due_day" if values.get("due_day") is not None else "due_date"
-        raise InvalidInput(("body", field), BOTH_DUES)
-    values.update(day_instants(merged["due_day"], merged["time_zone"]))
-    return True
-
-
-async def _write_due(
-    session: AsyncSession,
-    actor: Actor,
-    todo_id: uuid.UUID,
-    values: dict[str, Any],
-    write: Callable[[], Awaitable[VersionedTodo | None]],
-) -> VersionedTodo | None:
-    """A PATCH that depends on stored due fields, and the write, in one transaction (a change
-    of list goes through _write_in_family, which merges them too)."""
-    async with transaction(session):
-        if not await _merge_due(session, actor, todo_id, values):
-            return None  # the caller finds out why
-        return await write()
 
 
 def atomic(

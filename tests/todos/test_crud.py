@@ -38,6 +38,8 @@ TODO_KEYS = {
     "list_id",
     "position",
     "labels",
+    "recurrence",
+    "last_completed_at",
     "version",
 }
 WRITES = [

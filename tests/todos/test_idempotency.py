@@ -420,6 +420,6 @@ def test_a_create_is_recorded_as_the_release_before_records_it(
             select(IdempotencyKey.request_hash).where(IdempotencyKey.key == "rollout")
         )
     # Without the fields it did not know (issue 27's, left at their defaults).
-    newer = {"parent_id", "due_day", "time_zone", "remind_at", "labels"}
+    newer = {"parent_id", "due_day", "time_zone", "remind_at", "recurrence", "labels"}
     previous_release = TodoReplace.model_validate(BODY).model_dump_json(exclude=newer)
     assert stored == hashlib.sha256(previous_release.encode()).hexdigest()
