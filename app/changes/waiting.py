@@ -18,6 +18,7 @@ already read, a recheck) is one more read, and the request waits on.
 """
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,10 +32,17 @@ from app.changes import service
 from app.changes.tokens import ChangeTokens, FeedPosition
 
 RECHECK_SECONDS = 2.0
-# Per worker (pid label under gunicorn): how many feed requests wait, holding no connection.
-WAITING = Gauge(
-    "todo_changes_waiting", "Feed requests waiting for a change", multiprocess_mode="liveall"
-)
+
+
+@functools.cache
+def _waiting() -> Gauge:
+    """Per worker (pid label under gunicorn): how many feed requests wait, holding no
+    connection. Made on first use, in the serving process: gunicorn's master imports this
+    module too, and a gauge made at import would give it a file of its own (tests/runtime/
+    test_metrics.py sees its pid among the workers')."""
+    return Gauge(
+        "todo_changes_waiting", "Feed requests waiting for a change", multiprocess_mode="liveall"
+    )
 
 
 class ChangeWaiters:
@@ -60,13 +68,13 @@ class ChangeWaiters:
             event.set()
         first = not self._events
         self._events.setdefault(user_id, set()).add(event)
-        WAITING.inc()
+        _waiting().inc()
         if first and self.on_first_waiter is not None:
             self.on_first_waiter()
         try:
             yield event
         finally:
-            WAITING.dec()
+            _waiting().dec()
             events = self._events.get(user_id)
             if events is not None:
                 events.discard(event)
