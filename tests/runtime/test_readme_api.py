@@ -1,4 +1,4 @@
-"""The README's API in five curl lines, run as a reader would: against a real server."""
+"""The README's API curl lines, run as a reader would: against a real server."""
 
 import os
 import re
@@ -34,7 +34,7 @@ def require_curl() -> str:
 def test_the_readme_api_lines_work_as_written(tmp_path: Path) -> None:
     require_curl()
     blocks = readme_api_blocks()
-    assert len(blocks) == 2  # log in, then the five calls
+    assert len(blocks) == 3  # log in, the five calls, then a recurring todo (v1.3)
     calls = [line for line in blocks[1].splitlines() if line.startswith(("ID=", "curl"))]
     assert len(calls) == 5
     port = free_port()
@@ -55,3 +55,8 @@ def test_the_readme_api_lines_work_as_written(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r'(?im)^etag: "1"', result.stdout), result.stdout  # the read
     assert '"completed":true' in result.stdout  # the update, then the list
+    # The recurring all-day todo: completing it moved it to its next occurrence, still open.
+    moved = re.search(r'"title":"Water the plants"[^}]*"due_day":"2030-01-10"', result.stdout)
+    assert moved, result.stdout
+    assert '"title":"The balcony too"' in result.stdout  # the parent_id= list
+    assert '{"name":"home","count":1}' in result.stdout  # GET /labels
