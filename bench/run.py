@@ -257,7 +257,10 @@ def _rounds(
 
 def _runs_on(variant: str, scenario: str) -> bool:
     """The limiter's A/B runs only LIMITER_AB on the service with limits off; the tracing
-    variants run every scenario."""
+    variants run every scenario, the baseline every one it can answer (before issue 28 a
+    feed request with wait= answers at once: its 500 polls would be a storm, not a wait)."""
+    if variant == BASELINE and scenario == "changes_wait":
+        return False
     return variant != LIMITS_OFF or scenario in LIMITER_AB
 
 
