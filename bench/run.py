@@ -89,10 +89,12 @@ DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 # create_crowded: the same creates as create_todo, but all into 6 users' lists (their default
 # ones), so concurrent appends meet in the same list (issue 24: within 20% of create_todo).
 # list_*_10k: pages of 20 of one user's 10,000 todos, labelled and with subtasks
-# (bench/lists_10k.py): plain, label=, top_level=; the last two also as multiples of the first.
+# (bench/lists_10k.py): plain, label=, parent_id=, top_level=; the others also as multiples
+# of the plain one.
 ALL_SCENARIOS = (
-    "health,get_todo,list_todos,list_plain_10k,list_labelled_10k,list_parent_10k,create_todo,"
-    "create_crowded,update_todo,update_noop,mixed,changes,changes_wait,login"
+    "health,get_todo,list_todos,list_plain_10k,list_labelled_10k,list_parent_10k,"
+    "list_top_level_10k,create_todo,create_crowded,update_todo,update_noop,mixed,changes,"
+    "changes_wait,login"
 )
 # changes_wait: get_todo's reads while LONG_POLLS feed requests wait for a change
 # (bench/long_polls.py, a process of its own): reported beside get_todo, their ratio is what
