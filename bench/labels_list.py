@@ -5,9 +5,10 @@ in 200; pages of 20 through the app in process (ASGI, no server), on PostgreSQL 
     .venv/bin/python bench/labels_list.py [--todos 10000] [--requests 200]
 
 Prints each query's median and p90 in milliseconds (a rough figure: one process, no
-concurrency, on whatever else the machine runs) and the query plans of the labelled page,
-which must go through ix_todo_labels_user_key. docs/adr/0401-labels-denormalised.md records
-a run.
+concurrency, on whatever else the machine runs) and the query plans of the labelled page: on
+PostgreSQL a common label walks ix_todos_owner_created probing todo_labels' primary key, a
+rare one starts from ix_todo_labels_user_key (tests/todos/test_list_plans.py checks both).
+docs/adr/0402-labels-denormalised.md records a run.
 """
 
 import argparse
@@ -33,10 +34,9 @@ from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.todos import fields, listing_repository  # noqa: E402
 from app.todos.models import TodoLabel  # noqa: E402
+from bench.lists_10k import RARE, labels_of  # noqa: E402
 from tests.conftest import TEST_SECRET, TempPostgres, make_user, postgres_admin_url  # noqa: E402
 
-COMMON = ["Work", "home", "Errands", "urgent", "someday"]
-RARE = "rare"
 QUERIES: dict[str, dict[str, Any]] = {
     "plain": {},
     "label=work": {"label": "work"},
@@ -105,7 +105,7 @@ def _populate(engine: sa.Engine, owner: uuid.UUID, count: int) -> None:
     todos, labels = [], []
     for i in range(count):
         todo_id = uuid.uuid4()
-        names = rng.sample(COMMON, rng.randint(0, 3)) + ([RARE] if i % 200 == 0 else [])
+        names = labels_of(rng, i)
         at = start + timedelta(seconds=i)
         todos.append(
             {
@@ -154,7 +154,7 @@ def _explain(engine: sa.Engine, owner: uuid.UUID) -> None:
         cursor.execute(prefix + statement, parameters)
         plans.append(cursor.fetchall())
 
-    stmt = listing_repository._list_statement("-created_at", None, frozenset({"label_0"}))
+    stmt = listing_repository.list_statement("-created_at", None, frozenset({"label_0"}))
     sa.event.listen(engine, "before_cursor_execute", explain)
     try:
         for label in ("work", RARE):

@@ -289,10 +289,12 @@ def other_user(client: TestClient) -> ApiUser:
 # over the other.
 _PROCESS_TESTS = ("tests/runtime/", "tests/faults/", "tests/browser/")
 # The API's core paths, run once more over HTTP behind PgBouncer: CRUD with If-Match, list
-# walks, the todo's date fields and labels (their filters and sorts in SQL, GET /labels), the
-# feed (its items as GET writes them), idempotent create and move races, creates racing for a
-# client-chosen id, refresh rotation and reuse, logins and refreshes racing a password change
-# or deactivation, throttle races, password change, admin deactivation.
+# walks, the todo's date fields and labels (their filters and sorts in SQL, GET /labels),
+# subtasks (their filters, moves and cascades under the parent's lock), recurring todos
+# (completing one moves its due, with If-Match), the feed (its items as GET writes them),
+# idempotent create and move races, creates racing for a client-chosen id, refresh rotation
+# and reuse, logins and refreshes racing a password change or deactivation, throttle races,
+# password change, admin deactivation.
 # Tests that build an app in process (they ask for `app` or `settings`) are about that app,
 # not the pooler, and run on the other backends only. tests/changes/test_wait.py is not here:
 # it observes its waiters in the in-process app (app.state); waiting behind PgBouncer is
@@ -303,6 +305,8 @@ _POOLED_MODULES = (
     "tests/todos/test_idempotency.py",
     "tests/todos/test_dates.py",
     "tests/todos/test_labels.py",
+    "tests/todos/test_subtasks.py",
+    "tests/todos/test_recurring.py",
     "tests/lists/test_idempotency.py",
     "tests/test_client_ids.py",
     "tests/todos/test_order.py",

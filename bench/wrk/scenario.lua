@@ -41,6 +41,18 @@ end
 
 local function get_todo(e) return wrk.format("GET", "/api/v1/todos/" .. e.todo, auth(e)) end
 local function list_todos(e) return wrk.format("GET", "/api/v1/todos?limit=20", auth(e)) end
+-- The list_*_10k scenarios' user (bench/lists_10k.py): about a third of their todos have the
+-- label Work; about a third are subtasks, which top_level=true leaves out.
+local function list_labelled(e)
+  return wrk.format("GET", "/api/v1/todos?limit=20&label=work", auth(e))
+end
+local function list_top_level(e)
+  return wrk.format("GET", "/api/v1/todos?limit=20&top_level=true", auth(e))
+end
+-- One parent's subtasks (e.todo is a parent with 8 of them), as a client opens a todo.
+local function list_subtasks(e)
+  return wrk.format("GET", "/api/v1/todos?limit=20&parent_id=" .. e.todo, auth(e))
+end
 -- A client's first sync: a feed page of 100 (each feed user has more than that).
 local function changes(e) return wrk.format("GET", "/api/v1/changes?limit=100", auth(e)) end
 local function create_todo(e)
@@ -76,7 +88,10 @@ function request()
   elseif scenario == "ceiling" then return wrk.format("GET", "/")
   -- changes_wait: the same reads, while bench/long_polls.py holds feed requests waiting.
   elseif scenario == "get_todo" or scenario == "changes_wait" then return get_todo(e)
-  elseif scenario == "list_todos" then return list_todos(e)
+  elseif scenario == "list_todos" or scenario == "list_plain_10k" then return list_todos(e)
+  elseif scenario == "list_labelled_10k" then return list_labelled(e)
+  elseif scenario == "list_parent_10k" then return list_subtasks(e)
+  elseif scenario == "list_top_level_10k" then return list_top_level(e)
   elseif scenario == "changes" then return changes(e)
   elseif scenario == "create_todo" or scenario == "create_crowded" then return create_todo(e)
   elseif scenario == "update_todo" then return update_todo(e)
