@@ -8,15 +8,18 @@ gets its own windows.
 Why: the check's cost is almost all redis-py's client work per command (a send, a wait on the
 event loop, a parse), not Redis's. One command per request was most of the limiter's 10%
 budget (issue 25); one command per batch shares that work. bench/limiter_cost.py, 16 checks
-at once (what 32 connections on 2 workers give one worker): about 100 µs of CPU per check
-before, about 30 after; a lone check costs what it did.
+at once (what 32 connections on 2 workers give one worker): about 80 µs of CPU per check
+before, about 45 after (about 30 with hiredis); 64 at once: 95-100 before, 35 after. The
+price: a lone check costs some 20 µs more (a task and a future), on a worker with time to
+spare. Sending a lone check from its own task instead (a task only once a queue forms) kept
+that, but then every burst's first check went alone, and a busy worker paid more per check.
 
 What could not be had from the libraries: redis-py's asyncio client multiplexes nothing (a
 command holds a connection from the pool for its whole round trip, and it has no automatic
 pipelining), and `limits` has no call that counts several keys. Hence this small queue.
 
 - No timer and no added wait: a lone check is sent on the event loop's next turn; a batch
-  forms only from checks that would otherwise have waited for a connection of their own.
+  forms only from checks that arrive in that turn or while a round trip is in flight.
 - One round trip in flight per process, so a batch sent later never overtakes an earlier one.
 - Faults, as limiter.py wants them: a round trip that fails or outlasts the timeout fails its
   batch and everything queued behind it (Redis is down or hanging: each of those requests is

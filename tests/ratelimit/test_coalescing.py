@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 
 # Redis holds every client's commands this long (CLIENT PAUSE): a batch stays in flight while
 # more checks queue behind it, well within the checks' timeout.
-HELD_MS = 100
+HELD_MS = 150
 
 
 class Clock:
