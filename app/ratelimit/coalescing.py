@@ -8,11 +8,13 @@ gets its own windows.
 Why: the check's cost is almost all redis-py's client work per command (a send, a wait on the
 event loop, a parse), not Redis's. One command per request was most of the limiter's 10%
 budget (issue 25); one command per batch shares that work. bench/limiter_cost.py, 16 checks
-at once (what 32 connections on 2 workers give one worker): about 80 µs of CPU per check
-before, about 45 after (about 30 with hiredis); 64 at once: 95-100 before, 35 after. The
-price: a lone check costs some 20 µs more (a task and a future), on a worker with time to
-spare. Sending a lone check from its own task instead (a task only once a queue forms) kept
-that, but then every burst's first check went alone, and a busy worker paid more per check.
+at once (what 32 connections on 2 workers give one worker): about 85 µs of CPU per check
+before, about 43 after (28 with hiredis); 64 at once: about 100 before, 34 after. The price:
+a lone check costs some 15-25 µs more (a task and a future), on a worker with time to spare.
+Sending a lone check from the caller's own task instead (a sender task only once a queue
+forms) kept a lone check's cost, but every burst's first check then went alone, and a
+simulated busy worker (16 requests at once, 0.6-1.5 ms of work each) paid 10-20 µs more per
+request than it does this way.
 
 What could not be had from the libraries: redis-py's asyncio client multiplexes nothing (a
 command holds a connection from the pool for its whole round trip, and it has no automatic
