@@ -6,6 +6,10 @@ Times, in one process and one event loop, as a worker runs them: the whole check
 Redis PING round trip (the floor of anything that asks Redis). The figures are microseconds per
 call, of wall time and of this process's CPU (Redis's own work is a few µs); bench/run.py gives
 what that costs a whole request ("rate limiter on ...").
+
+Then N (1, 4, 16, 64) checks at once, each of its own key and in its own task, as a worker
+serving N requests at once runs them: µs per check, wall and CPU (the task's own creation
+included; bench/run.py's 32 connections on 2 workers are about 16 at once per worker).
 """
 
 import asyncio
@@ -26,6 +30,7 @@ from app.ratelimit.middleware import RateLimitMiddleware  # noqa: E402
 from tests.redis import redis_server  # noqa: E402
 
 ROUNDS = 5000
+CONCURRENCY = (1, 4, 16, 64)
 Figure = tuple[float, float]  # µs per call: wall, CPU
 QUOTA = "100000000/minute"
 SECRET = "limiter-cost-bench-key-0123456789abcdef"  # noqa: S105 - signs throwaway tokens
@@ -99,16 +104,30 @@ async def measure(url: str) -> dict[str, Figure]:
         await middleware(scope, None, None)  # type: ignore[arg-type]
 
     figures["middleware, whole"] = await per_call(through_middleware)
+    for n in CONCURRENCY:
+        figures[f"{n} checks at once, per check"] = await at_once(limiter, n)
     await limiter.close()
     return figures
+
+
+async def at_once(limiter: Limiter, n: int) -> Figure:
+    """Per check, n checks of distinct keys started together, each in its own task."""
+    keys = [f"u{n}-{i}" for i in range(n)]
+
+    async def together() -> None:
+        verdicts = await asyncio.gather(*(limiter.check(limiter.user, key) for key in keys))
+        assert all(verdict is not None for verdict in verdicts)
+
+    wall, cpu = await per_call(together, max(20, ROUNDS // n))
+    return wall / n, cpu / n
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as directory, redis_server(Path(directory)) as redis:
         figures = asyncio.run(measure(redis.url))
-    print(f"{'µs per call':28} {'wall':>7} {'CPU':>7}")
+    print(f"{'µs per call':32} {'wall':>7} {'CPU':>7}")
     for name, (wall, cpu) in figures.items():
-        print(f"{name:28} {wall:7.1f} {cpu:7.1f}")
+        print(f"{name:32} {wall:7.1f} {cpu:7.1f}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The verdicts: count a request against its key (in Redis: redis_windows.py, one round trip;
-in memory: `limits`' strategy), fail open.
+"""The verdicts: count a request against its key (in Redis: redis_windows.py, one round trip,
+shared by the checks a worker has in flight at once: coalescing.py; in memory: `limits`'
+strategy), fail open.
 
 The algorithm is `limits`' sliding window counter: per key and window two counters (this
 window's and the previous one's), and a request is let through while
@@ -14,6 +15,8 @@ request through uncounted, counts a miss (the rate_limit_storage_misses_total me
 warning at most once a minute per process, and the next PAUSE_SECONDS skip the storage
 altogether: a hanging Redis then costs one request per pause per process one short timeout,
 never every request. After the pause the next request tries again: counting resumes by itself.
+Coalesced checks keep to this: each waits at most TIMEOUT_SECONDS, a failed round trip fails
+every request of its batch (and those queued behind it), and each of them counts its miss.
 """
 
 import asyncio
@@ -31,7 +34,8 @@ from limits.storage import storage_from_string
 from prometheus_client import Counter
 
 from app.config import Settings
-from app.ratelimit.redis_windows import RedisWindows
+from app.ratelimit.coalescing import Coalescer
+from app.ratelimit.redis_windows import RedisWindows, Window
 
 logger = logging.getLogger(__name__)
 
@@ -116,18 +120,20 @@ class Limiter:
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)
         self.user = Policy("user", parse_limits(settings.rate_limit_user))
         self.address = Policy("address", parse_limits(settings.rate_limit_address))
+        cluster = uri.startswith("async+redis+cluster")
         # In Redis, by policy name; None: counted in memory by `limits`.
         self.windows = (
             {
-                policy.name: RedisWindows(
-                    self.storage,
-                    uri.startswith("async+redis+cluster"),
-                    policy.name,
-                    policy.items,
-                )
+                policy.name: RedisWindows(self.storage, cluster, policy.name, policy.items)
                 for policy in (self.user, self.address)
             }
             if isinstance(self.storage, RedisStorage)
+            else None
+        )
+        # Concurrent checks share round trips, but not in a Cluster (coalescing.py says why).
+        self.coalescer = (
+            Coalescer(self.windows["user"].script, TIMEOUT_SECONDS)
+            if self.windows is not None and not cluster
             else None
         )
         self.clock = clock
@@ -150,7 +156,9 @@ class Limiter:
     async def _count(self, policy: Policy, key: str) -> Verdict:
         # Every item must hold; the first that refuses decides (those before it have counted
         # this request, which a refused client cannot use anyway).
-        if self.windows is not None:
+        if self.coalescer is not None and self.windows is not None:
+            windows = await self.coalescer.acquire(self.windows[policy.name], key)
+        elif self.windows is not None:
             windows = await self.windows[policy.name].acquire(key)
         else:
             windows = await self._count_in_memory(policy, key)
@@ -171,7 +179,7 @@ class Limiter:
         # The fields name the policy closest to refusing (parse_limits returns one at least).
         return min(verdicts, key=lambda verdict: (verdict.remaining, verdict.window))
 
-    async def _count_in_memory(self, policy: Policy, key: str) -> list[tuple[bool, int, float]]:
+    async def _count_in_memory(self, policy: Policy, key: str) -> list[Window]:
         """As RedisWindows.acquire, with `limits`' own calls (no round trip to save here)."""
         found = []
         for item in policy.items:
@@ -197,6 +205,8 @@ class Limiter:
         )
 
     async def close(self) -> None:
+        if self.coalescer is not None:
+            await self.coalescer.close()
         if not self.in_memory:
             # redis-py's client: close its connection pool with the worker.
             client = getattr(getattr(self.storage, "bridge", None), "storage", None)

@@ -1,7 +1,9 @@
 """Redis killed, frozen and restarted under load, behind real gunicorn (2 workers): requests
 are served (never a 5xx), uncounted and without the RateLimit fields while it is away, none is
 held by a hanging Redis, a warning is logged at most once a minute per worker, a metric counts
-the misses, and counting resumes by itself once it is back (API.md "Rate limits (v1.2)")."""
+the misses, and counting resumes by itself once it is back (API.md "Rate limits (v1.2)").
+The load is concurrent enough that each worker's checks share round trips
+(app/ratelimit/coalescing.py): the faults hit whole batches."""
 
 import re
 import threading
@@ -13,13 +15,14 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+import redis as redis_py
 
 from tests.conftest import PASSWORD
 from tests.runtime.server import Server, app_env, gunicorn
 
 pytestmark = pytest.mark.postgres  # the server's database is a fresh PostgreSQL one
 WARNING = "Rate-limit storage unavailable"
-THREADS = 4
+THREADS = 16  # about 8 requests at once per worker
 
 
 @dataclass
@@ -86,6 +89,19 @@ def misses(server: Server) -> float:
     return sum(float(value) for value in found)
 
 
+def round_trips_and_counted(redis: Any, load: Load) -> tuple[int, int]:
+    """For a second of load: the EVALSHAs Redis ran, and the counted answers whose checks all
+    fell in that second (each sent an EVALSHA of its own before coalescing)."""
+    with redis_py.Redis.from_url(redis.url) as admin:
+        admin.config_resetstat()
+        moment = time.monotonic()
+        time.sleep(1)
+        read = time.monotonic()
+        stats = admin.info("commandstats").get("cmdstat_evalsha", {})
+    answers = [a for a in load.since(moment) if a.started + a.elapsed <= read]
+    return int(stats.get("calls", 0)), sum(a.counted for a in answers)
+
+
 def test_redis_killed_frozen_and_restarted_under_load(server: Server, redis: Any) -> None:
     with server.client() as client:
         email = "load@example.com"
@@ -99,6 +115,8 @@ def test_redis_killed_frozen_and_restarted_under_load(server: Server, redis: Any
     try:
         load.wait_for(counted=True)
         assert misses(server) == 0
+        sent, counted = round_trips_and_counted(redis, load)
+        assert sent < counted, (sent, counted)  # batches formed
 
         redis.kill()
         gone = load.wait_for(counted=False)
