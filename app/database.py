@@ -60,6 +60,20 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        # asyncpg reads timestamptz in binary and hands back aware UTC datetimes (whatever the
+        # session's TimeZone), except for the two infinities, which come naive (datetime.min
+        # and .max: what it writes for them). One plain function per value instead of
+        # TypeDecorator's two calls: six datetime columns on each of a list page's rows.
+        # psycopg2 follows the session's TimeZone and SQLite's values are naive: both convert.
+        if dialect.driver == "asyncpg":
+            return _aware
+        return super().result_processor(dialect, coltype)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
