@@ -37,10 +37,15 @@ import asyncio
 import contextlib
 from collections import deque
 from dataclasses import dataclass
-
-from redis.commands.core import AsyncScript
+from typing import TYPE_CHECKING
 
 from app.ratelimit.redis_windows import RedisWindows, Window
+
+# Only for types: importing redis imports OpenTelemetry, which a service with tracing off must
+# not load (tests/runtime/test_tracing.py); limits imports redis only for a Redis storage.
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
+
 
 # Keys and arguments of one script run grow with the batch; 64 requests of two limits are
 # 256 keys, a few kB to send and well under a millisecond of Redis's time.
@@ -55,7 +60,9 @@ class Waiting:
 
 
 class Coalescer:
-    def __init__(self, script: AsyncScript, timeout: float, batch_limit: int = BATCH_LIMIT) -> None:
+    def __init__(
+        self, script: "AsyncScript", timeout: float, batch_limit: int = BATCH_LIMIT
+    ) -> None:
         self.script = script  # redis_windows.ACQUIRE, registered with the client
         self.timeout = timeout
         self.batch_limit = batch_limit

@@ -28,11 +28,16 @@ per limit instead of two), and once per request.
 import math
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItem
 from limits.aio.storage import RedisStorage
-from redis.commands.core import AsyncScript
+
+# Only for types: importing redis imports OpenTelemetry, which a service with tracing off must
+# not load (tests/runtime/test_tracing.py); limits imports redis only for a Redis storage.
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
+
 
 # KEYS: for each request, each of its limits' previous and current window key. ARGV: for each
 # request, how many limits it has, then each one's quota and window in seconds, in the same
