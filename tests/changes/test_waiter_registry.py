@@ -172,3 +172,32 @@ def test_expired_rows_notify_nobody_and_are_purged(
 
     assert asyncio.run(purge()) >= 1
     assert _rows(db_engine, user) == 0
+
+
+def test_rows_lost_with_the_listen_connection_are_written_again(
+    client: TestClient, user: ApiUser, db_engine: Engine
+) -> None:
+    """change_waiters is UNLOGGED: a crash or failover empties it, and drops the LISTEN
+    connection. When that is made again, the waiters register again (or, the connection up,
+    they would sleep to the end of their wait through the user's next write)."""
+    token = _synced(client, user)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        polled = pool.submit(wait_feed, client, user, token, 60)
+        wait_until(lambda: _rows(db_engine, user) == 1)
+        with db_engine.begin() as connection:  # the crash, as far as the poll can tell
+            connection.execute(text("DELETE FROM change_waiters"))
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND application_name LIKE '% listener'"
+                )
+            )
+        # Written again only once the LISTEN connection is back: no more rechecks then.
+        wait_until(lambda: _rows(db_engine, user) == 1)
+        assert client.app.state.change_waiters.reliable  # type: ignore[attr-defined]
+        mine = create_todo(client, user)
+        written = time.monotonic()
+        body = polled.result(timeout=60).json()
+        answered = time.monotonic() - written
+    assert [c["id"] for c in body["changes"]] == [mine["id"]]
+    assert answered < 5
