@@ -13,7 +13,7 @@ from app.accounts.models import (
     RefreshToken,
     User,
 )
-from app.changes.models import Change, ChangeClock
+from app.changes.models import Change, ChangeClock, ChangeWaiter
 from app.client_ids import ClientId
 from app.database import Base
 from app.idempotency.models import IdempotencyKey
@@ -25,6 +25,7 @@ __all__ = [
     "Base",
     "Change",
     "ChangeClock",
+    "ChangeWaiter",
     "ClientId",
     "DeviceToken",
     "IdempotencyKey",

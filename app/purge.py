@@ -1,9 +1,10 @@
 """Deleting rows nobody will ask for again, without an external cron.
 
 Login failures older than the throttle's window, idempotency records older than their TTL,
-change-feed tombstones older than CHANGES_RETENTION_DAYS and ended logins (with their refresh
-tokens) are dead weight: the first two are dropped when their key comes back, but most keys
-never do, and nothing ever dropped a login.
+change-feed tombstones older than CHANGES_RETENTION_DAYS, ended logins (with their refresh
+tokens) and the change_waiters rows of workers that died waiting are dead weight: the first
+two are dropped when their key comes back, but most keys never do, nothing ever dropped a
+login, and a waiter's row outlives a crash of its worker.
 Each worker runs purge_periodically() in the background; the deletes are bounded batches
 (short transactions, short locks), and running them in several workers at once is harmless.
 """
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.accounts import login_repository
 from app.accounts.models import LoginFailure
 from app.changes.repository import expired_tombstones
+from app.changes.waiter_repository import expired_waiters
 from app.config import Settings
 from app.database import transaction, utcnow
 from app.idempotency.models import IdempotencyKey
@@ -46,14 +48,15 @@ def _expired_statements(settings: Settings, now: datetime) -> list[Delete]:
         delete(LoginFailure).where(LoginFailure.id.in_(old_failures)),
         delete(IdempotencyKey).where(record_key.in_(old_records)),
         expired_tombstones(timedelta(days=settings.changes_retention_days), now),
+        expired_waiters(now, BATCH),
     ]
 
 
 async def purge_expired(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, now: datetime
 ) -> int:
-    """Delete expired login failures, idempotency records and tombstones, and ended logins
-    with their tokens; how many went (the tokens not counted)."""
+    """Delete expired login failures, idempotency records, tombstones and change waiters, and
+    ended logins with their tokens; how many went (the tokens not counted)."""
     deleted = 0
     for statement in _expired_statements(settings, now):
         for _ in range(MAX_BATCHES):

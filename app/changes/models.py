@@ -48,3 +48,16 @@ class ChangeClock(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChangeWaiter(Base):
+    """PostgreSQL: a waiting feed request (app.changes.registry), so that the recording trigger
+    notifies only the owners someone waits for. UNLOGGED there (migration 8b3f0d6c2e15): a row
+    lost in a crash costs a late answer, never a missed one. Unused on SQLite."""
+
+    __tablename__ = "change_waiters"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    # Past it the row is ignored (a crashed worker's) and purged (app.purge).
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

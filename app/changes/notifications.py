@@ -2,8 +2,9 @@
 started in the lifespan (after gunicorn forks), whatever the number of waiters.
 
 PostgreSQL: one asyncpg connection LISTENs on `todo_changes`, which the recording trigger
-notifies with the owner's id inside the writing transaction (migration e5c1d7a93b42), so the
-notification arrives when, and only if, the change commits, from any worker or replica. It
+notifies with the owner's id inside the writing transaction (migration e5c1d7a93b42) when
+someone waits for that owner (change_waiters: app.changes.registry, migration 8b3f0d6c2e15),
+so the notification arrives when, and only if, the change commits, from any worker or replica. It
 is a direct connection (DATABASE_LISTEN_URL): a transaction-mode pooler hands the server
 connection that ran LISTEN to other clients. When it drops, waiters fall back to rechecking
 (ChangeWaiters.reliable) and the connection is made again with a growing pause; once it is
@@ -26,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.changes import repository
+from app.changes.registry import WaiterRegistry
 from app.changes.waiting import RECHECK_SECONDS as RECHECK
 from app.changes.waiting import ChangeWaiters
 from app.config import Settings
@@ -74,6 +76,10 @@ class PostgresListener:
         try:
             listening.add_termination_listener(lambda _connection: lost.set())
             await listening.add_listener(CHANNEL, self._heard)
+            if self._waiters.registry is not None:
+                # change_waiters is UNLOGGED: after a crash or failover its rows are gone, so
+                # each waiter woken below registers again before it reads.
+                self._waiters.registry.generation += 1
             self._waiters.reliable = True
             # Whatever committed while nobody listened: every waiter reads once more.
             self._waiters.wake_all()
@@ -155,6 +161,8 @@ class Notifier:
         if url is None:
             logger.warning(NO_LISTEN_URL, RECHECK)
             return
+        # The trigger notifies only the owners registered here (app.changes.registry).
+        self.waiters.registry = WaiterRegistry(sessionmaker)
         listener = PostgresListener(url, self.waiters, settings)
         self._listening = asyncio.get_running_loop().create_task(listener.run())
 

@@ -13,8 +13,11 @@ behind a transaction pooler without DATABASE_LISTEN_URL), waiters read again eve
 RECHECK_SECONDS instead: later, never missed. The reasons: docs/adr/0412-waiting-for-changes.md.
 
 Registration comes before the first read: a change that commits after that read is heard,
-one that committed before it is in it. A wake with nothing new (another object's change
-already read, a recheck) is one more read, and the request waits on.
+one that committed before it is in it. On PostgreSQL it is also a row in change_waiters
+(app.changes.registry): the recording trigger notifies only owners with one.
+
+A wake with nothing new (another object's change already read, a recheck) is one more read,
+and the request waits on.
 """
 
 import asyncio
@@ -29,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.security import AccessClaims
 from app.changes import service
+from app.changes.registry import WaiterRegistry, registered
 from app.changes.tokens import ChangeTokens, FeedPosition
 
 RECHECK_SECONDS = 2.0
@@ -54,6 +58,8 @@ class ChangeWaiters:
         self.reliable = False
         self.stopping = False
         self.on_first_waiter: Callable[[], None] | None = None  # the SQLite poll starts
+        # PostgreSQL with a LISTEN connection: the rows that make the trigger notify.
+        self.registry: WaiterRegistry | None = None
 
     def __len__(self) -> int:
         return sum(len(events) for events in self._events.values())
@@ -95,9 +101,11 @@ class ChangeWaiters:
         self.stopping = True
         self.wake_all()
 
-    async def sleep(self, event: asyncio.Event, remaining: float) -> bool:
-        """Until woken (True), a recheck is due (True) or `remaining` is over (False)."""
-        timeout = remaining if self.reliable else min(remaining, RECHECK_SECONDS)
+    async def sleep(self, event: asyncio.Event, remaining: float, recheck: bool = False) -> bool:
+        """Until woken (True), a recheck is due (True) or `remaining` is over (False); a
+        recheck is due every RECHECK_SECONDS while the source is not reliable, or if asked."""
+        reliable = self.reliable and not recheck
+        timeout = remaining if reliable else min(remaining, RECHECK_SECONDS)
         try:
             async with asyncio.timeout(timeout):
                 await event.wait()
@@ -121,17 +129,23 @@ async def feed(
     position = service.position(claims, tokens, since, retention)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
+    # The registration's own pool session takes a connection: the request's gives its back.
+    await session.close()
     with waiters.subscribe(claims.user_id) as woken:
-        page = await service.read(session, claims, position, limit)
-        while not _news(page, position) and not waiters.stopping:
-            # The connection goes back to the pool for the wait: hundreds of waiting
-            # requests hold none. The next read takes one again.
-            await session.close()
-            remaining = deadline - loop.time()
-            if remaining <= 0 or not await waiters.sleep(woken, remaining):
-                break
-            # From `since` again: the answer holds everything after it, repeats included.
+        async with registered(waiters.registry, claims.user_id, wait) as registration:
             page = await service.read(session, claims, position, limit)
+            while not _news(page, position) and not waiters.stopping:
+                # The connection goes back to the pool for the wait: hundreds of waiting
+                # requests hold none. The next read takes one again.
+                await session.close()
+                remaining = deadline - loop.time()
+                recheck = not registration.sure
+                if remaining <= 0 or not await waiters.sleep(woken, remaining, recheck):
+                    break
+                await registration.renew()
+                # From `since` again: the answer holds everything after it, repeats included.
+                page = await service.read(session, claims, position, limit)
+            await session.close()  # before the removal's session takes one
     if page.changes and not _news(page, position):
         # Only repeats: nothing changed. The client's own token is as good as it gets.
         page = service.Page((), position, more=False)
