@@ -101,3 +101,25 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the wait was not set up in time"
         time.sleep(0.02)
+
+
+def synced(client: Any, user: ApiUser) -> str:
+    """A token with nothing after it. On PostgreSQL a page may repeat changes while another
+    transaction in the cluster stays open (see Replica.news): read until one is empty."""
+    replica = Replica(user)
+    replica.sync(client)
+    bodies: list[dict[str, Any]] = []
+
+    def quiet() -> bool:
+        bodies.append(page(client, user, bodies[-1]["next_token"] if bodies else replica.token))
+        return not bodies[-1]["changes"]
+
+    # As long as a transaction anywhere in the cluster stays open (other test runs too).
+    wait_until(quiet, timeout=180)
+    token: str = bodies[-1]["next_token"]
+    return token
+
+
+def waiting_count(client: Any) -> int:
+    """How many feed requests the in-process app has waiting."""
+    return len(client.app.state.change_waiters)

@@ -12,39 +12,26 @@ from sqlalchemy import Engine, text
 
 from app.config import Settings
 from app.main import create_app
-from tests.changes.helpers import FEED, Replica, page, wait_feed, wait_until
+from tests.changes.helpers import (
+    FEED,
+    Replica,
+    page,
+    synced,
+    wait_feed,
+    wait_until,
+    waiting_count,
+)
 from tests.conftest import ApiUser, make_user
 from tests.lists.helpers import create_todo
-
-
-def _synced(client: TestClient, user: ApiUser) -> str:
-    """A token with nothing after it. On PostgreSQL a page may repeat changes while another
-    transaction in the cluster stays open (tests/changes/helpers): read until one is empty."""
-    replica = Replica(user)
-    replica.sync(client)
-    bodies: list[dict[str, Any]] = []
-
-    def quiet() -> bool:
-        bodies.append(page(client, user, bodies[-1]["next_token"] if bodies else replica.token))
-        return not bodies[-1]["changes"]
-
-    # As long as a transaction anywhere in the cluster stays open (other test runs too).
-    wait_until(quiet, timeout=180)
-    token: str = bodies[-1]["next_token"]
-    return token
-
-
-def _waiting(client: TestClient) -> int:
-    return len(client.app.state.change_waiters)  # type: ignore[attr-defined]
 
 
 def test_a_waiting_poll_answers_with_the_change_another_request_commits(
     client: TestClient, user: ApiUser
 ) -> None:
-    token = _synced(client, user)
+    token = synced(client, user)
     with ThreadPoolExecutor(max_workers=1) as pool:
         polled = pool.submit(wait_feed, client, user, token, 60)
-        wait_until(lambda: _waiting(client) == 1)
+        wait_until(lambda: waiting_count(client) == 1)
         todo = create_todo(client, user, title="while you waited")
         response = polled.result(timeout=60)
     assert response.status_code == 200, response.text
@@ -52,7 +39,7 @@ def test_a_waiting_poll_answers_with_the_change_another_request_commits(
     assert [(c["id"], c["item"]["title"]) for c in body["changes"]] == [
         (todo["id"], "while you waited")
     ]
-    assert _waiting(client) == 0
+    assert waiting_count(client) == 0
     # Its token goes on from there (PostgreSQL may repeat the change: tests/changes/helpers).
     again = page(client, user, body["next_token"])["changes"]
     assert [c["id"] for c in again] in ([], [todo["id"]])
@@ -61,7 +48,7 @@ def test_a_waiting_poll_answers_with_the_change_another_request_commits(
 def test_nothing_changes_an_empty_page_after_the_wait_with_a_token_as_good_as_since(
     client: TestClient, user: ApiUser
 ) -> None:
-    token = _synced(client, user)
+    token = synced(client, user)
     response = wait_feed(client, user, token, 1)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -72,7 +59,7 @@ def test_nothing_changes_an_empty_page_after_the_wait_with_a_token_as_good_as_si
 
 
 def test_a_change_already_there_answers_at_once(client: TestClient, user: ApiUser) -> None:
-    token = _synced(client, user)
+    token = synced(client, user)
     todo = create_todo(client, user)
     body = wait_feed(client, user, token, 60).json()
     assert [c["id"] for c in body["changes"]] == [todo["id"]]
@@ -92,7 +79,7 @@ def test_wait_without_since_or_out_of_range_is_422(
     client: TestClient, user: ApiUser, params: dict[str, Any], why: str
 ) -> None:
     if "since" in params:
-        params["since"] = _synced(client, user)
+        params["since"] = synced(client, user)
     response = client.get(FEED, params=params, headers=user.headers)
     assert response.status_code == 422, why
 
@@ -100,10 +87,10 @@ def test_wait_without_since_or_out_of_range_is_422(
 def test_another_users_change_does_not_answer_a_waiting_poll(
     client: TestClient, user: ApiUser, other_user: ApiUser
 ) -> None:
-    token = _synced(client, user)
+    token = synced(client, user)
     with ThreadPoolExecutor(max_workers=1) as pool:
         polled = pool.submit(wait_feed, client, user, token, 60)
-        wait_until(lambda: _waiting(client) == 1)
+        wait_until(lambda: waiting_count(client) == 1)
         create_todo(client, other_user, title="not yours")
         create_todo(client, other_user, title="nor this")
         mine = create_todo(client, user, title="yours")
@@ -130,12 +117,12 @@ WAITERS = 24  # more than either backend's pool can hold at once
 
 def test_waiting_polls_hold_no_connection(small_pool: TestClient) -> None:
     user = make_user(small_pool)
-    token = _synced(small_pool, user)
+    token = synced(small_pool, user)
     with ThreadPoolExecutor(max_workers=WAITERS) as pool:
         polls: list[Future[Any]] = [
             pool.submit(wait_feed, small_pool, user, token, 60) for _ in range(WAITERS)
         ]
-        wait_until(lambda: _waiting(small_pool) == WAITERS)
+        wait_until(lambda: waiting_count(small_pool) == WAITERS)
         # Everything else still gets a connection while they all wait.
         for _ in range(5):
             assert small_pool.get("/api/v1/todos", headers=user.headers).status_code == 200
@@ -152,9 +139,9 @@ def test_stopping_answers_the_waiting_polls_at_once(settings: Settings, client: 
     app = create_app(settings)
     with ThreadPoolExecutor(max_workers=1) as pool, TestClient(app) as stopping:
         user = make_user(stopping)
-        token = _synced(stopping, user)
+        token = synced(stopping, user)
         polled = pool.submit(wait_feed, stopping, user, token, 60)
-        wait_until(lambda: _waiting(stopping) == 1)
+        wait_until(lambda: waiting_count(stopping) == 1)
         # What app.server's shutdown calls (app.stopping), in the app's event loop.
         assert stopping.portal is not None
         stopping.portal.call(app.state.change_waiters.stop)
@@ -181,7 +168,7 @@ def test_behind_an_open_transaction_repeats_do_not_answer_a_waiting_poll(
         assert (first["id"] in repeated) == (backend == "postgres")
         with ThreadPoolExecutor(max_workers=1) as pool:
             polled = pool.submit(wait_feed, client, user, replica.token, 60)
-            wait_until(lambda: _waiting(client) == 1 or polled.done())
+            wait_until(lambda: waiting_count(client) == 1 or polled.done())
             assert not polled.done(), polled.result().text
             second = create_todo(client, user, title="after")
             body = polled.result(timeout=60).json()

@@ -25,8 +25,7 @@ from app.config import Settings
 from app.database import create_sessionmaker
 from app.engines import create_db_engine
 from app.purge import purge_expired
-from tests.changes.helpers import wait_feed, wait_until
-from tests.changes.test_wait import _synced, _waiting
+from tests.changes.helpers import synced, wait_feed, wait_until, waiting_count
 from tests.conftest import ApiUser
 from tests.lists.helpers import create_todo
 
@@ -64,7 +63,7 @@ def _rows(db_engine: Engine, user: ApiUser) -> int:
 def test_only_the_owners_someone_waits_for_are_notified(
     client: TestClient, user: ApiUser, other_user: ApiUser, db_engine: Engine, database_url: str
 ) -> None:
-    token = _synced(client, user)
+    token = synced(client, user)
     with listening(database_url) as heard, ThreadPoolExecutor(max_workers=1) as pool:
         polled = pool.submit(wait_feed, client, user, token, 60)
         wait_until(lambda: _rows(db_engine, user) == 1)
@@ -82,7 +81,7 @@ def test_only_the_owners_someone_waits_for_are_notified(
 def test_a_wait_that_runs_out_or_is_stopped_leaves_no_row(
     client: TestClient, user: ApiUser, db_engine: Engine
 ) -> None:
-    token = _synced(client, user)
+    token = synced(client, user)
     assert wait_feed(client, user, token, 1).json()["changes"] == []
     assert _rows(db_engine, user) == 0
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -103,14 +102,14 @@ def test_a_write_in_flight_while_a_poll_registers_answers_it(
     """The trigger of a write that has not committed looked before the row was there, and the
     poll's read does not see the write yet: without the owner's lock nobody would wake it."""
     todo = create_todo(client, user)
-    token = _synced(client, user)
+    token = synced(client, user)
     with db_engine.connect() as writer, ThreadPoolExecutor(max_workers=1) as pool:
         writer.execute(
             text("UPDATE todos SET title = 'in flight' WHERE id = CAST(:id AS uuid)"),
             {"id": todo["id"]},
         )
         polled = pool.submit(wait_feed, client, user, token, 60)
-        wait_until(lambda: _waiting(client) == 1)
+        wait_until(lambda: waiting_count(client) == 1)
         time.sleep(held)
         writer.commit()
         committed = time.monotonic()
@@ -180,7 +179,7 @@ def test_rows_lost_with_the_listen_connection_are_written_again(
     """change_waiters is UNLOGGED: a crash or failover empties it, and drops the LISTEN
     connection. When that is made again, the waiters register again (or, the connection up,
     they would sleep to the end of their wait through the user's next write)."""
-    token = _synced(client, user)
+    token = synced(client, user)
     with ThreadPoolExecutor(max_workers=1) as pool:
         polled = pool.submit(wait_feed, client, user, token, 60)
         wait_until(lambda: _rows(db_engine, user) == 1)
