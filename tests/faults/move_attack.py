@@ -146,7 +146,14 @@ def run(
         began = time.monotonic()
         attacks = [pool.submit(attack, n) for n in range(attackers)]
         time.sleep(1)  # the attack under way
-        result.attack_p99_s, result.reader_statuses = reader_p99(server, reader, reads)
+        # Two samples, the better one kept: what the attack does to a reader lasts as long as
+        # the attack (the whole-list rewrite slowed every sample), while a spike from whatever
+        # else shares the two cores (the other test worker, autovacuum after populate) hits one
+        # sample's p99 and not the next: seen once in CI, 49.9 ms against 9.2 idle, where the
+        # same run alone and beside a busy core gave 10.7 against 9.7.
+        samples = [reader_p99(server, reader, reads) for _ in range(2)]
+        result.attack_p99_s = min(p99 for p99, _ in samples)
+        result.reader_statuses = sum((statuses for _, statuses in samples), Counter[int]())
         time.sleep(max(0.0, began + seconds - time.monotonic()))
         stop.set()
         for future in attacks:
